@@ -1,0 +1,62 @@
+//! Per-folder progress markers (design.md correctness rule 2).
+//!
+//! A checkpoint says "every source message up to `last_source_uid` of this folder, under this
+//! UIDVALIDITY, is confirmed on the target". It is a shortcut, never the guard: the guard is the
+//! fingerprint match (rule 1), so losing a checkpoint costs time, never correctness.
+//!
+//! `target_uid_mark` records the target folder's highest UID right after those appends were
+//! confirmed. On resume, only target messages above the mark can be copies the checkpoint does not
+//! know about yet, so only they need to be fingerprinted and matched against the source messages
+//! above `last_source_uid`: matching stays exact even when a folder holds identical messages.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Which folder a checkpoint belongs to. `scope` isolates batches/tenants sharing one store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CheckpointKey {
+    /// Batch or tenant namespace, e.g. `default` in embedded mode.
+    pub scope: String,
+    /// Target mailbox address (the CSV's EmailAddress).
+    pub user: String,
+    /// Source folder name as the source server spells it (raw, modified UTF-7).
+    pub folder: String,
+}
+
+/// Progress of one folder; see the module docs for what each field promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderCheckpoint {
+    pub source_uidvalidity: u32,
+    pub last_source_uid: u32,
+    pub target_uidvalidity: u32,
+    pub target_uid_mark: u32,
+}
+
+impl FolderCheckpoint {
+    /// Whether `self` may replace `stored`: checkpoints only move forward under one UIDVALIDITY;
+    /// a different source UIDVALIDITY means the folder restarted and the new marker wins.
+    pub fn supersedes(&self, stored: &FolderCheckpoint) -> bool {
+        self.source_uidvalidity != stored.source_uidvalidity
+            || self.last_source_uid > stored.last_source_uid
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint store: {0}")]
+pub struct StoreError(pub String);
+
+/// Durable checkpoint storage. Implementations must make [`CheckpointStore::advance`] atomic:
+/// two workers racing on one folder must never move a checkpoint backwards.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    async fn load(&self, key: &CheckpointKey) -> Result<Option<FolderCheckpoint>, StoreError>;
+    /// Stores `checkpoint` if it [supersedes](FolderCheckpoint::supersedes) the stored one (or
+    /// none is stored). Returns whether it was written.
+    async fn advance(
+        &self,
+        key: &CheckpointKey,
+        checkpoint: FolderCheckpoint,
+    ) -> Result<bool, StoreError>;
+    /// Forgets every checkpoint of `user` in `scope` (a user restarted from scratch).
+    async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError>;
+}

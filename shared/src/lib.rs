@@ -1,0 +1,26 @@
+//! Domain types shared by every mailfleet process.
+//!
+//! # Layout
+//! - [`migration_csv`]: the migration CSV (`EmailAddress,UserName,Password[,UserRoot]`), validated
+//!   exactly as Microsoft's IMAP migration service defines it, every error with its line number.
+//! - [`endpoint`]: where a mailbox lives (host, port, security) and how to log in to it, including
+//!   the admin login formats of Exchange, Dovecot, Mirapoint, Courier and Cyrus.
+//! - [`mutf7`]: IMAP's modified UTF-7 mailbox-name encoding (RFC 3501 §5.1.3).
+//! - [`folder_map`]: turning a source folder name into the target's, across namespaces, hierarchy
+//!   separators and special-use folders, and the include/exclude rules of a batch.
+//! - [`fingerprint`]: the identity of a message that does not depend on UIDs (correctness rule 1).
+//! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
+//! - [`queue`], [`checkpoint`], [`credentials`]: the seams whose backends live in `mailfleet-stores`.
+//!
+//! Nothing here performs I/O except through the traits; dependencies point one way:
+//! `shared` ← `stores`, `worker` ← `coordinator`.
+
+pub mod checkpoint;
+pub mod credentials;
+pub mod endpoint;
+pub mod fingerprint;
+pub mod folder_map;
+pub mod messages;
+pub mod migration_csv;
+pub mod mutf7;
+pub mod queue;
