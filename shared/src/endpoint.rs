@@ -1,4 +1,13 @@
-//! STUB — being written by a helper. API contract below.
+//! Where a mailbox server is and how to log in to it.
+//!
+//! Endpoints are written as URLs (`imaps://mail.example.com:993`) so a command line or a config
+//! file names one in a single value; credentials never go into the URL, since URLs end up in
+//! logs, reports and shell history. Admin logins follow the formats of Microsoft's IMAP migration
+//! service (design.md §1), so one admin password migrates every user.
+
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +28,65 @@ pub enum AdminFormat {
     Cyrus,
 }
 
+const ADMIN_FORMATS: [(&str, AdminFormat); 5] = [
+    ("exchange", AdminFormat::Exchange),
+    ("dovecot", AdminFormat::Dovecot),
+    ("mirapoint", AdminFormat::Mirapoint),
+    ("courier", AdminFormat::Courier),
+    ("cyrus", AdminFormat::Cyrus),
+];
+
+impl FromStr for AdminFormat {
+    type Err = EndpointError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ADMIN_FORMATS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
+            .map(|(_, format)| *format)
+            .ok_or_else(|| {
+                let names: Vec<_> = ADMIN_FORMATS.iter().map(|(n, _)| *n).collect();
+                EndpointError(format!(
+                    "unknown admin login format '{text}' (expected one of: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for AdminFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = ADMIN_FORMATS
+            .iter()
+            .find(|(_, v)| v == self)
+            .map_or("?", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
+impl AdminFormat {
+    /// Courier/Oracle admins reach a user's mail through a folder root given per CSV row.
+    pub fn needs_user_root(&self) -> bool {
+        *self == AdminFormat::Courier
+    }
+
+    /// The login an admin uses on behalf of `user` (design.md §1, "Admin login formats").
+    pub fn login(&self, admin: &str, user: &str) -> LoginMethod {
+        let login = |user: String| LoginMethod::Login { user };
+        match self {
+            AdminFormat::Exchange => login(format!("{admin}/{user}")),
+            AdminFormat::Dovecot => login(format!("{user}*{admin}")),
+            AdminFormat::Mirapoint => login(format!("#{user}#{admin}#")),
+            AdminFormat::Courier => login(admin.to_owned()),
+            AdminFormat::Cyrus => LoginMethod::SaslPlain {
+                authzid: user.to_owned(),
+                authcid: admin.to_owned(),
+            },
+        }
+    }
+}
+
+/// An admin login; its password lives in the credential store, never here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminLogin {
     pub user: String,
@@ -30,28 +98,234 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub security: Security,
+    /// Skip certificate verification; only when the endpoint explicitly says so.
     pub accept_untrusted_certs: bool,
     pub admin: Option<AdminLogin>,
 }
 
+/// How to authenticate: LOGIN, or SASL PLAIN with an authorization identity (Cyrus proxy auth).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginMethod {
     Login { user: String },
     SaslPlain { authzid: String, authcid: String },
 }
 
-#[derive(Debug, thiserror::Error)]
+impl LoginMethod {
+    /// Who is logging in, for logs and error messages (never a password).
+    pub fn display_user(&self) -> String {
+        match self {
+            LoginMethod::Login { user } => user.clone(),
+            LoginMethod::SaslPlain { authzid, authcid } => format!("{authcid} (as {authzid})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct EndpointError(pub String);
 
+const SCHEMES: [(&str, Security, u16); 3] = [
+    ("imap", Security::None, 143),
+    ("imap+starttls", Security::StartTls, 143),
+    ("imaps", Security::Ssl, 993),
+];
+
 impl Endpoint {
-    pub fn from_url(_url: &str) -> Result<Self, EndpointError> {
-        todo!()
+    /// Parses `imap://host:port`, `imap+starttls://host:port` or `imaps://host:port`, with an
+    /// optional `?accept_untrusted_certs=true`.
+    pub fn from_url(text: &str) -> Result<Self, EndpointError> {
+        let shown = without_credentials(text);
+        let bad = |why: &str| EndpointError(format!("invalid endpoint URL '{shown}': {why}"));
+        let url = url::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
+        let (_, security, default_port) = SCHEMES
+            .iter()
+            .find(|(scheme, _, _)| *scheme == url.scheme())
+            .ok_or_else(|| bad("the scheme must be imap://, imap+starttls:// or imaps://"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "credentials do not belong in a URL; use the CSV or the admin options",
+            ));
+        }
+        if !matches!(url.path(), "" | "/") {
+            return Err(bad("a server URL has no path"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        let mut accept_untrusted_certs = false;
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "accept_untrusted_certs" | "insecure" => {
+                    accept_untrusted_certs = parse_bool(&value)
+                        .ok_or_else(|| bad(&format!("{key} must be true or false")))?;
+                }
+                other => return Err(bad(&format!("unknown parameter '{other}'"))),
+            }
+        }
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port: url.port().unwrap_or(*default_port),
+            security: *security,
+            accept_untrusted_certs,
+            admin: None,
+        })
     }
-    pub fn login_for(&self, _login_name: &str) -> LoginMethod {
-        todo!()
+
+    /// The canonical URL of the endpoint, without secrets.
+    pub fn url(&self) -> String {
+        let scheme = SCHEMES
+            .iter()
+            .find(|(_, s, _)| *s == self.security)
+            .map_or("imap", |(n, _, _)| n);
+        let query = if self.accept_untrusted_certs {
+            "?accept_untrusted_certs=true"
+        } else {
+            ""
+        };
+        format!("{scheme}://{}:{}{query}", self.host, self.port)
     }
+
+    /// The login for `login_name` (source: the CSV's UserName; target: its EmailAddress).
+    pub fn login_for(&self, login_name: &str) -> LoginMethod {
+        match &self.admin {
+            Some(admin) => admin.format.login(&admin.user, login_name),
+            None => LoginMethod::Login {
+                user: login_name.to_owned(),
+            },
+        }
+    }
+
     pub fn uses_admin_password(&self) -> bool {
         self.admin.is_some()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+/// `imap://user:pass@host` → `imap://***@host`: a URL in an error message must not leak a password.
+fn without_credentials(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***{}", &text[..scheme_end + 3], &text[at..])
+        }
+        _ => text.to_owned(),
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_and_default_ports() {
+        let cases = [
+            ("imap://mail.example.com", Security::None, 143),
+            ("imap+starttls://mail.example.com", Security::StartTls, 143),
+            ("imaps://mail.example.com", Security::Ssl, 993),
+            ("imaps://mail.example.com:1993/", Security::Ssl, 1993),
+        ];
+        for (url, security, port) in cases {
+            let endpoint = Endpoint::from_url(url).unwrap();
+            assert_eq!(
+                (endpoint.security, endpoint.port),
+                (security, port),
+                "{url}"
+            );
+            assert!(!endpoint.accept_untrusted_certs);
+        }
+    }
+
+    #[test]
+    fn ipv6_and_untrusted_flag_round_trip() {
+        let endpoint = Endpoint::from_url("imaps://[::1]:993?accept_untrusted_certs=true").unwrap();
+        assert_eq!(endpoint.host, "[::1]");
+        assert!(endpoint.accept_untrusted_certs);
+        assert_eq!(
+            endpoint.url(),
+            "imaps://[::1]:993?accept_untrusted_certs=true"
+        );
+        assert!(
+            Endpoint::from_url("imaps://h?insecure=true")
+                .unwrap()
+                .accept_untrusted_certs
+        );
+    }
+
+    #[test]
+    fn rejections_name_the_url_and_the_problem() {
+        for (url, why) in [
+            ("http://mail.example.com", "scheme"),
+            ("imap://alice:secret@mail.example.com", "credentials"),
+            ("imap://mail.example.com/INBOX", "path"),
+            ("imap://mail.example.com?tls=1", "unknown parameter"),
+            ("imap://mail.example.com?insecure=maybe", "true or false"),
+            ("not a url", "invalid endpoint URL"),
+        ] {
+            let error = Endpoint::from_url(url).unwrap_err().to_string();
+            assert!(error.contains(why), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn admin_login_formats() {
+        let login = |format: AdminFormat, admin: &str| {
+            let mut endpoint = Endpoint::from_url("imap://h").unwrap();
+            endpoint.admin = Some(AdminLogin {
+                user: admin.into(),
+                format,
+            });
+            endpoint.login_for("alice")
+        };
+        let plain = |user: &str| LoginMethod::Login { user: user.into() };
+        assert_eq!(
+            login(AdminFormat::Exchange, "CONTOSO/admin"),
+            plain("CONTOSO/admin/alice")
+        );
+        assert_eq!(login(AdminFormat::Dovecot, "admin"), plain("alice*admin"));
+        assert_eq!(
+            login(AdminFormat::Mirapoint, "admin"),
+            plain("#alice#admin#")
+        );
+        assert_eq!(login(AdminFormat::Courier, "admin"), plain("admin"));
+        assert_eq!(
+            login(AdminFormat::Cyrus, "cyrus"),
+            LoginMethod::SaslPlain {
+                authzid: "alice".into(),
+                authcid: "cyrus".into()
+            }
+        );
+        assert_eq!(
+            Endpoint::from_url("imap://h").unwrap().login_for("alice"),
+            plain("alice")
+        );
+        assert!(AdminFormat::Courier.needs_user_root());
+    }
+
+    #[test]
+    fn admin_format_names() {
+        assert_eq!(
+            "Dovecot".parse::<AdminFormat>().unwrap(),
+            AdminFormat::Dovecot
+        );
+        assert_eq!(AdminFormat::Cyrus.to_string(), "cyrus");
+        let error = "zimbra".parse::<AdminFormat>().unwrap_err().to_string();
+        assert!(
+            error.contains("zimbra") && error.contains("exchange, dovecot"),
+            "{error}"
+        );
     }
 }

@@ -106,6 +106,8 @@ pub enum Report {
         batch: String,
         user: String,
         folder_tasks: u32,
+        /// Every folder of the user on the target (display names), including empty ones.
+        folders: Vec<String>,
         /// Folders not migrated (excluded by no rule the user chose, e.g. unmappable names).
         skipped: Vec<SkippedItem>,
     },
