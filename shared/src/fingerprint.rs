@@ -48,13 +48,12 @@ pub fn header_value(header: &[u8], name: &str) -> Option<Vec<u8>> {
             }
             (Some(_), false) => break,
             (None, false) => {
-                if let Some(colon) = line.iter().position(|&b| b == b':') {
-                    if line[..colon]
+                if let Some(colon) = line.iter().position(|&b| b == b':')
+                    && line[..colon]
                         .trim_ascii()
                         .eq_ignore_ascii_case(name.as_bytes())
-                    {
-                        value = Some(line[colon + 1..].to_vec());
-                    }
+                {
+                    value = Some(line[colon + 1..].to_vec());
                 }
             }
             (None, true) => {}

@@ -1,1 +1,632 @@
-//! STUB — being written by a helper.
+//! Source folder → target folder, and the batch's include/exclude rules.
+//!
+//! Servers disagree on almost everything about folder names (design.md §6): Cyrus and Courier
+//! keep personal folders under `INBOX.`, Dovecot under nothing; separators are `.` or `/`; names
+//! are modified UTF-7; the sent folder may be `Sent`, `Sent Items` or `Sent Messages`. A name is
+//! therefore mapped through its meaning: decoded path components relative to the personal
+//! namespace, with special-use folders landing in the target's own folder of that use.
+//!
+//! Two source folders of the same special use (`Sent` and `Sent Items`) both land in the target's
+//! one sent folder; that merge is intended — a user has one sent folder after the migration.
+
+use std::collections::BTreeMap;
+
+use crate::mutf7;
+
+/// A server's personal namespace (RFC 2342): `prefix` raw as the server writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace {
+    pub prefix: String,
+    pub separator: Option<char>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SpecialUse {
+    Inbox,
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+}
+
+const WELL_KNOWN_NAMES: [(&str, SpecialUse); 14] = [
+    ("Sent", SpecialUse::Sent),
+    ("Sent Items", SpecialUse::Sent),
+    ("Sent Messages", SpecialUse::Sent),
+    ("Sent Mail", SpecialUse::Sent),
+    ("Drafts", SpecialUse::Drafts),
+    ("Trash", SpecialUse::Trash),
+    ("Deleted Items", SpecialUse::Trash),
+    ("Deleted Messages", SpecialUse::Trash),
+    ("Junk", SpecialUse::Junk),
+    ("Junk E-mail", SpecialUse::Junk),
+    ("Junk Email", SpecialUse::Junk),
+    ("Spam", SpecialUse::Junk),
+    ("Archive", SpecialUse::Archive),
+    ("Archives", SpecialUse::Archive),
+];
+
+impl SpecialUse {
+    /// RFC 6154 LIST attributes.
+    pub fn from_attribute(attribute: &str) -> Option<Self> {
+        [
+            ("\\Sent", SpecialUse::Sent),
+            ("\\Drafts", SpecialUse::Drafts),
+            ("\\Trash", SpecialUse::Trash),
+            ("\\Junk", SpecialUse::Junk),
+            ("\\Archive", SpecialUse::Archive),
+        ]
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+        .map(|(_, usage)| *usage)
+    }
+
+    /// Names servers without SPECIAL-USE give these folders (top level only).
+    pub fn from_well_known_name(decoded_leaf: &str) -> Option<Self> {
+        WELL_KNOWN_NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(decoded_leaf))
+            .map(|(_, usage)| *usage)
+    }
+
+    pub fn default_name(&self) -> &'static str {
+        match self {
+            SpecialUse::Inbox => "INBOX",
+            SpecialUse::Sent => "Sent",
+            SpecialUse::Drafts => "Drafts",
+            SpecialUse::Trash => "Trash",
+            SpecialUse::Junk => "Junk",
+            SpecialUse::Archive => "Archive",
+        }
+    }
+}
+
+/// One line of a LIST response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFolder {
+    pub raw_name: String,
+    pub separator: Option<char>,
+    pub attributes: Vec<String>,
+}
+
+impl ListedFolder {
+    fn has_attribute(&self, wanted: &str) -> bool {
+        self.attributes
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(wanted))
+    }
+
+    fn selectable(&self) -> bool {
+        !self.has_attribute("\\Noselect") && !self.has_attribute("\\NonExistent")
+    }
+
+    fn attribute_use(&self) -> Option<SpecialUse> {
+        self.attributes
+            .iter()
+            .find_map(|a| SpecialUse::from_attribute(a))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedFolder {
+    /// Raw source name; empty for a parent that exists only on the target's side of the map.
+    pub source_name: String,
+    /// Raw target name, encoded for the target.
+    pub target_name: String,
+    /// Decoded path joined with `/`, for people.
+    pub display_name: String,
+    /// Decoded components relative to the personal namespace; INBOX is `"INBOX"`.
+    pub path: Vec<String>,
+    pub special_use: Option<SpecialUse>,
+    /// False for hierarchy-only parents (`\Noselect`, or created only to hold children).
+    pub selectable: bool,
+}
+
+/// A source folder that is not migrated, with a reason a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderSkip {
+    pub source_name: String,
+    pub display_name: String,
+    pub reason: String,
+}
+
+pub struct FolderMapper {
+    source: Namespace,
+    user_root: Option<String>,
+    target: Namespace,
+    /// The target's own special folders: use → decoded path.
+    target_special: BTreeMap<SpecialUse, Vec<String>>,
+}
+
+impl FolderMapper {
+    pub fn new(
+        source: Namespace,
+        user_root: Option<String>,
+        target: Namespace,
+        target_folders: &[ListedFolder],
+    ) -> Self {
+        let mut mapper = FolderMapper {
+            source,
+            user_root,
+            target,
+            target_special: BTreeMap::new(),
+        };
+        // Attribute-marked folders win over folders that merely have a well-known name.
+        let mut by_name = BTreeMap::new();
+        for folder in target_folders {
+            let Ok(path) = relative_path(&folder.raw_name, &mapper.target, None) else {
+                continue;
+            };
+            if let Some(usage) = folder.attribute_use() {
+                mapper.target_special.entry(usage).or_insert(path);
+            } else if let [leaf] = path.as_slice()
+                && let Some(usage) = SpecialUse::from_well_known_name(leaf)
+            {
+                by_name.entry(usage).or_insert(path);
+            }
+        }
+        for (usage, path) in by_name {
+            mapper.target_special.entry(usage).or_insert(path);
+        }
+        mapper
+    }
+
+    pub fn map(&self, folder: &ListedFolder) -> Result<MappedFolder, FolderSkip> {
+        let skip = |display: &str, reason: String| FolderSkip {
+            source_name: folder.raw_name.clone(),
+            display_name: display.to_owned(),
+            reason,
+        };
+        let source_ns = Namespace {
+            separator: folder.separator.or(self.source.separator),
+            ..self.source.clone()
+        };
+        let path = relative_path(&folder.raw_name, &source_ns, self.user_root.as_deref())
+            .map_err(|reason| skip(&lossy_display(&folder.raw_name), reason))?;
+        let display = path.join("/");
+        let special_use = if is_inbox(&path) {
+            Some(SpecialUse::Inbox)
+        } else {
+            folder.attribute_use().or_else(|| match path.as_slice() {
+                [leaf] => SpecialUse::from_well_known_name(leaf),
+                _ => None,
+            })
+        };
+        let target_path = match special_use {
+            Some(SpecialUse::Inbox) | None => path.clone(),
+            Some(usage) => self
+                .target_special
+                .get(&usage)
+                .cloned()
+                .unwrap_or_else(|| vec![usage.default_name().to_owned()]),
+        };
+        let target_name = self
+            .target_name(&target_path)
+            .map_err(|reason| skip(&display, reason))?;
+        Ok(MappedFolder {
+            source_name: folder.raw_name.clone(),
+            target_name,
+            display_name: target_path.join("/"),
+            path: target_path,
+            special_use,
+            selectable: folder.selectable(),
+        })
+    }
+
+    /// Maps every folder and adds the parents the target hierarchy needs, parents before
+    /// children, INBOX first.
+    pub fn map_all(&self, folders: &[ListedFolder]) -> (Vec<MappedFolder>, Vec<FolderSkip>) {
+        let mut mapped = Vec::new();
+        let mut skipped = Vec::new();
+        for folder in folders {
+            match self.map(folder) {
+                Ok(m) => mapped.push(m),
+                Err(skip) => skipped.push(skip),
+            }
+        }
+        let mut parents = Vec::new();
+        for folder in &mapped {
+            for depth in 1..folder.path.len() {
+                let parent = &folder.path[..depth];
+                let known = mapped
+                    .iter()
+                    .chain(&parents)
+                    .any(|m: &MappedFolder| m.path == parent);
+                if !known && let Ok(target_name) = self.target_name(parent) {
+                    parents.push(MappedFolder {
+                        source_name: String::new(),
+                        target_name,
+                        display_name: parent.join("/"),
+                        path: parent.to_vec(),
+                        special_use: None,
+                        selectable: false,
+                    });
+                }
+            }
+        }
+        mapped.extend(parents);
+        mapped.sort_by(|a, b| {
+            (!is_inbox(&a.path[..1]), &a.path).cmp(&(!is_inbox(&b.path[..1]), &b.path))
+        });
+        (mapped, skipped)
+    }
+
+    /// Encodes a decoded path for the target: its separator, its prefix, modified UTF-7.
+    fn target_name(&self, path: &[String]) -> Result<String, String> {
+        let separator = self.target.separator.unwrap_or('/');
+        if self.target.separator.is_none() && path.len() > 1 {
+            return Err(format!(
+                "the target has no folder hierarchy, so {} cannot be created",
+                path.join("/")
+            ));
+        }
+        let components: Vec<String> = path.iter().map(|c| c.replace(separator, "_")).collect();
+        let joined = components.join(&separator.to_string());
+        let inbox_prefix = self
+            .target
+            .prefix
+            .eq_ignore_ascii_case(&format!("INBOX{separator}"));
+        let prefix = if is_inbox(&path[..1]) && (inbox_prefix || path.len() == 1) {
+            ""
+        } else {
+            self.target.prefix.as_str()
+        };
+        Ok(format!("{prefix}{}", mutf7::encode(&joined)))
+    }
+}
+
+fn is_inbox(path: &[String]) -> bool {
+    matches!(path.first(), Some(first) if first.eq_ignore_ascii_case("INBOX"))
+}
+
+/// Decoded components of `raw` relative to `namespace` (and a Courier-style `user_root`).
+fn relative_path(
+    raw: &str,
+    namespace: &Namespace,
+    user_root: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut rest = raw;
+    if let Some(root) = user_root {
+        let separator = namespace.separator.map(String::from).unwrap_or_default();
+        let root = root.strip_suffix(separator.as_str()).unwrap_or(root);
+        if rest == root {
+            return Ok(vec!["INBOX".to_owned()]);
+        }
+        rest = rest
+            .strip_prefix(root)
+            .and_then(|r| r.strip_prefix(separator.as_str()))
+            .ok_or_else(|| format!("folder {raw} is outside the user's root {root}"))?;
+    } else if rest.eq_ignore_ascii_case("INBOX") {
+        return Ok(vec!["INBOX".to_owned()]);
+    } else if !namespace.prefix.is_empty() {
+        rest = rest.strip_prefix(namespace.prefix.as_str()).unwrap_or(rest);
+    }
+    let decoded = mutf7::decode(rest).map_err(|e| e.to_string())?;
+    let components: Vec<String> = match namespace.separator {
+        Some(separator) => decoded.split(separator).map(str::to_owned).collect(),
+        None => vec![decoded],
+    };
+    if components.iter().any(String::is_empty) {
+        return Err(format!("folder name {raw} has an empty level"));
+    }
+    if components[0].eq_ignore_ascii_case("INBOX") {
+        let mut components = components;
+        components[0] = "INBOX".to_owned();
+        return Ok(components);
+    }
+    Ok(components)
+}
+
+fn lossy_display(raw: &str) -> String {
+    mutf7::decode(raw).unwrap_or_else(|_| raw.to_owned())
+}
+
+/// The batch's folder rules, as Microsoft's batch options write them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderFilter {
+    include: Vec<FolderRule>,
+    exclude: Vec<FolderRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FolderRule {
+    Special { usage: SpecialUse, subtree: bool },
+    Exact(String),
+    Subtree(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid folder rule '{rule}': {reason}")]
+pub struct FilterError {
+    pub rule: String,
+    pub reason: String,
+}
+
+const WELL_KNOWN_RULES: [(&str, SpecialUse); 6] = [
+    ("#Inbox#", SpecialUse::Inbox),
+    ("#SentItems#", SpecialUse::Sent),
+    ("#Drafts#", SpecialUse::Drafts),
+    ("#DeletedItems#", SpecialUse::Trash),
+    ("#JunkEmail#", SpecialUse::Junk),
+    ("#Archive#", SpecialUse::Archive),
+];
+
+impl FolderFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, FilterError> {
+        let parse_all = |rules: &[String]| -> Result<Vec<FolderRule>, FilterError> {
+            rules
+                .iter()
+                .map(|r| r.trim())
+                .filter(|r| !r.is_empty())
+                .map(FolderRule::parse)
+                .collect()
+        };
+        Ok(FolderFilter {
+            include: parse_all(include)?,
+            exclude: parse_all(exclude)?,
+        })
+    }
+
+    /// Include rules (when any) must match; exclude rules always win.
+    pub fn allows(&self, folder: &MappedFolder) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|r| r.matches(folder)))
+            && !self.exclude.iter().any(|r| r.matches(folder))
+    }
+}
+
+impl FolderRule {
+    fn parse(rule: &str) -> Result<Self, FilterError> {
+        let (name, subtree) = match rule.strip_suffix("/*") {
+            Some(name) => (name, true),
+            None => (rule, false),
+        };
+        if name.starts_with('#') {
+            let usage = WELL_KNOWN_RULES
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .map(|(_, usage)| *usage)
+                .ok_or_else(|| {
+                    let known: Vec<_> = WELL_KNOWN_RULES.iter().map(|(n, _)| *n).collect();
+                    FilterError {
+                        rule: rule.to_owned(),
+                        reason: format!(
+                            "unknown well-known folder (use one of {})",
+                            known.join(", ")
+                        ),
+                    }
+                })?;
+            return Ok(FolderRule::Special { usage, subtree });
+        }
+        let name = name.trim_matches('/').to_owned();
+        if name.is_empty() {
+            return Err(FilterError {
+                rule: rule.to_owned(),
+                reason: "no folder name".into(),
+            });
+        }
+        Ok(if subtree {
+            FolderRule::Subtree(name)
+        } else {
+            FolderRule::Exact(name)
+        })
+    }
+
+    fn matches(&self, folder: &MappedFolder) -> bool {
+        let display = &folder.display_name;
+        match self {
+            FolderRule::Exact(name) => same_path(display, name),
+            FolderRule::Subtree(name) => same_path(display, name) || under(display, name),
+            FolderRule::Special { usage, subtree } => {
+                folder.special_use == Some(*usage)
+                    || (*subtree && under(display, usage.default_name()))
+            }
+        }
+    }
+}
+
+/// Paths compare exactly, except that INBOX is case-insensitive (RFC 3501 §5.1).
+fn same_path(a: &str, b: &str) -> bool {
+    let normal = |p: &str| match p.split_once('/') {
+        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+        None if p.eq_ignore_ascii_case("INBOX") => "INBOX".to_owned(),
+        _ => p.to_owned(),
+    };
+    normal(a) == normal(b)
+}
+
+fn under(path: &str, parent: &str) -> bool {
+    path.len() > parent.len() + 1
+        && path.as_bytes()[parent.len()] == b'/'
+        && same_path(&path[..parent.len()], parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(raw: &str, separator: char, attributes: &[&str]) -> ListedFolder {
+        ListedFolder {
+            raw_name: raw.to_owned(),
+            separator: Some(separator),
+            attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn ns(prefix: &str, separator: char) -> Namespace {
+        Namespace {
+            prefix: prefix.to_owned(),
+            separator: Some(separator),
+        }
+    }
+
+    fn target_names(
+        mapper: &FolderMapper,
+        folders: &[ListedFolder],
+    ) -> Vec<(String, String, bool)> {
+        let (mapped, skipped) = mapper.map_all(folders);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        mapped
+            .into_iter()
+            .map(|m| (m.target_name, m.display_name, m.selectable))
+            .collect()
+    }
+
+    fn t(target: &str, display: &str, selectable: bool) -> (String, String, bool) {
+        (target.to_owned(), display.to_owned(), selectable)
+    }
+
+    #[test]
+    fn dovecot_to_dovecot_keeps_names_and_adds_missing_parents() {
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("", '/'), &[]);
+        let folders = [
+            listed("Projects/Alpha/Specs", '/', &[]),
+            listed("INBOX", '/', &[]),
+            listed("Deep", '/', &["\\Noselect", "\\HasChildren"]),
+            listed("Deep/a/b", '/', &[]),
+            listed("Entw&APw-rfe", '/', &[]),
+        ];
+        assert_eq!(
+            target_names(&mapper, &folders),
+            vec![
+                t("INBOX", "INBOX", true),
+                t("Deep", "Deep", false),
+                t("Deep/a", "Deep/a", false),
+                t("Deep/a/b", "Deep/a/b", true),
+                t("Entw&APw-rfe", "Entwürfe", true),
+                t("Projects", "Projects", false),
+                t("Projects/Alpha", "Projects/Alpha", false),
+                t("Projects/Alpha/Specs", "Projects/Alpha/Specs", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn cyrus_source_prefix_is_stripped_for_a_prefixless_target() {
+        let mapper = FolderMapper::new(ns("INBOX.", '.'), None, ns("", '/'), &[]);
+        let folders = [
+            listed("INBOX", '.', &[]),
+            listed("INBOX.Sent", '.', &[]),
+            listed("INBOX.Projects", '.', &[]),
+            listed("INBOX.Projects.2024", '.', &[]),
+        ];
+        assert_eq!(
+            target_names(&mapper, &folders),
+            vec![
+                t("INBOX", "INBOX", true),
+                t("Projects", "Projects", true),
+                t("Projects/2024", "Projects/2024", true),
+                t("Sent", "Sent", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn dovecot_source_to_cyrus_target_gets_the_prefix() {
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("INBOX.", '.'), &[]);
+        let folders = [
+            listed("INBOX", '/', &[]),
+            listed("Sent", '/', &["\\Sent"]),
+            listed("a/b", '/', &[]),
+        ];
+        assert_eq!(
+            target_names(&mapper, &folders),
+            vec![
+                t("INBOX", "INBOX", true),
+                t("INBOX.Sent", "Sent", true),
+                t("INBOX.a", "a", false),
+                t("INBOX.a.b", "a/b", true),
+            ]
+        );
+        let inbox_child = mapper.map(&listed("INBOX/Old", '/', &[])).unwrap();
+        assert_eq!(inbox_child.target_name, "INBOX.Old");
+    }
+
+    #[test]
+    fn special_folders_land_in_the_targets_own() {
+        let target = [
+            listed("Sent Items", '/', &[]),
+            listed("Deleted", '/', &["\\Trash"]),
+        ];
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("", '/'), &target);
+        let sent = mapper.map(&listed("Gesendet", '/', &["\\Sent"])).unwrap();
+        assert_eq!(
+            (sent.target_name.as_str(), sent.special_use),
+            ("Sent Items", Some(SpecialUse::Sent))
+        );
+        let trash = mapper.map(&listed("Trash", '/', &[])).unwrap();
+        assert_eq!(trash.target_name, "Deleted");
+        let junk = mapper.map(&listed("Spam", '/', &[])).unwrap();
+        assert_eq!(junk.target_name, "Junk");
+        let nested = mapper.map(&listed("Projects/Sent", '/', &[])).unwrap();
+        assert_eq!(
+            (nested.target_name.as_str(), nested.special_use),
+            ("Projects/Sent", None)
+        );
+    }
+
+    #[test]
+    fn target_separator_inside_a_name_is_replaced_and_bad_names_are_skipped_with_reason() {
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("", '.'), &[]);
+        let dotted = mapper.map(&listed("v1.2 notes", '/', &[])).unwrap();
+        assert_eq!(
+            (dotted.target_name.as_str(), dotted.display_name.as_str()),
+            ("v1_2 notes", "v1.2 notes")
+        );
+        let (_, skipped) =
+            mapper.map_all(&[listed("a//b", '/', &[]), listed("bad&-x&Zm9v", '/', &[])]);
+        assert_eq!(skipped.len(), 2);
+        assert!(skipped[0].reason.contains("empty level"));
+        assert!(skipped[1].reason.contains("modified UTF-7"));
+    }
+
+    #[test]
+    fn courier_user_root_scopes_the_users_folders() {
+        let mapper = FolderMapper::new(ns("", '.'), Some("user.alice".into()), ns("", '/'), &[]);
+        assert_eq!(
+            mapper
+                .map(&listed("user.alice", '.', &[]))
+                .unwrap()
+                .target_name,
+            "INBOX"
+        );
+        assert_eq!(
+            mapper
+                .map(&listed("user.alice.Work.2024", '.', &[]))
+                .unwrap()
+                .target_name,
+            "Work/2024"
+        );
+        assert!(
+            mapper
+                .map(&listed("user.bob.Work", '.', &[]))
+                .unwrap_err()
+                .reason
+                .contains("outside")
+        );
+    }
+
+    #[test]
+    fn filters_follow_microsofts_rules() {
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("", '/'), &[]);
+        let folder = |raw: &str| mapper.map(&listed(raw, '/', &[])).unwrap();
+        let rules = |include: &[&str], exclude: &[&str]| {
+            let own = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            FolderFilter::new(&own(include), &own(exclude)).unwrap()
+        };
+        let no_junk = rules(&[], &["#JunkEmail#", "Archive/*", "Projects/Alpha"]);
+        assert!(!no_junk.allows(&folder("Spam")));
+        assert!(!no_junk.allows(&folder("Archive")));
+        assert!(!no_junk.allows(&folder("Archive/2023")));
+        assert!(!no_junk.allows(&folder("Projects/Alpha")));
+        assert!(no_junk.allows(&folder("Projects/Alpha/Specs")));
+        assert!(no_junk.allows(&folder("INBOX")));
+        let only_inbox = rules(&["#Inbox#/*"], &["inbox/private"]);
+        assert!(only_inbox.allows(&folder("INBOX")));
+        assert!(only_inbox.allows(&folder("INBOX/Lists")));
+        assert!(!only_inbox.allows(&folder("INBOX/private")));
+        assert!(!only_inbox.allows(&folder("Sent")));
+        let error = FolderFilter::new(&["#Calendar#".into()], &[]).unwrap_err();
+        assert!(error.to_string().contains("#Calendar#"));
+    }
+}

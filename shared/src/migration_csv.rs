@@ -250,12 +250,12 @@ fn parse_row(
         }
     }
     let email = field(Column::EmailAddress).trim().to_owned();
-    if !email.is_empty() {
-        if let Err(why) = check_email(&email) {
-            errors.push(error(format!(
-                "'{email}' is not a valid email address: {why}"
-            )));
-        }
+    if !email.is_empty()
+        && let Err(why) = check_email(&email)
+    {
+        errors.push(error(format!(
+            "'{email}' is not a valid email address: {why}"
+        )));
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -1,1 +1,27 @@
-//! IMAP engine.
+//! mailfleet's IMAP engine: what a worker does with a task.
+//!
+//! # Layout
+//! - [`imap`]: protocol details only — connecting (TLS, STARTTLS, SASL PLAIN), NAMESPACE,
+//!   RFC 3501 flag lists and dates.
+//! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a user.
+//! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
+//!   task per folder.
+//! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
+//!   guard ([`target_index`]), append with flags and dates, advance checkpoints.
+//! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
+//! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
+//!   decides what is transient, and the graceful-shutdown token.
+
+pub mod discovery;
+pub mod error;
+pub mod folder_sync;
+pub mod imap;
+pub mod job;
+pub mod retry;
+pub mod runner;
+pub mod shutdown;
+pub mod target_index;
+pub mod uid_set;
+
+pub use job::{Job, NoProgress, Progress, Tuning};
+pub use runner::Worker;

@@ -1,0 +1,265 @@
+//! Discovery: what folders a user has, what they are called on the target, and which tasks
+//! copy them.
+//!
+//! LIST both sides, read each side's personal namespace, map every name (namespaces, separators,
+//! special-use, modified UTF-7), apply the batch's include/exclude rules, create the target
+//! hierarchy parent-before-child (`\Noselect` parents only as hierarchy), and plan one folder task
+//! per selectable folder holding messages. Anything not migrated is reported with its reason.
+
+use std::collections::HashSet;
+
+use async_imap::imap_proto::NameAttribute;
+use async_imap::types::Name;
+use futures_util::TryStreamExt;
+use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
+use mailfleet_shared::messages::{FolderPlan, MailboxUser, SkippedItem};
+
+use crate::error::WorkerError;
+use crate::imap::ImapConnection;
+use crate::imap::namespace::personal_namespace;
+use crate::job::{Job, Side};
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// One task per selectable folder that holds messages.
+    pub plans: Vec<FolderPlan>,
+    /// Every folder of the user on the target (display names), empty ones included.
+    pub folders: Vec<String>,
+    pub skipped: Vec<SkippedItem>,
+    /// Messages in the planned folders, for progress.
+    pub total_messages: u64,
+}
+
+/// Virtual folders that show messages stored elsewhere (Gmail's "All Mail", "Starred"); copying
+/// them would duplicate every message.
+const VIRTUAL_ATTRIBUTES: [&str; 2] = ["\\All", "\\Flagged"];
+
+pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, WorkerError> {
+    let mut source = job.open(Side::Source, user).await?;
+    let mut target = job.open(Side::Target, user).await?;
+    let source_folders = list_folders(&mut source, user.user_root.as_deref()).await?;
+    let target_folders = list_folders(&mut target, None).await?;
+    let source_namespace = namespace_of(&mut source, &source_folders).await?;
+    let target_namespace = namespace_of(&mut target, &target_folders).await?;
+
+    let mapper = FolderMapper::new(
+        source_namespace,
+        user.user_root.clone(),
+        target_namespace,
+        &target_folders,
+    );
+    let (mapped, unmappable) = mapper.map_all(&source_folders);
+    let mut discovery = Discovery::default();
+    for skip in unmappable {
+        discovery
+            .skipped
+            .push(folder_skip(&skip.display_name, skip.reason));
+    }
+    let wanted = select_folders(job, &source_folders, mapped, &mut discovery.skipped);
+
+    let mut existing: HashSet<String> = target_folders.into_iter().map(|f| f.raw_name).collect();
+    let mut refused: Vec<String> = Vec::new();
+    for folder in wanted {
+        if refused
+            .iter()
+            .any(|parent| is_under(&folder.display_name, parent))
+        {
+            discovery.skipped.push(folder_skip(
+                &folder.display_name,
+                "its parent folder could not be created on the target".into(),
+            ));
+            continue;
+        }
+        if !existing.contains(&folder.target_name) {
+            if let Err(reason) = create_folder(&mut target, &folder.target_name).await? {
+                discovery.skipped.push(folder_skip(
+                    &folder.display_name,
+                    format!("the target refused to create the folder: {reason}"),
+                ));
+                refused.push(folder.display_name.clone());
+                continue;
+            }
+            existing.insert(folder.target_name.clone());
+        }
+        discovery.folders.push(folder.display_name.clone());
+        if folder.selectable {
+            plan_folder(&mut source, folder, &mut discovery).await?;
+        }
+    }
+    source.logout().await;
+    target.logout().await;
+    Ok(discovery)
+}
+
+/// Applies the batch's rules and drops virtual folders; keeps `\Noselect` parents only where a
+/// wanted folder lies beneath them.
+fn select_folders(
+    job: &Job,
+    listed: &[ListedFolder],
+    mapped: Vec<MappedFolder>,
+    skipped: &mut Vec<SkippedItem>,
+) -> Vec<MappedFolder> {
+    let is_virtual = |name: &str| {
+        listed.iter().any(|f| {
+            f.raw_name == name
+                && f.attributes
+                    .iter()
+                    .any(|a| VIRTUAL_ATTRIBUTES.iter().any(|v| v.eq_ignore_ascii_case(a)))
+        })
+    };
+    let mut selectable = Vec::new();
+    for folder in mapped.iter().filter(|f| f.selectable) {
+        if is_virtual(&folder.source_name) {
+            skipped.push(folder_skip(
+                &folder.display_name,
+                "virtual folder (\\All or \\Flagged): its messages are copied from their own folders".into(),
+            ));
+        } else if job.filter.allows(folder) {
+            selectable.push(folder.display_name.clone());
+        }
+    }
+    mapped
+        .into_iter()
+        .filter(|f| {
+            if f.selectable {
+                selectable.contains(&f.display_name)
+            } else {
+                selectable
+                    .iter()
+                    .any(|child| is_under(child, &f.display_name))
+            }
+        })
+        .collect()
+}
+
+fn is_under(path: &str, parent: &str) -> bool {
+    path.len() > parent.len() && path.starts_with(parent) && path.as_bytes()[parent.len()] == b'/'
+}
+
+async fn plan_folder(
+    source: &mut ImapConnection,
+    folder: MappedFolder,
+    discovery: &mut Discovery,
+) -> Result<(), WorkerError> {
+    let name = folder.source_name.clone();
+    let status = source
+        .run("STATUS", |s| s.status(&name, "(MESSAGES UIDVALIDITY)"))
+        .await?;
+    source.discard_unsolicited();
+    if status.exists == 0 {
+        return Ok(());
+    }
+    discovery.total_messages += u64::from(status.exists);
+    discovery.plans.push(FolderPlan {
+        source_name: folder.source_name,
+        target_name: folder.target_name,
+        display_name: folder.display_name,
+        selectable: true,
+        messages: status.exists,
+        uid_validity: status.uid_validity.unwrap_or(0),
+    });
+    Ok(())
+}
+
+/// CREATE (and SUBSCRIBE, so mail clients show it). `Ok(Err(reason))` when the target refuses
+/// the name; a folder that already exists is success.
+async fn create_folder(
+    target: &mut ImapConnection,
+    name: &str,
+) -> Result<Result<(), String>, WorkerError> {
+    match target.run("CREATE", |s| s.create(name)).await {
+        Ok(()) => {}
+        Err(WorkerError::Refused { reason, .. })
+            if reason.to_ascii_uppercase().contains("EXISTS") => {}
+        Err(WorkerError::Refused { reason, .. }) => return Ok(Err(reason)),
+        Err(other) => return Err(other),
+    }
+    // Subscription is a convenience; a server without it still has the folder.
+    let _ = target.run("SUBSCRIBE", |s| s.subscribe(name)).await;
+    Ok(Ok(()))
+}
+
+fn folder_skip(folder: &str, reason: String) -> SkippedItem {
+    SkippedItem {
+        folder: folder.to_owned(),
+        subject: None,
+        date: None,
+        size: None,
+        reason,
+    }
+}
+
+/// LIST every folder (under the user's root on Courier-style servers).
+async fn list_folders(
+    connection: &mut ImapConnection,
+    user_root: Option<&str>,
+) -> Result<Vec<ListedFolder>, WorkerError> {
+    let pattern = match user_root {
+        Some(root) => quote(&format!("{root}*")),
+        None => "\"*\"".to_owned(),
+    };
+    let names: Vec<Name> = connection
+        .run("LIST", |s| async move {
+            s.list(Some(""), Some(&pattern)).await?.try_collect().await
+        })
+        .await?;
+    connection.discard_unsolicited();
+    Ok(names.iter().map(listed_folder).collect())
+}
+
+fn listed_folder(name: &Name) -> ListedFolder {
+    ListedFolder {
+        raw_name: name.name().to_owned(),
+        separator: name.delimiter().and_then(|d| d.chars().next()),
+        attributes: name.attributes().iter().map(attribute_text).collect(),
+    }
+}
+
+fn attribute_text(attribute: &NameAttribute<'_>) -> String {
+    match attribute {
+        NameAttribute::NoInferiors => "\\Noinferiors".into(),
+        NameAttribute::NoSelect => "\\Noselect".into(),
+        NameAttribute::Marked => "\\Marked".into(),
+        NameAttribute::Unmarked => "\\Unmarked".into(),
+        NameAttribute::All => "\\All".into(),
+        NameAttribute::Archive => "\\Archive".into(),
+        NameAttribute::Drafts => "\\Drafts".into(),
+        NameAttribute::Flagged => "\\Flagged".into(),
+        NameAttribute::Junk => "\\Junk".into(),
+        NameAttribute::Sent => "\\Sent".into(),
+        NameAttribute::Trash => "\\Trash".into(),
+        NameAttribute::Extension(other) => other.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The personal namespace from NAMESPACE, or inferred from LIST when the server lacks it: the
+/// separator any folder reports, and an `INBOX<sep>` prefix when every other folder lives there.
+async fn namespace_of(
+    connection: &mut ImapConnection,
+    folders: &[ListedFolder],
+) -> Result<Namespace, WorkerError> {
+    if let Some(namespace) = personal_namespace(connection).await? {
+        return Ok(namespace);
+    }
+    let separator = folders.iter().find_map(|f| f.separator);
+    let prefix = separator
+        .map(|sep| format!("INBOX{sep}"))
+        .filter(|prefix| {
+            let others: Vec<_> = folders
+                .iter()
+                .filter(|f| !f.raw_name.eq_ignore_ascii_case("INBOX"))
+                .collect();
+            !others.is_empty()
+                && others
+                    .iter()
+                    .all(|f| f.raw_name.starts_with(prefix.as_str()))
+        })
+        .unwrap_or_default();
+    Ok(Namespace { prefix, separator })
+}
+
+/// An IMAP quoted string (RFC 3501 §4.3).
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}

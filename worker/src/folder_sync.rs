@@ -1,0 +1,406 @@
+//! Copying one folder: the heart of the engine.
+//!
+//! ```text
+//! EXAMINE source ─ load checkpoint ─ EXAMINE target ─ fingerprint target UIDs above the mark
+//!   └─ for each bounded batch of source UIDs above the checkpoint:
+//!        FETCH metadata ─ FETCH bodies ─ claim or APPEND each ─ STATUS target ─ advance checkpoint
+//! ```
+//! Why it never duplicates: a message is appended only when no unclaimed target copy with its
+//! fingerprint exists (rule 1), and every copy appended after the last checkpoint lies above the
+//! checkpoint's target mark, where the next attempt looks. Why it never loses: the checkpoint
+//! moves only past messages whose APPEND the target confirmed (rule 2). Why memory stays flat:
+//! bodies are fetched in batches bounded by count and bytes, never a whole folder at once.
+
+use std::collections::{HashMap, HashSet};
+
+use async_imap::types::Fetch;
+use chrono::{DateTime, FixedOffset};
+use futures_util::TryStreamExt;
+use mailfleet_shared::checkpoint::{CheckpointKey, FolderCheckpoint};
+use mailfleet_shared::fingerprint::{Fingerprint, header_value};
+use mailfleet_shared::messages::{FolderOutcome, FolderPlan, MailboxUser, SkippedItem};
+
+use crate::error::WorkerError;
+use crate::imap::ImapConnection;
+use crate::imap::date::append_date;
+use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
+use crate::job::{Job, Side};
+use crate::target_index::TargetIndex;
+use crate::uid_set::uid_set;
+
+/// Copies every message of `plan` that the target lacks, retrying transient failures.
+pub async fn sync_folder(
+    job: &Job,
+    user: &MailboxUser,
+    plan: &FolderPlan,
+) -> Result<FolderOutcome, WorkerError> {
+    let what = format!("{} folder {}", user.email, plan.display_name);
+    let mut run = FolderRun::default();
+    let mut attempt_number = 1;
+    loop {
+        match attempt(job, user, plan, &mut run).await {
+            Ok(()) => return Ok(run.outcome),
+            Err(error)
+                if job
+                    .tuning
+                    .retry
+                    .backoff(&what, attempt_number, &error)
+                    .await =>
+            {
+                attempt_number += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// What one folder task has done so far, kept across retry attempts so that counts stay exact.
+#[derive(Default)]
+struct FolderRun {
+    outcome: FolderOutcome,
+    /// Appended since the last checkpoint: a retry will find these on the target and must not
+    /// count them again as "already present".
+    uncheckpointed_appends: HashMap<Fingerprint, u32>,
+    skipped_uids: HashSet<u32>,
+    /// Messages at or below the starting checkpoint, counted once as present.
+    counted_checkpointed: bool,
+}
+
+/// One source message's metadata, fetched before its body so size limits apply without
+/// downloading the message.
+struct MessageMeta {
+    uid: u32,
+    size: u64,
+    flags: Vec<String>,
+    internal_date: Option<DateTime<FixedOffset>>,
+}
+
+async fn attempt(
+    job: &Job,
+    user: &MailboxUser,
+    plan: &FolderPlan,
+    run: &mut FolderRun,
+) -> Result<(), WorkerError> {
+    let key = CheckpointKey {
+        scope: job.batch.clone(),
+        user: user.email.clone(),
+        folder: plan.source_name.clone(),
+    };
+    let mut source = job.open(Side::Source, user).await?;
+    let mut target = job.open(Side::Target, user).await?;
+
+    let source_box = source
+        .run("EXAMINE", |s| s.examine(&plan.source_name))
+        .await?;
+    let source_validity = source_box.uid_validity.unwrap_or(0);
+    ensure_target_folder(&mut target, &plan.target_name).await?;
+    let target_box = target
+        .run("EXAMINE", |s| s.examine(&plan.target_name))
+        .await?;
+    let target_validity = target_box.uid_validity.unwrap_or(0);
+    let permanent_flags = PermanentFlags::from_mailbox(&target_box.permanent_flags);
+
+    let checkpoint = job.checkpoints.load(&key).await?.filter(|cp| {
+        cp.source_uidvalidity == source_validity && cp.target_uidvalidity == target_validity
+    });
+    let (from_uid, target_from_uid) = checkpoint.map_or((1, 1), |cp| {
+        (cp.last_source_uid + 1, cp.target_uid_mark + 1)
+    });
+    let mut index = if target_box.exists > 0 {
+        TargetIndex::load(&mut target, target_from_uid).await?
+    } else {
+        TargetIndex::default()
+    };
+    // APPENDs and STATUS follow; an EXAMINEd folder is closed without expunging anything.
+    target.run("CLOSE", |s| s.close()).await?;
+    target.discard_unsolicited();
+
+    let uids = uids_from(&mut source, from_uid).await?;
+    if !run.counted_checkpointed {
+        let checkpointed = u64::from(source_box.exists).saturating_sub(uids.len() as u64);
+        run.outcome.already_present += checkpointed;
+        job.progress.advanced(&user.email, checkpointed);
+        run.counted_checkpointed = true;
+    }
+
+    let mut copier = Copier {
+        job,
+        user,
+        plan,
+        permanent_flags,
+        source: &mut source,
+        target: &mut target,
+        index: &mut index,
+        run,
+    };
+    for chunk in uids.chunks(job.tuning.fetch_batch_messages.max(1) * 4) {
+        let metas = copier.fetch_metadata(chunk).await?;
+        for batch in body_batches(&metas, job) {
+            copier.copy_batch(&batch).await?;
+            let last_uid = batch.last().map_or(0, |m| m.uid);
+            let mark = target_uid_mark(copier.target, &plan.target_name).await?;
+            let checkpoint = FolderCheckpoint {
+                source_uidvalidity: source_validity,
+                last_source_uid: last_uid,
+                target_uidvalidity: target_validity,
+                target_uid_mark: mark,
+            };
+            job.checkpoints.advance(&key, checkpoint).await?;
+            copier.run.uncheckpointed_appends.clear();
+        }
+    }
+    source.logout().await;
+    target.logout().await;
+    Ok(())
+}
+
+/// Copies a batch of messages; holds the connections and the guard for one attempt.
+struct Copier<'a> {
+    job: &'a Job,
+    user: &'a MailboxUser,
+    plan: &'a FolderPlan,
+    permanent_flags: PermanentFlags,
+    source: &'a mut ImapConnection,
+    target: &'a mut ImapConnection,
+    index: &'a mut TargetIndex,
+    run: &'a mut FolderRun,
+}
+
+impl Copier<'_> {
+    async fn fetch_metadata(&mut self, uids: &[u32]) -> Result<Vec<MessageMeta>, WorkerError> {
+        let set = uid_set(uids);
+        let fetches: Vec<Fetch> = self
+            .source
+            .run("FETCH metadata", |s| async move {
+                s.uid_fetch(set, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        let mut metas: Vec<MessageMeta> = fetches
+            .iter()
+            .filter_map(|f| {
+                Some(MessageMeta {
+                    uid: f.uid?,
+                    size: u64::from(f.size.unwrap_or(0)),
+                    flags: f.flags().map(|flag| flag_text(&flag)).collect(),
+                    internal_date: f.internal_date(),
+                })
+            })
+            .filter(|m| uids.binary_search(&m.uid).is_ok())
+            .collect();
+        metas.sort_by_key(|m| m.uid);
+        Ok(metas)
+    }
+
+    async fn copy_batch(&mut self, batch: &[&MessageMeta]) -> Result<(), WorkerError> {
+        let (oversized, wanted): (Vec<&MessageMeta>, Vec<&MessageMeta>) = batch
+            .iter()
+            .partition(|m| m.size > self.job.max_message_size);
+        for meta in oversized {
+            let header = self.fetch_header(meta.uid).await?;
+            let reason = format!(
+                "message is {}, larger than the {} limit",
+                human_size(meta.size),
+                human_size(self.job.max_message_size)
+            );
+            self.skip(meta, &header, reason);
+        }
+        let mut bodies = self.fetch_bodies(&wanted).await?;
+        for meta in wanted {
+            // A message expunged on the source since the metadata fetch simply has no body.
+            let Some(body) = bodies.remove(&meta.uid) else {
+                continue;
+            };
+            self.copy_message(meta, &body).await?;
+        }
+        self.job
+            .progress
+            .advanced(&self.user.email, batch.len() as u64);
+        Ok(())
+    }
+
+    async fn copy_message(&mut self, meta: &MessageMeta, body: &[u8]) -> Result<(), WorkerError> {
+        let fingerprint = Fingerprint::from_header(body, body.len() as u64);
+        if self.index.claim(&fingerprint) {
+            if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
+                self.run.outcome.already_present += 1;
+            }
+            return Ok(());
+        }
+        let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
+        if !flags.dropped.is_empty() {
+            tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid,
+                dropped = ?flags.dropped, "target cannot store these flags");
+        }
+        let flag_list = flags.to_imap_list();
+        let date = meta.internal_date.as_ref().map(append_date);
+        let folder = &self.plan.target_name;
+        let appended = self
+            .target
+            .run("APPEND", |s| {
+                s.append(folder, flag_list.as_deref(), date.as_deref(), body)
+            })
+            .await;
+        self.target.discard_unsolicited();
+        match appended {
+            Ok(()) => {
+                *self
+                    .run
+                    .uncheckpointed_appends
+                    .entry(fingerprint)
+                    .or_default() += 1;
+                self.run.outcome.appended += 1;
+                self.run.outcome.bytes += body.len() as u64;
+                Ok(())
+            }
+            // The target refuses this one message (size, content): report it, go on.
+            Err(WorkerError::Refused { reason, .. }) if !reason.contains("TRYCREATE") => {
+                self.skip(meta, body, format!("target refused the message: {reason}"));
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn fetch_bodies(
+        &mut self,
+        metas: &[&MessageMeta],
+    ) -> Result<HashMap<u32, Vec<u8>>, WorkerError> {
+        if metas.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let set = uid_set(&metas.iter().map(|m| m.uid).collect::<Vec<_>>());
+        let fetches: Vec<Fetch> = self
+            .source
+            .run("FETCH bodies", |s| async move {
+                s.uid_fetch(set, "(UID BODY.PEEK[])")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        Ok(fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .collect())
+    }
+
+    async fn fetch_header(&mut self, uid: u32) -> Result<Vec<u8>, WorkerError> {
+        let fetches: Vec<Fetch> = self
+            .source
+            .run("FETCH header", |s| async move {
+                s.uid_fetch(
+                    uid.to_string(),
+                    "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT DATE)])",
+                )
+                .await?
+                .try_collect()
+                .await
+            })
+            .await?;
+        Ok(fetches
+            .iter()
+            .find_map(|f| f.header().map(<[u8]>::to_vec))
+            .unwrap_or_default())
+    }
+
+    /// Records a message that is deliberately not copied, once per task even across retries.
+    fn skip(&mut self, meta: &MessageMeta, header: &[u8], reason: String) {
+        if !self.run.skipped_uids.insert(meta.uid) {
+            return;
+        }
+        let text = |name| {
+            header_value(header, name).map(|v| String::from_utf8_lossy(&v).trim().to_owned())
+        };
+        tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "message skipped");
+        self.run.outcome.skipped.push(SkippedItem {
+            folder: self.plan.display_name.clone(),
+            subject: text("Subject"),
+            date: text("Date").or_else(|| meta.internal_date.map(|d| d.to_rfc2822())),
+            size: Some(meta.size),
+            reason,
+        });
+    }
+}
+
+fn take_one(counts: &mut HashMap<Fingerprint, u32>, fingerprint: &Fingerprint) -> bool {
+    match counts.get_mut(fingerprint) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Creates the target folder if it is missing (discovery normally did; a redelivered task may
+/// find it deleted meanwhile).
+async fn ensure_target_folder(target: &mut ImapConnection, name: &str) -> Result<(), WorkerError> {
+    if target
+        .run("STATUS", |s| s.status(name, "(MESSAGES)"))
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    target.run("CREATE", |s| s.create(name)).await
+}
+
+/// Source UIDs ≥ `from_uid`, ascending. UID SEARCH keeps this to 4 bytes a message, whatever
+/// the folder's size.
+async fn uids_from(source: &mut ImapConnection, from_uid: u32) -> Result<Vec<u32>, WorkerError> {
+    let found = source
+        .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
+        .await?;
+    source.discard_unsolicited();
+    let mut uids: Vec<u32> = found.into_iter().filter(|&uid| uid >= from_uid).collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// The target folder's highest UID now, after our confirmed appends. Copies appended later are
+/// above it; see the `checkpoint` module.
+async fn target_uid_mark(target: &mut ImapConnection, name: &str) -> Result<u32, WorkerError> {
+    let status = target
+        .run("STATUS", |s| s.status(name, "(UIDNEXT)"))
+        .await?;
+    Ok(status.uid_next.map_or(0, |next| next.saturating_sub(1)))
+}
+
+/// Splits metadata into batches whose bodies fit the memory budget.
+fn body_batches<'m>(metas: &'m [MessageMeta], job: &Job) -> Vec<Vec<&'m MessageMeta>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<&MessageMeta> = Vec::new();
+    let mut bytes = 0;
+    for meta in metas {
+        let counted = if meta.size > job.max_message_size {
+            0
+        } else {
+            meta.size
+        };
+        if !current.is_empty()
+            && (current.len() >= job.tuning.fetch_batch_messages
+                || bytes + counted > job.tuning.fetch_batch_bytes)
+        {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += counted;
+        current.push(meta);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+fn human_size(bytes: u64) -> String {
+    const MB: f64 = 1024.0 * 1024.0;
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / MB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}

@@ -1,0 +1,122 @@
+//! Everything a worker needs to know about one migration job (a batch): the two endpoints, the
+//! folder rules, the limits, and where checkpoints and credentials live.
+//!
+//! Tasks name a batch and a user; the job supplies the rest, so queue messages stay free of
+//! secrets and small.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailfleet_shared::checkpoint::CheckpointStore;
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::endpoint::Endpoint;
+use mailfleet_shared::folder_map::FolderFilter;
+use mailfleet_shared::messages::MailboxUser;
+
+use crate::error::WorkerError;
+use crate::imap::{ImapConnection, connect};
+use crate::retry::RetryPolicy;
+
+/// Exchange Online's default maximum message size.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 35 * 1024 * 1024;
+
+pub struct Job {
+    /// Batch name; also the scope of checkpoints and credentials.
+    pub batch: String,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub filter: FolderFilter,
+    /// Larger messages are skipped and reported.
+    pub max_message_size: u64,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub tuning: Tuning,
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Knobs with safe defaults; tests shorten the delays.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub command_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// At most this many messages' bodies are held in memory at once per folder task...
+    pub fetch_batch_messages: usize,
+    /// ...and at most this many bytes (one message larger than this is fetched alone).
+    pub fetch_batch_bytes: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            command_timeout: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            fetch_batch_messages: 200,
+            fetch_batch_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Live progress for a terminal or metrics; the worker calls it, the CLI draws it.
+pub trait Progress: Send + Sync {
+    /// Discovery found `messages` messages to look at for `user`.
+    fn discovered(&self, _user: &str, _messages: u64) {}
+    /// `messages` more messages of `user` are done (copied, found present, or skipped).
+    fn advanced(&self, _user: &str, _messages: u64) {}
+}
+
+/// Progress that goes nowhere (distributed workers, tests).
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Job {
+    pub fn endpoint(&self, side: Side) -> &Endpoint {
+        match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        }
+    }
+
+    /// Logs in to `side` for `user`: with the admin login format when the endpoint has admin
+    /// credentials, else as the user (source: UserName; target: EmailAddress) with the CSV password.
+    pub async fn open(
+        &self,
+        side: Side,
+        user: &MailboxUser,
+    ) -> Result<ImapConnection, WorkerError> {
+        let endpoint = self.endpoint(side);
+        let login_name = match side {
+            Side::Source => &user.user_name,
+            Side::Target => &user.email,
+        };
+        let credential = match (side, endpoint.uses_admin_password()) {
+            (Side::Source, true) => CredentialId::source_admin(&self.batch),
+            (Side::Target, true) => CredentialId::target_admin(&self.batch),
+            (_, false) => CredentialId::user(&self.batch, &user.email),
+        };
+        let password = self.credentials.get(&credential).await?.ok_or_else(|| {
+            WorkerError::MissingCredentials(format!(
+                "no {} stored for {}",
+                credential.name, user.email
+            ))
+        })?;
+        let login = endpoint.login_for(login_name);
+        let label = match side {
+            Side::Source => format!("source {}", endpoint.url()),
+            Side::Target => format!("target {}", endpoint.url()),
+        };
+        connect(
+            label,
+            endpoint,
+            &login,
+            &password,
+            self.tuning.command_timeout,
+        )
+        .await
+    }
+}

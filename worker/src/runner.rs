@@ -1,0 +1,170 @@
+//! The worker's task loop: take a task, do it, publish what happened, then ack (design rule 3).
+//!
+//! A discovery task publishes the user's folder tasks before its own report, so once a
+//! `Discovered` report exists every folder task it counts is already queued. A task delivered
+//! more than `max_deliveries` times is a poison task: it becomes a reported error instead of an
+//! endless loop.
+
+use std::sync::Arc;
+
+use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
+use mailfleet_shared::queue::{Delivery, TaskQueue};
+
+use crate::discovery::discover;
+use crate::folder_sync::sync_folder;
+use crate::job::Job;
+use crate::shutdown::Shutdown;
+
+pub struct Worker {
+    job: Arc<Job>,
+    queue: Arc<dyn TaskQueue>,
+    max_deliveries: u32,
+}
+
+impl Worker {
+    pub fn new(job: Arc<Job>, queue: Arc<dyn TaskQueue>) -> Self {
+        Worker {
+            job,
+            queue,
+            max_deliveries: 5,
+        }
+    }
+
+    /// Runs `concurrency` task loops until the queue is drained and closed, or shutdown fires.
+    ///
+    /// Returns an error only when the queue itself failed.
+    pub async fn run(
+        self: Arc<Self>,
+        concurrency: usize,
+        shutdown: Shutdown,
+    ) -> Result<(), StoreError> {
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..concurrency.max(1) {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { worker.task_loop(shutdown).await });
+        }
+        let mut result = Ok(());
+        while let Some(joined) = loops.join_next().await {
+            let outcome = joined
+                .map_err(|e| StoreError(format!("task loop crashed: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = outcome {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    async fn task_loop(&self, mut shutdown: Shutdown) -> Result<(), StoreError> {
+        loop {
+            let next = tokio::select! {
+                next = self.queue.next_task() => next?,
+                () = shutdown.triggered() => return Ok(()),
+            };
+            let Some(delivery) = next else { return Ok(()) };
+            self.process(&delivery).await?;
+        }
+    }
+
+    /// Handles one delivery end to end; returns an error only when the queue itself fails (the
+    /// task is then left unacked and will be delivered again).
+    pub async fn process(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let report = if delivery.attempt > self.max_deliveries {
+            failed(
+                &delivery.task,
+                format!("gave up after {} deliveries", self.max_deliveries),
+            )
+        } else {
+            match &delivery.task {
+                Task::DiscoverUser { batch, user } => {
+                    self.discover(batch, user, &delivery.task).await?
+                }
+                Task::SyncFolder {
+                    batch,
+                    user,
+                    folder,
+                } => self.sync(batch, user, folder, &delivery.task).await,
+            }
+        };
+        self.queue.publish_report(&report).await?;
+        self.queue.ack(delivery).await
+    }
+
+    async fn discover(
+        &self,
+        batch: &str,
+        user: &MailboxUser,
+        task: &Task,
+    ) -> Result<Report, StoreError> {
+        let found = self
+            .job
+            .tuning
+            .retry
+            .run(&format!("{} discovery", user.email), || {
+                discover(&self.job, user)
+            })
+            .await;
+        let discovery = match found {
+            Ok(discovery) => discovery,
+            Err(error) => return Ok(failed(task, error.to_string())),
+        };
+        self.job
+            .progress
+            .discovered(&user.email, discovery.total_messages);
+        for folder in &discovery.plans {
+            let folder_task = Task::SyncFolder {
+                batch: batch.to_owned(),
+                user: user.clone(),
+                folder: folder.clone(),
+            };
+            self.queue.publish_task(&folder_task).await?;
+        }
+        Ok(Report::Discovered {
+            task_id: task.task_id(),
+            batch: batch.to_owned(),
+            user: user.email.clone(),
+            folder_tasks: discovery.plans.len() as u32,
+            folders: discovery.folders,
+            skipped: discovery.skipped,
+        })
+    }
+
+    async fn sync(
+        &self,
+        batch: &str,
+        user: &MailboxUser,
+        folder: &FolderPlan,
+        task: &Task,
+    ) -> Report {
+        match sync_folder(&self.job, user, folder).await {
+            Ok(outcome) => Report::FolderSynced {
+                task_id: task.task_id(),
+                batch: batch.to_owned(),
+                user: user.email.clone(),
+                folder: folder.display_name.clone(),
+                outcome,
+            },
+            Err(error) => failed(task, format!("folder {}: {error}", folder.display_name)),
+        }
+    }
+}
+
+/// A failure report whose text names the user (and the folder, when there is one), since it is
+/// read in logs and reports far from the task that produced it.
+fn failed(task: &Task, error: String) -> Report {
+    let folder = match task {
+        Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
+        Task::DiscoverUser { .. } => None,
+    };
+    let error = format!("{}: {error}", task.user().email);
+    tracing::error!(task = %task.task_id(), "{error}");
+    Report::Failed {
+        task_id: task.task_id(),
+        batch: task.batch().to_owned(),
+        user: task.user().email.clone(),
+        folder,
+        error,
+    }
+}
