@@ -1,1 +1,16 @@
-//! Backends of the shared traits.
+//! Backends of mailfleet's seams (design.md §4): where checkpoints, credentials and tasks live.
+//!
+//! # Layout
+//! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
+//! - [`sqlite`]: embedded mode's checkpoints and credentials in `state.db` (WAL).
+//! - [`memory_queue`]: embedded mode's in-process task and report queue.
+//! - [`contract`]: the behaviour every backend of a trait must show, as test suites the
+//!   distributed backends (Redis, RabbitMQ) run too.
+
+pub mod contract;
+pub mod crypto;
+pub mod error;
+pub mod memory_queue;
+pub mod sqlite;
+
+pub use error::StoresError;

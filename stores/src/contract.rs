@@ -1,0 +1,241 @@
+//! The contract of each seam, as test suites every backend runs (design.md §4: one contract,
+//! two real backends). A backend that passes these behaves as the worker expects; the Redis and
+//! RabbitMQ backends call the same functions. `scope` keeps parallel runs apart.
+
+use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint};
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::messages::{MailboxUser, Report, Task};
+use mailfleet_shared::queue::TaskQueue;
+use secrecy::{ExposeSecret, SecretString};
+
+fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
+    FolderCheckpoint {
+        source_uidvalidity: validity,
+        last_source_uid: last,
+        target_uidvalidity: 7,
+        target_uid_mark: last * 2,
+    }
+}
+
+/// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user.
+pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str) {
+    let key = |user: &str, folder: &str| CheckpointKey {
+        scope: scope.to_owned(),
+        user: user.to_owned(),
+        folder: folder.to_owned(),
+    };
+    let inbox = key("alice@example.com", "INBOX");
+    assert_eq!(store.load(&inbox).await.unwrap(), None);
+    assert!(store.advance(&inbox, checkpoint(1, 10)).await.unwrap());
+    assert!(store.advance(&inbox, checkpoint(1, 20)).await.unwrap());
+    assert!(
+        !store.advance(&inbox, checkpoint(1, 15)).await.unwrap(),
+        "moved backwards"
+    );
+    assert!(!store.advance(&inbox, checkpoint(1, 20)).await.unwrap());
+    assert_eq!(store.load(&inbox).await.unwrap(), Some(checkpoint(1, 20)));
+    assert!(
+        store.advance(&inbox, checkpoint(2, 3)).await.unwrap(),
+        "new UIDVALIDITY restarts"
+    );
+    assert_eq!(store.load(&inbox).await.unwrap(), Some(checkpoint(2, 3)));
+
+    let other_user = key("bob@example.com", "INBOX");
+    store.advance(&other_user, checkpoint(1, 5)).await.unwrap();
+    let other_scope = CheckpointKey {
+        scope: format!("{scope}-other"),
+        ..inbox.clone()
+    };
+    store.advance(&other_scope, checkpoint(1, 9)).await.unwrap();
+    store.clear_user(scope, "alice@example.com").await.unwrap();
+    assert_eq!(store.load(&inbox).await.unwrap(), None);
+    assert_eq!(
+        store.load(&other_user).await.unwrap(),
+        Some(checkpoint(1, 5))
+    );
+    assert_eq!(
+        store.load(&other_scope).await.unwrap(),
+        Some(checkpoint(1, 9))
+    );
+    store.clear_user(scope, "bob@example.com").await.unwrap();
+    store
+        .clear_user(&format!("{scope}-other"), "alice@example.com")
+        .await
+        .unwrap();
+}
+
+/// Round trip, missing is `None`, overwrite, and removal by scope only.
+pub async fn credential_store_contract(store: &dyn CredentialStore, scope: &str) {
+    let alice = CredentialId::user(scope, "alice@example.com");
+    let admin = CredentialId::source_admin(scope);
+    let elsewhere = CredentialId::user(&format!("{scope}-other"), "alice@example.com");
+    assert!(store.get(&alice).await.unwrap().is_none());
+    store
+        .put(&alice, &SecretString::from("first".to_owned()))
+        .await
+        .unwrap();
+    store
+        .put(&alice, &SecretString::from("pässwörd 2".to_owned()))
+        .await
+        .unwrap();
+    store
+        .put(&admin, &SecretString::from("admin-pw".to_owned()))
+        .await
+        .unwrap();
+    store
+        .put(&elsewhere, &SecretString::from("kept".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&alice).await.unwrap().unwrap().expose_secret(),
+        "pässwörd 2"
+    );
+    assert_eq!(
+        store.get(&admin).await.unwrap().unwrap().expose_secret(),
+        "admin-pw"
+    );
+    store.remove_scope(scope).await.unwrap();
+    assert!(store.get(&alice).await.unwrap().is_none());
+    assert!(store.get(&admin).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .get(&elsewhere)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "kept"
+    );
+    store.remove_scope(&format!("{scope}-other")).await.unwrap();
+}
+
+fn discover(batch: &str, email: &str) -> Task {
+    Task::DiscoverUser {
+        batch: batch.to_owned(),
+        user: MailboxUser {
+            email: email.to_owned(),
+            user_name: email.to_owned(),
+            user_root: None,
+        },
+    }
+}
+
+/// Publish → deliver → ack; requeue raises the attempt; reports flow; tasks published while
+/// another is in flight are delivered. `close` ends consumption once the queue is drained and
+/// is called by the suite through `close_queue`.
+pub async fn task_queue_contract(queue: &dyn TaskQueue, batch: &str, close_queue: impl FnOnce()) {
+    queue
+        .publish_task(&discover(batch, "a@example.com"))
+        .await
+        .unwrap();
+    let first = queue.next_task().await.unwrap().unwrap();
+    assert_eq!(
+        (first.task.clone(), first.attempt),
+        (discover(batch, "a@example.com"), 1)
+    );
+    queue.requeue(&first).await.unwrap();
+    let again = queue.next_task().await.unwrap().unwrap();
+    assert_eq!(
+        (again.task.clone(), again.attempt),
+        (discover(batch, "a@example.com"), 2)
+    );
+
+    // While `again` is in flight it may publish more work: that work must be delivered.
+    queue
+        .publish_task(&discover(batch, "b@example.com"))
+        .await
+        .unwrap();
+    let report = Report::Failed {
+        task_id: again.task.task_id(),
+        batch: batch.to_owned(),
+        user: "a@example.com".to_owned(),
+        folder: None,
+        error: "login rejected".to_owned(),
+    };
+    queue.publish_report(&report).await.unwrap();
+    queue.ack(&again).await.unwrap();
+    assert_eq!(queue.next_report().await.unwrap(), Some(report));
+    let second = queue.next_task().await.unwrap().unwrap();
+    assert_eq!(second.task, discover(batch, "b@example.com"));
+    queue.ack(&second).await.unwrap();
+    close_queue();
+    assert!(queue.next_task().await.unwrap().is_none());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::crypto::SecretBox;
+    use crate::memory_queue::InProcessQueue;
+    use crate::sqlite::SqliteStore;
+
+    fn sqlite_store(dir: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(dir, SecretBox::from_key_bytes(&[1u8; 32]).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_checkpoints_keep_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        checkpoint_store_contract(&sqlite_store(dir.path()), "contract-sqlite-cp").await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_credentials_keep_the_contract_and_store_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path());
+        credential_store_contract(&store, "contract-sqlite-cred").await;
+        let id = CredentialId::user("leak-check", "carol@example.com");
+        store
+            .put(&id, &SecretString::from("Pl4intextN0t".to_owned()))
+            .await
+            .unwrap();
+        drop(store);
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(12).any(|w| w == b"Pl4intextN0t"),
+                "plaintext password on disk"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn in_process_queue_keeps_the_contract() {
+        let queue = Arc::new(InProcessQueue::new());
+        let closer = queue.clone();
+        task_queue_contract(queue.as_ref(), "contract-memory", move || closer.close()).await;
+        assert!(queue.is_idle());
+    }
+
+    #[tokio::test]
+    async fn closed_queue_waits_for_tasks_in_flight() {
+        let queue = Arc::new(InProcessQueue::new());
+        queue
+            .publish_task(&discover("b", "a@example.com"))
+            .await
+            .unwrap();
+        let running = queue.next_task().await.unwrap().unwrap();
+        queue.close();
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.next_task().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "drained while a task was still running"
+        );
+        queue
+            .publish_task(&discover("b", "folder-task@example.com"))
+            .await
+            .unwrap();
+        queue.ack(&running).await.unwrap();
+        let next = waiter.await.unwrap().unwrap();
+        assert_eq!(next.task, discover("b", "folder-task@example.com"));
+        queue.ack(&next).await.unwrap();
+        assert!(queue.next_task().await.unwrap().is_none());
+    }
+}
