@@ -1,1 +1,35 @@
-//! Test kit.
+//! Real servers and real mail for mailfleet's tests, demo and benchmarks.
+//!
+//! # Layout
+//! - [`dovecot`]: a self-contained Dovecot on a free loopback port per test, gone on drop.
+//! - [`client`]: a plain IMAP client for seeding and for snapshots compared by
+//!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
+//! - [`corpus`]: deterministic, realistic mailboxes.
+//! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+
+pub mod client;
+pub mod corpus;
+pub mod dovecot;
+pub mod fault_proxy;
+
+pub use client::{
+    MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,
+};
+pub use dovecot::{DovecotServer, Layout, StartOptions};
+
+/// Seeds `login`'s mailbox on `port` with `spec`'s corpus; returns the number of messages.
+pub async fn seed(
+    port: u16,
+    login: &str,
+    password: &str,
+    spec: &corpus::CorpusSpec,
+) -> client::Result<usize> {
+    let mut session = connect_login(port, login, password).await?;
+    let mut count = 0;
+    for (folder, messages) in corpus::generate(spec) {
+        append_all(&mut session, &folder, &messages).await?;
+        count += messages.len();
+    }
+    session.logout().await?;
+    Ok(count)
+}

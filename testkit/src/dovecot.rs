@@ -1,0 +1,218 @@
+//! Real Dovecot servers on loopback ports, one per test, gone when dropped.
+//!
+//! Each server gets its own directory (config from `deploy/dev/dovecot.conf.template`, users,
+//! mail, logs) and its own free port, so tests run in parallel without seeing each other and
+//! without touching the system's Dovecot.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TEMPLATE: &str = include_str!("../../deploy/dev/dovecot.conf.template");
+const DOVECOT: &str = "/usr/sbin/dovecot";
+
+/// Personal-namespace layout: Dovecot's usual one, or the `INBOX.` prefix with `.` separator of
+/// Cyrus and Courier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    #[default]
+    Default,
+    CyrusLike,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// (login, password) pairs.
+    pub users: Vec<(String, String)>,
+    /// A master user: `user*master` logs in as `user` with the master's password.
+    pub master: Option<(String, String)>,
+    pub layout: Layout,
+}
+
+impl StartOptions {
+    pub fn users(users: &[(&str, &str)]) -> Self {
+        StartOptions {
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_master(mut self, login: &str, password: &str) -> Self {
+        self.master = Some((login.to_owned(), password.to_owned()));
+        self
+    }
+
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+}
+
+pub struct DovecotServer {
+    port: u16,
+    base: PathBuf,
+    process: Child,
+    // Held for its Drop: removes the server's directory.
+    _dir: tempfile::TempDir,
+}
+
+impl DovecotServer {
+    /// Starts a server and waits for its greeting.
+    pub fn start(options: StartOptions) -> std::io::Result<Self> {
+        let mut last_error = None;
+        for _ in 0..5 {
+            match Self::try_start(&options) {
+                Ok(server) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("dovecot did not start")))
+    }
+
+    fn try_start(options: &StartOptions) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("mailfleet-dovecot-")
+            .tempdir()?;
+        let base = dir.path().to_path_buf();
+        // Dovecot's unprivileged processes must reach the mail and run directories.
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
+        for sub in ["run", "state", "mail"] {
+            std::fs::create_dir_all(base.join(sub))?;
+        }
+        std::fs::set_permissions(base.join("mail"), std::fs::Permissions::from_mode(0o777))?;
+        let port = free_port()?;
+        write_config(&base, port, options)?;
+        let process = Command::new(DOVECOT)
+            .arg("-F")
+            .arg("-c")
+            .arg(base.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                std::io::Error::other(format!(
+                    "cannot run {DOVECOT}: {e} (run deploy/dev/install-deps.sh)"
+                ))
+            })?;
+        let mut server = DovecotServer {
+            port,
+            base,
+            process,
+            _dir: dir,
+        };
+        server.wait_for_greeting()?;
+        Ok(server)
+    }
+
+    fn wait_for_greeting(&mut self) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait()? {
+                return Err(self.startup_error(&format!("dovecot exited with {status}")));
+            }
+            if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut greeting = [0u8; 4];
+                use std::io::Read;
+                let mut stream = stream;
+                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                if stream.read_exact(&mut greeting).is_ok() && &greeting == b"* OK" {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(self.startup_error("no greeting within 20 s"))
+    }
+
+    fn startup_error(&self, what: &str) -> std::io::Error {
+        let log = std::fs::read_to_string(self.base.join("dovecot.log")).unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        std::io::Error::other(format!("{what}; dovecot.log:\n{}", tail.join("\n")))
+    }
+
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("imap://127.0.0.1:{}", self.port)
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.base
+    }
+}
+
+impl Drop for DovecotServer {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its children; then make sure nothing is left.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.process.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(self.base.as_os_str())
+            .status();
+    }
+}
+
+/// The template with this server's values filled in; also used by `deploy/dev/dovecot.sh`.
+pub fn render_config(base: &Path, port: u16, layout: Layout) -> String {
+    let (prefix, separator) = match layout {
+        Layout::Default => ("", "/"),
+        Layout::CyrusLike => ("INBOX.", "."),
+    };
+    TEMPLATE
+        .replace("@BASE@", &base.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@PREFIX@", prefix)
+        .replace("@SEPARATOR@", separator)
+}
+
+fn write_config(base: &Path, port: u16, options: &StartOptions) -> std::io::Result<()> {
+    std::fs::write(
+        base.join("dovecot.conf"),
+        render_config(base, port, options.layout),
+    )?;
+    let passwd = |entries: &[(String, String)]| {
+        entries
+            .iter()
+            .map(|(user, password)| format!("{user}:{{PLAIN}}{password}\n"))
+            .collect::<String>()
+    };
+    std::fs::write(base.join("users"), passwd(&options.users))?;
+    std::fs::write(base.join("masters"), passwd(options.master.as_slice()))?;
+    Ok(())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
