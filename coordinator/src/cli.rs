@@ -1,0 +1,113 @@
+//! The command line (clap). This is the contract users and scripts rely on; see README.md.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailfleet",
+    version,
+    about = "Migrate IMAP mailboxes at fleet scale, exactly once"
+)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mailfleet_worker=debug`.
+    #[arg(long, global = true, env = "MAILFLEET_LOG", default_value = "warn")]
+    pub log: String,
+    /// Write logs as JSON lines (to stderr).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every mailbox of a migration CSV from the source to the target (embedded mode).
+    Migrate(MigrateArgs),
+    /// Check that an IMAP endpoint answers and accepts logins.
+    Endpoint {
+        #[command(subcommand)]
+        command: EndpointCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Migration CSV: header `EmailAddress,UserName,Password` (+ optional `UserRoot`).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Source server: imap://host:port, imap+starttls://host:port or imaps://host:port
+    /// (`?accept_untrusted_certs=true` to skip certificate verification).
+    #[arg(long)]
+    pub source: String,
+    /// Target server, same URL forms as --source.
+    #[arg(long)]
+    pub target: String,
+    #[command(flatten)]
+    pub source_admin: SourceAdminArgs,
+    #[command(flatten)]
+    pub target_admin: TargetAdminArgs,
+    /// Folders to skip: `#Inbox#`-style well-known names, `Name/*` subtrees, exact `Name/Sub`.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_folders: Vec<String>,
+    /// Only these folders (same syntax as --exclude-folders).
+    #[arg(long, value_delimiter = ',')]
+    pub include_folders: Vec<String>,
+    /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
+    #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
+    pub max_message_size: u64,
+    /// Tasks (users' discoveries and folders) worked on at once.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Where checkpoints, the encryption key and the state database live; re-use it to resume.
+    #[arg(long, default_value = "mailfleet-state")]
+    pub state_dir: PathBuf,
+    /// Print one JSON document with every user's result on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceAdminArgs {
+    /// Log in to the source as this admin on behalf of each user (password:
+    /// MAILFLEET_SOURCE_ADMIN_PASSWORD).
+    #[arg(long = "source-admin", requires = "source_admin_format")]
+    pub source_admin: Option<String>,
+    /// exchange | dovecot | mirapoint | courier | cyrus
+    #[arg(long = "source-admin-format", requires = "source_admin")]
+    pub source_admin_format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetAdminArgs {
+    /// Log in to the target as this admin on behalf of each user (password:
+    /// MAILFLEET_TARGET_ADMIN_PASSWORD).
+    #[arg(long = "target-admin", requires = "target_admin_format")]
+    pub target_admin: Option<String>,
+    /// exchange | dovecot | mirapoint | courier | cyrus
+    #[arg(long = "target-admin-format", requires = "target_admin")]
+    pub target_admin_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Connect, report capabilities, and try logins.
+    Test(EndpointTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointTestArgs {
+    /// The server to test (same URL forms as `migrate --source`).
+    #[arg(long)]
+    pub source: String,
+    #[command(flatten)]
+    pub source_admin: SourceAdminArgs,
+    /// Log in as this user (repeatable). Without --source-admin the password comes from
+    /// MAILFLEET_USER_PASSWORD.
+    #[arg(long = "user")]
+    pub users: Vec<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,221 @@
+//! Turns the stream of worker reports into per-user results (design.md §2, "collector").
+//!
+//! Idempotent: a report whose task id was already counted (a redelivered task) is ignored. A user
+//! is finished when its discovery failed, or when as many folder reports arrived as discovery
+//! announced folder tasks.
+
+use std::collections::{BTreeMap, HashSet};
+
+use mailfleet_shared::messages::{Report, SkippedItem};
+use serde::Serialize;
+
+/// User states reported by the one-shot `migrate` command (names from design.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum UserStatus {
+    Queued,
+    Syncing,
+    Completed,
+    CompletedWithWarnings,
+    Failed,
+}
+
+impl UserStatus {
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            UserStatus::Completed | UserStatus::CompletedWithWarnings
+        )
+    }
+}
+
+/// One user's line in the `--json` document and the human summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserResult {
+    pub email: String,
+    pub status: UserStatus,
+    /// Folders of the user on the target (display names).
+    pub folders: Vec<String>,
+    /// Messages confirmed on the target: copied now or found there already.
+    pub items_synced: u64,
+    /// Of those, copied by this run.
+    pub items_copied: u64,
+    pub items_skipped: u64,
+    pub bytes_copied: u64,
+    pub skipped: Vec<SkippedItem>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+struct UserProgress {
+    result: UserResult,
+    folder_tasks: Option<u32>,
+    folder_reports: u32,
+    discovery_failed: bool,
+}
+
+impl UserProgress {
+    fn is_finished(&self) -> bool {
+        self.discovery_failed || self.folder_tasks == Some(self.folder_reports)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Collector {
+    users: BTreeMap<String, UserProgress>,
+    seen_tasks: HashSet<String>,
+}
+
+impl Collector {
+    pub fn new<'a>(emails: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut collector = Collector::default();
+        for email in emails {
+            collector.users.insert(
+                email.to_owned(),
+                UserProgress {
+                    result: UserResult {
+                        email: email.to_owned(),
+                        status: UserStatus::Queued,
+                        folders: Vec::new(),
+                        items_synced: 0,
+                        items_copied: 0,
+                        items_skipped: 0,
+                        bytes_copied: 0,
+                        skipped: Vec::new(),
+                        errors: Vec::new(),
+                    },
+                    folder_tasks: None,
+                    folder_reports: 0,
+                    discovery_failed: false,
+                },
+            );
+        }
+        collector
+    }
+
+    /// Counts `report` once; returns the user's email when this report finished that user.
+    pub fn apply(&mut self, report: Report) -> Option<String> {
+        if !self.seen_tasks.insert(report.task_id().to_owned()) {
+            return None;
+        }
+        let user = self.users.get_mut(report.user())?;
+        let was_finished = user.is_finished();
+        match report {
+            Report::Discovered {
+                folder_tasks,
+                folders,
+                skipped,
+                ..
+            } => {
+                user.folder_tasks = Some(folder_tasks);
+                user.result.folders = folders;
+                user.result.items_skipped += skipped.len() as u64;
+                user.result.skipped.extend(skipped);
+            }
+            Report::FolderSynced { outcome, .. } => {
+                user.folder_reports += 1;
+                let r = &mut user.result;
+                r.items_synced += outcome.appended + outcome.already_present;
+                r.items_copied += outcome.appended;
+                r.bytes_copied += outcome.bytes;
+                r.items_skipped += outcome.skipped.len() as u64;
+                r.skipped.extend(outcome.skipped);
+            }
+            Report::Failed { folder, error, .. } => {
+                match folder {
+                    Some(_) => user.folder_reports += 1,
+                    None => user.discovery_failed = true,
+                }
+                user.result.errors.push(error);
+            }
+        }
+        user.result.status = status_of(user);
+        (!was_finished && user.is_finished()).then(|| user.result.email.clone())
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.users.values().all(UserProgress::is_finished)
+    }
+
+    pub fn results(&self) -> Vec<UserResult> {
+        self.users.values().map(|u| u.result.clone()).collect()
+    }
+}
+
+fn status_of(user: &UserProgress) -> UserStatus {
+    if !user.is_finished() {
+        UserStatus::Syncing
+    } else if !user.result.errors.is_empty() {
+        UserStatus::Failed
+    } else if user.result.items_skipped > 0 {
+        UserStatus::CompletedWithWarnings
+    } else {
+        UserStatus::Completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailfleet_shared::messages::FolderOutcome;
+
+    fn discovered(user: &str, tasks: u32) -> Report {
+        Report::Discovered {
+            task_id: format!("b/{user}/discover"),
+            batch: "b".into(),
+            user: user.into(),
+            folder_tasks: tasks,
+            folders: vec!["INBOX".into()],
+            skipped: vec![],
+        }
+    }
+
+    fn synced(user: &str, folder: &str, appended: u64) -> Report {
+        Report::FolderSynced {
+            task_id: format!("b/{user}/folder/{folder}"),
+            batch: "b".into(),
+            user: user.into(),
+            folder: folder.into(),
+            outcome: FolderOutcome {
+                appended,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn user_finishes_after_all_announced_folders_and_duplicates_count_once() {
+        let mut collector = Collector::new(["a@x.org"]);
+        assert_eq!(collector.apply(discovered("a@x.org", 2)), None);
+        assert_eq!(collector.apply(synced("a@x.org", "INBOX", 3)), None);
+        assert_eq!(
+            collector.apply(synced("a@x.org", "INBOX", 3)),
+            None,
+            "redelivered report"
+        );
+        assert_eq!(
+            collector.apply(synced("a@x.org", "Sent", 1)),
+            Some("a@x.org".into())
+        );
+        let result = &collector.results()[0];
+        assert_eq!(
+            (result.items_copied, result.status),
+            (4, UserStatus::Completed)
+        );
+        assert!(collector.all_finished());
+    }
+
+    #[test]
+    fn failed_discovery_finishes_the_user_as_failed() {
+        let mut collector = Collector::new(["a@x.org", "b@x.org"]);
+        let failure = Report::Failed {
+            task_id: "b/a@x.org/discover".into(),
+            batch: "b".into(),
+            user: "a@x.org".into(),
+            folder: None,
+            error: "login rejected".into(),
+        };
+        assert_eq!(collector.apply(failure), Some("a@x.org".into()));
+        assert_eq!(collector.results()[0].status, UserStatus::Failed);
+        assert!(!collector.all_finished());
+    }
+}

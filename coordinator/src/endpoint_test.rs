@@ -1,0 +1,85 @@
+//! `mailfleet endpoint test`: can we reach the server, and do these logins work?
+//!
+//! Answers in plain words, one line per check, so an admin can fix a firewall, a certificate or
+//! an admin login format before starting a batch.
+
+use std::time::Duration;
+
+use mailfleet_worker::imap::connect::{connect, probe};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::cli::EndpointTestArgs;
+use crate::error::CliError;
+use crate::migrate::{admin_login, admin_password, parse_endpoint};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Runs every check; the caller exits 1 when any failed.
+pub async fn run(args: &EndpointTestArgs) -> Result<Vec<Check>, CliError> {
+    let mut endpoint = parse_endpoint("--source", &args.source)?;
+    endpoint.admin = admin_login(
+        args.source_admin.source_admin.as_deref(),
+        args.source_admin.source_admin_format.as_deref(),
+    )?;
+    let password = match admin_password(&endpoint, "MAILFLEET_SOURCE_ADMIN_PASSWORD")? {
+        Some(admin) => Some(admin),
+        None if !args.users.is_empty() => Some(user_password()?),
+        None => None,
+    };
+    let label = endpoint.url();
+    let mut checks = Vec::new();
+    let reached = probe(&label, &endpoint, TIMEOUT).await;
+    checks.push(Check {
+        check: format!("connect to {label}"),
+        ok: reached.is_ok(),
+        detail: reached
+            .err()
+            .map_or_else(|| "server answered".to_owned(), |e| e.to_string()),
+    });
+    for user in &args.users {
+        let login = endpoint.login_for(user);
+        let password = password
+            .as_ref()
+            .expect("a password exists whenever users are given");
+        let check = format!("login {} for {user}", login.display_user());
+        checks.push(
+            match connect(label.clone(), &endpoint, &login, password, TIMEOUT).await {
+                Ok(connection) => {
+                    let mut capabilities: Vec<_> =
+                        connection.capabilities.iter().cloned().collect();
+                    capabilities.sort();
+                    connection.logout().await;
+                    Check {
+                        check,
+                        ok: true,
+                        detail: format!("capabilities: {}", capabilities.join(" ")),
+                    }
+                }
+                Err(error) => Check {
+                    check,
+                    ok: false,
+                    detail: error.to_string(),
+                },
+            },
+        );
+    }
+    Ok(checks)
+}
+
+fn user_password() -> Result<SecretString, CliError> {
+    match std::env::var("MAILFLEET_USER_PASSWORD") {
+        Ok(value) if !value.is_empty() => Ok(SecretString::from(value)),
+        _ => Err(CliError::Invalid(
+            "--user without --source-admin needs the user's password in MAILFLEET_USER_PASSWORD"
+                .into(),
+        )),
+    }
+}

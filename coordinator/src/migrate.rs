@@ -1,0 +1,239 @@
+//! `mailfleet migrate`: one migration run in embedded mode — in-process queue, SQLite
+//! checkpoints and credentials, worker and collector in this process.
+//!
+//! The run is the distributed flow in miniature: one `DiscoverUser` task per CSV row, folder tasks
+//! published by discovery, reports aggregated by the [`Collector`]. Re-running with the same
+//! state dir resumes from checkpoints; with a fresh one the fingerprint guard still prevents
+//! duplicates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
+use mailfleet_shared::folder_map::FolderFilter;
+use mailfleet_shared::messages::{MailboxUser, Task};
+use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
+use mailfleet_shared::queue::TaskQueue;
+use mailfleet_stores::crypto::SecretBox;
+use mailfleet_stores::memory_queue::InProcessQueue;
+use mailfleet_stores::sqlite::SqliteStore;
+use mailfleet_worker::shutdown::shutdown_pair;
+use mailfleet_worker::{Job, Tuning, Worker};
+use secrecy::SecretString;
+
+use crate::cli::MigrateArgs;
+use crate::collector::{Collector, UserResult};
+use crate::error::CliError;
+use crate::progress::TerminalProgress;
+
+/// Everything `migrate` needs, validated before anything starts (invalid input → exit 2).
+struct Plan {
+    rows: Vec<MigrationRow>,
+    source: Endpoint,
+    target: Endpoint,
+    filter: FolderFilter,
+    source_admin_password: Option<SecretString>,
+    target_admin_password: Option<SecretString>,
+}
+
+pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
+    let plan = validate(args)?;
+    let secrets = SecretBox::load_or_create_key_file(&args.state_dir.join("secret.key"))
+        .map_err(|e| CliError::State(e.to_string()))?;
+    let store = Arc::new(
+        SqliteStore::open(&args.state_dir, secrets).map_err(|e| CliError::State(e.to_string()))?,
+    );
+    // Checkpoints of one source/target pair never shortcut a run between two other servers.
+    let batch = format!("migrate:{}>{}", plan.source.url(), plan.target.url());
+    store_credentials(store.as_ref(), &batch, &plan).await?;
+
+    let progress = Arc::new(TerminalProgress::new(!args.json));
+    let job = Arc::new(Job {
+        batch: batch.clone(),
+        source: plan.source.clone(),
+        target: plan.target.clone(),
+        filter: plan.filter.clone(),
+        max_message_size: args.max_message_size,
+        checkpoints: store.clone(),
+        credentials: store.clone(),
+        tuning: Tuning::default(),
+        progress: progress.clone(),
+    });
+    let queue = Arc::new(InProcessQueue::new());
+    let results = run_job(job, queue, &plan.rows, args.workers, &progress).await;
+    // Passwords are needed only while the run lasts.
+    store
+        .remove_scope(&batch)
+        .await
+        .map_err(|e| CliError::State(e.to_string()))?;
+    results
+}
+
+fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
+    let bytes = read_csv(&args.csv)?;
+    let rows = parse_migration_csv(&bytes).map_err(|errors| CliError::InvalidCsv {
+        path: args.csv.display().to_string(),
+        errors,
+    })?;
+    let mut source = parse_endpoint("--source", &args.source)?;
+    let mut target = parse_endpoint("--target", &args.target)?;
+    source.admin = admin_login(
+        args.source_admin.source_admin.as_deref(),
+        args.source_admin.source_admin_format.as_deref(),
+    )?;
+    target.admin = admin_login(
+        args.target_admin.target_admin.as_deref(),
+        args.target_admin.target_admin_format.as_deref(),
+    )?;
+    if source
+        .admin
+        .as_ref()
+        .is_some_and(|a| a.format.needs_user_root())
+        && let Some(row) = rows.iter().find(|r| r.user_root.is_none()) {
+            return Err(CliError::Invalid(format!(
+                "line {}: {} has no UserRoot, which the courier admin format needs",
+                row.line, row.email
+            )));
+        }
+    let filter = FolderFilter::new(&args.include_folders, &args.exclude_folders)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(Plan {
+        source_admin_password: admin_password(&source, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?,
+        target_admin_password: admin_password(&target, "MAILFLEET_TARGET_ADMIN_PASSWORD")?,
+        rows,
+        source,
+        target,
+        filter,
+    })
+}
+
+fn read_csv(path: &Path) -> Result<Vec<u8>, CliError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    if size > mailfleet_shared::migration_csv::MAX_BYTES as u64 {
+        return Err(CliError::Invalid(format!(
+            "{}: the file is {size} bytes; a migration CSV may have at most 10 MB",
+            path.display()
+        )));
+    }
+    std::fs::read(path)
+        .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", path.display())))
+}
+
+pub fn parse_endpoint(flag: &str, url: &str) -> Result<Endpoint, CliError> {
+    Endpoint::from_url(url).map_err(|e| CliError::Invalid(format!("{flag}: {e}")))
+}
+
+pub fn admin_login(
+    user: Option<&str>,
+    format: Option<&str>,
+) -> Result<Option<AdminLogin>, CliError> {
+    match (user, format) {
+        (Some(user), Some(format)) => Ok(Some(AdminLogin {
+            user: user.to_owned(),
+            format: format
+                .parse()
+                .map_err(|e| CliError::Invalid(format!("admin format: {e}")))?,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The admin password comes from the environment only, so it never shows in `ps` or shell history.
+pub fn admin_password(
+    endpoint: &Endpoint,
+    variable: &str,
+) -> Result<Option<SecretString>, CliError> {
+    if endpoint.admin.is_none() {
+        return Ok(None);
+    }
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Ok(Some(SecretString::from(value))),
+        _ => Err(CliError::Invalid(format!(
+            "an admin login needs its password in {variable}"
+        ))),
+    }
+}
+
+async fn store_credentials(
+    store: &dyn CredentialStore,
+    batch: &str,
+    plan: &Plan,
+) -> Result<(), CliError> {
+    let state = |e: mailfleet_shared::checkpoint::StoreError| CliError::State(e.to_string());
+    for row in &plan.rows {
+        store
+            .put(&CredentialId::user(batch, &row.email), &row.password)
+            .await
+            .map_err(state)?;
+    }
+    if let Some(password) = &plan.source_admin_password {
+        store
+            .put(&CredentialId::source_admin(batch), password)
+            .await
+            .map_err(state)?;
+    }
+    if let Some(password) = &plan.target_admin_password {
+        store
+            .put(&CredentialId::target_admin(batch), password)
+            .await
+            .map_err(state)?;
+    }
+    Ok(())
+}
+
+/// Queues one discovery per user, runs the worker, and collects until every user is finished.
+async fn run_job(
+    job: Arc<Job>,
+    queue: Arc<InProcessQueue>,
+    rows: &[MigrationRow],
+    workers: usize,
+    progress: &TerminalProgress,
+) -> Result<Vec<UserResult>, CliError> {
+    let queue_error = |e: mailfleet_shared::checkpoint::StoreError| CliError::State(e.to_string());
+    for row in rows {
+        let user = MailboxUser {
+            email: row.email.clone(),
+            user_name: row.user_name.clone(),
+            user_root: row.user_root.clone(),
+        };
+        queue
+            .publish_task(&Task::DiscoverUser {
+                batch: job.batch.clone(),
+                user,
+            })
+            .await
+            .map_err(queue_error)?;
+    }
+    let (trigger, shutdown) = shutdown_pair();
+    let worker = Arc::new(Worker::new(job, queue.clone()));
+    let worker_run = tokio::spawn(worker.run(workers, shutdown));
+
+    let mut collector = Collector::new(rows.iter().map(|r| r.email.as_str()));
+    let mut interrupted = false;
+    while !collector.all_finished() {
+        let report = tokio::select! {
+            report = queue.next_report() => report.map_err(queue_error)?,
+            _ = tokio::signal::ctrl_c() => { interrupted = true; None }
+        };
+        let Some(report) = report else { break };
+        if let Some(finished) = collector.apply(report) {
+            progress.finish(&finished);
+        }
+    }
+    if interrupted {
+        // Running tasks finish and checkpoint; the rest resume on the next run.
+        trigger.trigger();
+    }
+    queue.close();
+    worker_run
+        .await
+        .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
+        .map_err(queue_error)?;
+    if interrupted {
+        return Err(CliError::Interrupted);
+    }
+    Ok(collector.results())
+}

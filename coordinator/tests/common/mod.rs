@@ -1,0 +1,123 @@
+//! Shared set-up for the end-to-end tests: two real Dovecot servers with the same users, a
+//! seeded source, a migration CSV, and the real `mailfleet` binary.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mailfleet_testkit::corpus::CorpusSpec;
+use mailfleet_testkit::{DovecotServer, Layout, MailboxSnapshot, StartOptions, seed, snapshot};
+use serde_json::Value;
+
+pub const ADMIN: (&str, &str) = ("admin", "master-secret-9");
+
+pub struct Pair {
+    pub source: DovecotServer,
+    pub target: DovecotServer,
+    pub users: Vec<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Source and target with the same `users` (login, password), each test its own names.
+    pub fn start(users: &[(&str, &str)]) -> Self {
+        Self::start_with_layout(users, Layout::Default)
+    }
+
+    pub fn start_with_layout(users: &[(&str, &str)], source_layout: Layout) -> Self {
+        let options = StartOptions::users(users).with_master(ADMIN.0, ADMIN.1);
+        Pair {
+            source: DovecotServer::start(options.clone().with_layout(source_layout)).unwrap(),
+            target: DovecotServer::start(options).unwrap(),
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Seeds every user's source mailbox (a different corpus per user); returns the counts.
+    pub async fn seed_all(&self, spec: &CorpusSpec) -> Vec<usize> {
+        let mut counts = Vec::new();
+        for (i, (user, password)) in self.users.iter().enumerate() {
+            let spec = CorpusSpec {
+                seed: spec.seed + i as u64,
+                ..spec.clone()
+            };
+            counts.push(
+                seed(self.source.port(), user, password, &spec)
+                    .await
+                    .unwrap(),
+            );
+        }
+        counts
+    }
+
+    /// `EmailAddress,UserName,Password` for every user (source login = target address).
+    pub fn write_csv(&self) -> PathBuf {
+        let mut csv = String::from("EmailAddress,UserName,Password\n");
+        for (user, password) in &self.users {
+            csv.push_str(&format!("{user},{user},{password}\n"));
+        }
+        let path = self.dir.path().join("users.csv");
+        std::fs::write(&path, csv).unwrap();
+        path
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `mailfleet migrate --csv … --source … --target … --state-dir … --json` plus `extra`.
+    pub fn migrate_command(&self, csv: &Path, extra: &[&str]) -> Command {
+        let mut command = mailfleet();
+        command
+            .args(["migrate", "--json", "--csv"])
+            .arg(csv)
+            .args([
+                "--source",
+                &self.source.url(),
+                "--target",
+                &self.target.url(),
+                "--state-dir",
+            ])
+            .arg(self.state_dir())
+            .args(extra);
+        command
+    }
+
+    pub async fn source_snapshot(&self, user: usize) -> MailboxSnapshot {
+        let (login, password) = &self.users[user];
+        snapshot(self.source.port(), login, password).await.unwrap()
+    }
+
+    pub async fn target_snapshot(&self, user: usize) -> MailboxSnapshot {
+        let (login, password) = &self.users[user];
+        snapshot(self.target.port(), login, password).await.unwrap()
+    }
+}
+
+pub fn mailfleet() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailfleet"));
+    command.env("MAILFLEET_LOG", "warn");
+    command
+}
+
+/// Runs the command; returns (exit code, parsed `--json` stdout or Null, stderr).
+pub fn run(command: &mut Command) -> (i32, Value, String) {
+    let output: Output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// The `users[]` entry for `email` in a `--json` document.
+pub fn user_result<'a>(json: &'a Value, email: &str) -> &'a Value {
+    json["users"]
+        .as_array()
+        .and_then(|users| users.iter().find(|u| u["email"] == email))
+        .unwrap_or_else(|| panic!("no result for {email} in {json}"))
+}
