@@ -90,12 +90,13 @@ fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
         .admin
         .as_ref()
         .is_some_and(|a| a.format.needs_user_root())
-        && let Some(row) = rows.iter().find(|r| r.user_root.is_none()) {
-            return Err(CliError::Invalid(format!(
-                "line {}: {} has no UserRoot, which the courier admin format needs",
-                row.line, row.email
-            )));
-        }
+        && let Some(row) = rows.iter().find(|r| r.user_root.is_none())
+    {
+        return Err(CliError::Invalid(format!(
+            "line {}: {} has no UserRoot, which the courier admin format needs",
+            row.line, row.email
+        )));
+    }
     let filter = FolderFilter::new(&args.include_folders, &args.exclude_folders)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     Ok(Plan {

@@ -203,7 +203,7 @@ async fn list_folders(
             s.list(Some(""), Some(&pattern)).await?.try_collect().await
         })
         .await?;
-    connection.discard_unsolicited();
+    connection.confirm_complete("LIST").await?;
     Ok(names.iter().map(listed_folder).collect())
 }
 

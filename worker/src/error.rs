@@ -38,6 +38,9 @@ pub enum WorkerError {
         context: String,
         reason: String,
     },
+    /// A multi-line answer (FETCH, SEARCH, LIST) came back short: retried, never trusted.
+    #[error("{server} gave an incomplete answer: {reason}")]
+    Incomplete { server: String, reason: String },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
     #[error(transparent)]
@@ -51,6 +54,7 @@ impl WorkerError {
             WorkerError::Throttled { .. }
             | WorkerError::ConnectionLost { .. }
             | WorkerError::Timeout { .. }
+            | WorkerError::Incomplete { .. }
             | WorkerError::Store(_) => true,
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }

@@ -190,7 +190,10 @@ impl Copier<'_> {
             })
             .filter(|m| uids.binary_search(&m.uid).is_ok())
             .collect();
+        self.source.confirm_complete("FETCH metadata").await?;
         metas.sort_by_key(|m| m.uid);
+        let found: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+        self.ensure_gone(uids, &found, "metadata").await?;
         Ok(metas)
     }
 
@@ -281,10 +284,53 @@ impl Copier<'_> {
                     .await
             })
             .await?;
-        Ok(fetches
+        self.source.confirm_complete("FETCH bodies").await?;
+        let bodies: HashMap<u32, Vec<u8>> = fetches
             .iter()
             .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect())
+            .collect();
+        let wanted: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+        let mut found: Vec<u32> = bodies.keys().copied().collect();
+        found.sort_unstable();
+        self.ensure_gone(&wanted, &found, "body").await?;
+        Ok(bodies)
+    }
+
+    /// Requested messages the server did not return must have been expunged meanwhile; if they
+    /// still exist, the answer was incomplete and the batch is retried, never skipped.
+    async fn ensure_gone(
+        &mut self,
+        wanted: &[u32],
+        found: &[u32],
+        what: &str,
+    ) -> Result<(), WorkerError> {
+        let missing: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|uid| found.binary_search(uid).is_err())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(&missing);
+        let still_there = self
+            .source
+            .run("UID SEARCH", |s| s.uid_search(format!("UID {set}")))
+            .await?;
+        self.source.confirm_complete("UID SEARCH").await?;
+        if still_there.is_empty() {
+            return Ok(());
+        }
+        let mut uids: Vec<u32> = still_there.into_iter().collect();
+        uids.sort_unstable();
+        Err(WorkerError::Incomplete {
+            server: self.source.server.clone(),
+            reason: format!(
+                "no {what} returned for UIDs {} of folder {}",
+                uid_set(&uids),
+                self.plan.display_name
+            ),
+        })
     }
 
     async fn fetch_header(&mut self, uid: u32) -> Result<Vec<u8>, WorkerError> {
@@ -354,7 +400,7 @@ async fn uids_from(source: &mut ImapConnection, from_uid: u32) -> Result<Vec<u32
     let found = source
         .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
         .await?;
-    source.discard_unsolicited();
+    source.confirm_complete("UID SEARCH").await?;
     let mut uids: Vec<u32> = found.into_iter().filter(|&uid| uid >= from_uid).collect();
     uids.sort_unstable();
     Ok(uids)

@@ -34,16 +34,29 @@ impl TargetIndex {
                     .await
             })
             .await?;
+        target.confirm_complete("FETCH fingerprints").await?;
         let mut index = TargetIndex::default();
+        let mut fingerprinted = 0;
         for fetch in fetches {
             // `n:*` also returns the highest message when every UID is below n.
             if fetch.uid.is_some_and(|uid| uid >= from_uid) {
                 let header = fetch.header().unwrap_or_default();
-                index.add(Fingerprint::from_header(
-                    header,
-                    u64::from(fetch.size.unwrap_or(0)),
-                ));
+                let size = u64::from(fetch.size.unwrap_or(0));
+                index.add(Fingerprint::from_header(header, size));
+                fingerprinted += 1;
             }
+        }
+        // A short index would let copies in: every message must have been fingerprinted.
+        let present = target
+            .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
+            .await?;
+        target.confirm_complete("UID SEARCH").await?;
+        let expected = present.iter().filter(|&&uid| uid >= from_uid).count();
+        if fingerprinted < expected {
+            return Err(WorkerError::Incomplete {
+                server: target.server.clone(),
+                reason: format!("fingerprints of {fingerprinted} of {expected} messages"),
+            });
         }
         Ok(index)
     }

@@ -27,9 +27,18 @@ impl Pair {
 
     pub fn start_with_layout(users: &[(&str, &str)], source_layout: Layout) -> Self {
         let options = StartOptions::users(users).with_master(ADMIN.0, ADMIN.1);
+        Self::from_servers(options.clone().with_layout(source_layout), options, users)
+    }
+
+    /// Servers with their own options; `users` are the CSV's (login, password) pairs.
+    pub fn from_servers(
+        source: StartOptions,
+        target: StartOptions,
+        users: &[(&str, &str)],
+    ) -> Self {
         Pair {
-            source: DovecotServer::start(options.clone().with_layout(source_layout)).unwrap(),
-            target: DovecotServer::start(options).unwrap(),
+            source: DovecotServer::start(source).unwrap(),
+            target: DovecotServer::start(target).unwrap(),
             users: users
                 .iter()
                 .map(|(u, p)| (u.to_string(), p.to_string()))
@@ -93,15 +102,27 @@ impl Pair {
         snapshot(self.source.port(), login, password).await.unwrap()
     }
 
+    /// The source as the Dovecot master user sees it (when CSV passwords are not the source's).
+    pub async fn source_snapshot_as_admin(&self, user: usize) -> MailboxSnapshot {
+        let login = format!("{}*{}", self.users[user].0, ADMIN.0);
+        snapshot(self.source.port(), &login, ADMIN.1).await.unwrap()
+    }
+
     pub async fn target_snapshot(&self, user: usize) -> MailboxSnapshot {
         let (login, password) = &self.users[user];
         snapshot(self.target.port(), login, password).await.unwrap()
     }
 }
 
+/// The binary under test. `MAILFLEET_TEST_LOG=info` shows its logs live while debugging a test.
 pub fn mailfleet() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mailfleet"));
-    command.env("MAILFLEET_LOG", "warn");
+    match std::env::var("MAILFLEET_TEST_LOG") {
+        Ok(level) => command
+            .env("MAILFLEET_LOG", level)
+            .stderr(std::process::Stdio::inherit()),
+        Err(_) => command.env("MAILFLEET_LOG", "warn"),
+    };
     command
 }
 

@@ -55,6 +55,19 @@ impl ImapConnection {
         }
     }
 
+    /// Confirms that a multi-line answer just read was whole. async-imap ends a FETCH, SEARCH or
+    /// LIST stream quietly when the connection drops mid-answer, which would look like "fewer
+    /// messages"; a NOOP on a dead connection fails instead, and the caller retries.
+    pub async fn confirm_complete(&mut self, context: &str) -> Result<(), WorkerError> {
+        let server = self.server.clone();
+        self.run(context, |s| s.noop()).await.map_err(|e| match e {
+            WorkerError::Refused { reason, .. } => WorkerError::Incomplete { server, reason },
+            other => other,
+        })?;
+        self.discard_unsolicited();
+        Ok(())
+    }
+
     /// Drops untagged responses nobody asked for (EXISTS after APPEND and the like), so the
     /// bounded channel async-imap fills never holds stale data.
     pub fn discard_unsolicited(&mut self) {

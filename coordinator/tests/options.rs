@@ -1,0 +1,256 @@
+//! Admin logins, folder rules, the size limit, bad credentials, strict namespaces and bad CSVs,
+//! each through the real binary against real Dovecot.
+
+mod common;
+
+use common::{ADMIN, Pair, mailfleet, run, user_result};
+use mailfleet_testkit::client::MailboxSnapshot;
+use mailfleet_testkit::corpus::{CorpusSpec, FOLDERS};
+use mailfleet_testkit::{Layout, StartOptions, assert_same_mail};
+
+#[tokio::test]
+async fn dovecot_master_user_on_the_source_with_folder_rules_and_size_limit() {
+    // The source knows other passwords than the CSV: only the admin login can work there.
+    let source =
+        StartOptions::users(&[("adm@example.com", "source-only-pw")]).with_master(ADMIN.0, ADMIN.1);
+    let target = StartOptions::users(&[("adm@example.com", "csv-pw")]);
+    let pair = Pair::from_servers(source, target, &[("adm@example.com", "csv-pw")]);
+    let spec = CorpusSpec {
+        messages: 90,
+        ..Default::default()
+    };
+    mailfleet_testkit::seed(pair.source.port(), "adm@example.com*admin", ADMIN.1, &spec)
+        .await
+        .unwrap();
+    let csv = pair.write_csv();
+
+    let limit = 20_000;
+    let mut command = pair.migrate_command(
+        &csv,
+        &[
+            "--source-admin",
+            "admin",
+            "--source-admin-format",
+            "dovecot",
+            "--exclude-folders",
+            "#DeletedItems#,Archive/*",
+        ],
+    );
+    command
+        .args(["--max-message-size", &limit.to_string()])
+        .env("MAILFLEET_SOURCE_ADMIN_PASSWORD", ADMIN.1);
+    let (code, json, stderr) = run(&mut command);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+
+    let source = pair.source_snapshot_as_admin(0).await;
+    let mut expected = MailboxSnapshot::default();
+    let mut oversized = 0;
+    for (name, folder) in &source.folders {
+        if name == "Trash" || name.starts_with("Archive") {
+            continue;
+        }
+        let mut folder = folder.clone();
+        let before = folder.messages.len();
+        folder.messages.retain(|m| m.bytes.len() <= limit);
+        oversized += before - folder.messages.len();
+        expected.folders.insert(name.clone(), folder);
+    }
+    assert!(
+        oversized > 0,
+        "the corpus must hold messages over the limit"
+    );
+    let target = pair.target_snapshot(0).await;
+    assert_same_mail(&expected, &target, str::to_owned);
+    assert!(target.folder("Trash").is_none() && target.folder("Archive/2023").is_none());
+
+    let result = user_result(&json, "adm@example.com");
+    assert_eq!(result["status"], "CompletedWithWarnings");
+    assert_eq!(result["items_skipped"], oversized as u64);
+    for item in result["skipped"].as_array().unwrap() {
+        assert!(
+            item["reason"].as_str().unwrap().contains("larger than"),
+            "{item}"
+        );
+        assert!(item["size"].as_u64().unwrap() > limit as u64);
+        assert!(
+            item["folder"].is_string() && item["subject"].is_string() && item["date"].is_string(),
+            "{item}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_that_user_only_and_exits_1() {
+    let pair = Pair::start(&[
+        ("ok-1@example.com", "good1"),
+        ("wrong@example.com", "good2"),
+        ("ok-2@example.com", "good3"),
+    ]);
+    pair.seed_all(&CorpusSpec {
+        messages: 15,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.dir.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "EmailAddress,UserName,Password\nok-1@example.com,ok-1@example.com,good1\n\
+         wrong@example.com,wrong@example.com,not-the-password\nok-2@example.com,ok-2@example.com,good3\n",
+    )
+    .unwrap();
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 1, "{stderr}\n{json}");
+    let failed = user_result(&json, "wrong@example.com");
+    assert_eq!(failed["status"], "Failed");
+    let error = failed["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains("wrong@example.com") && error.contains("login rejected"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password") && !stderr.contains("not-the-password"));
+    for (i, user) in [(0, "ok-1@example.com"), (2, "ok-2@example.com")] {
+        assert_eq!(user_result(&json, user)["status"], "Completed");
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+}
+
+#[tokio::test]
+async fn cyrus_style_inbox_prefix_on_the_source_lands_prefixless_on_the_target() {
+    let pair = Pair::start_with_layout(&[("cy@example.com", "cy-pw")], Layout::CyrusLike);
+    let cyrus_folders = FOLDERS
+        .iter()
+        .map(|f| {
+            if *f == "INBOX" {
+                f.to_string()
+            } else {
+                format!("INBOX.{}", f.replace('/', "."))
+            }
+        })
+        .collect();
+    let spec = CorpusSpec {
+        messages: 50,
+        folders: cyrus_folders,
+        ..Default::default()
+    };
+    mailfleet_testkit::seed(pair.source.port(), "cy@example.com", "cy-pw", &spec)
+        .await
+        .unwrap();
+    let csv = pair.write_csv();
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let to_target = |name: &str| match name.strip_prefix("INBOX.") {
+        Some(rest) => rest.replace('.', "/"),
+        None => name.to_owned(),
+    };
+    let target = pair.target_snapshot(0).await;
+    assert!(
+        target.folder("Sent").is_some() && target.folder("Projects/Alpha/Specs").is_some(),
+        "{:?}",
+        target.folders.keys()
+    );
+    assert_same_mail(&pair.source_snapshot(0).await, &target, to_target);
+}
+
+#[test]
+fn invalid_csvs_exit_2_and_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "header",
+            b"Email,UserName,Password\na@example.com,a,p\n",
+            "line 1",
+        ),
+        (
+            "duplicate",
+            b"EmailAddress,UserName,Password\na@example.com,a,p\nA@example.com,b,p\n",
+            "line 3",
+        ),
+        (
+            "address",
+            b"EmailAddress,UserName,Password\nnot-an-address,a,p\n",
+            "line 2",
+        ),
+        (
+            "encoding",
+            b"EmailAddress,UserName,Password\nj\xfcrgen@example.com,a,p\n",
+            "line 2",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let csv = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&csv, content).unwrap();
+        let (code, _, stderr) = run(mailfleet()
+            .args([
+                "migrate",
+                "--source",
+                "imap://127.0.0.1:1",
+                "--target",
+                "imap://127.0.0.1:2",
+                "--csv",
+            ])
+            .arg(&csv)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")));
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, vec![b'x'; 10 * 1024 * 1024 + 1]).unwrap();
+    let (code, _, stderr) = run(mailfleet()
+        .args([
+            "migrate",
+            "--source",
+            "imap://127.0.0.1:1",
+            "--target",
+            "imap://127.0.0.1:2",
+            "--csv",
+        ])
+        .arg(&big));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("10 MB"), "{stderr}");
+}
+
+#[tokio::test]
+async fn endpoint_test_reports_logins_in_plain_words() {
+    let pair = Pair::start(&[("ep@example.com", "ep-pw")]);
+    let (code, json, stderr) = run(mailfleet()
+        .args([
+            "endpoint",
+            "test",
+            "--json",
+            "--source",
+            &pair.source.url(),
+            "--user",
+            "ep@example.com",
+        ])
+        .env("MAILFLEET_USER_PASSWORD", "ep-pw"));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    assert!(
+        json[1]["detail"].as_str().unwrap().contains("IMAP4REV1"),
+        "{json}"
+    );
+
+    let (code, json, _) = run(mailfleet()
+        .args([
+            "endpoint",
+            "test",
+            "--json",
+            "--source",
+            &pair.source.url(),
+            "--user",
+            "ep@example.com",
+        ])
+        .env("MAILFLEET_USER_PASSWORD", "wrong"));
+    assert_eq!(code, 1);
+    assert!(
+        json[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("login rejected"),
+        "{json}"
+    );
+}
