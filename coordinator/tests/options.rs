@@ -254,3 +254,39 @@ async fn endpoint_test_reports_logins_in_plain_words() {
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn passwords_appear_in_no_output_log_or_state_file() {
+    let secrets = [
+        ("leak-a@example.com", "Zq7-unique-pass-A"),
+        ("leak-b@example.com", "Zq7-unique-pass-B"),
+    ];
+    let pair = Pair::start(&secrets);
+    pair.seed_all(&CorpusSpec {
+        messages: 10,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    let mut command = pair.migrate_command(&csv, &["--log", "debug"]);
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut haystacks = vec![output.stdout, output.stderr];
+    for entry in std::fs::read_dir(pair.state_dir()).unwrap() {
+        haystacks.push(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for (_, password) in secrets {
+        for haystack in &haystacks {
+            assert!(
+                !haystack
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{password} leaked"
+            );
+        }
+    }
+}

@@ -23,6 +23,7 @@ case "$action" in
     chmod 755 "$base"
     chmod 777 "$base/mail"
     sed -e "s|@BASE@|$base|g" -e "s|@PORT@|$port|g" -e "s|@PREFIX@||g" -e "s|@SEPARATOR@|/|g" \
+      -e "s|@SSL@|no|g" -e "s|@SSL_FILES@||g" -e "s|@TLS_PORT@|0|g" \
       deploy/dev/dovecot.conf.template >"$base/dovecot.conf"
     /usr/sbin/dovecot -c "$base/dovecot.conf"
     for _ in $(seq 100); do

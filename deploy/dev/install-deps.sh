@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what mailfleet's demo and tests need from Debian's packages: Dovecot's IMAP server.
+# Installs what mailfleet's demo and tests need from Debian's packages: Dovecot's IMAP server,
+# and openssl for the TLS tests' certificates.
 # Idempotent and quick when everything is there. Our Dovecot instances run from their own
 # config (deploy/dev/dovecot.conf.template); the system's Dovecot service is not used.
 set -euo pipefail
@@ -7,6 +8,7 @@ set -euo pipefail
 need=()
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v pkill >/dev/null 2>&1 || need+=(procps)
+command -v openssl >/dev/null 2>&1 || need+=(openssl) # test certificates for TLS tests
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -29,6 +29,9 @@ pub struct StartOptions {
     /// A master user: `user*master` logs in as `user` with the master's password.
     pub master: Option<(String, String)>,
     pub layout: Layout,
+    /// Also serve TLS (STARTTLS on the main port, implicit TLS on [`DovecotServer::tls_port`])
+    /// with a fresh self-signed certificate for `localhost` / `127.0.0.1`.
+    pub tls: bool,
 }
 
 impl StartOptions {
@@ -51,10 +54,16 @@ impl StartOptions {
         self.layout = layout;
         self
     }
+
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
 }
 
 pub struct DovecotServer {
     port: u16,
+    tls_port: Option<u16>,
     base: PathBuf,
     process: Child,
     // Held for its Drop: removes the server's directory.
@@ -86,7 +95,13 @@ impl DovecotServer {
         }
         std::fs::set_permissions(base.join("mail"), std::fs::Permissions::from_mode(0o777))?;
         let port = free_port()?;
-        write_config(&base, port, options)?;
+        let tls_port = if options.tls {
+            make_certificate(&base)?;
+            Some(free_port()?)
+        } else {
+            None
+        };
+        write_config(&base, port, tls_port, options)?;
         let process = Command::new(DOVECOT)
             .arg("-F")
             .arg("-c")
@@ -102,6 +117,7 @@ impl DovecotServer {
             })?;
         let mut server = DovecotServer {
             port,
+            tls_port,
             base,
             process,
             _dir: dir,
@@ -155,6 +171,11 @@ impl DovecotServer {
         format!("imap://127.0.0.1:{}", self.port)
     }
 
+    /// The implicit-TLS port, when started `with_tls`.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
     pub fn base_dir(&self) -> &Path {
         &self.base
     }
@@ -185,22 +206,75 @@ impl Drop for DovecotServer {
 }
 
 /// The template with this server's values filled in; also used by `deploy/dev/dovecot.sh`.
-pub fn render_config(base: &Path, port: u16, layout: Layout) -> String {
+pub fn render_config(base: &Path, port: u16, tls_port: Option<u16>, layout: Layout) -> String {
     let (prefix, separator) = match layout {
         Layout::Default => ("", "/"),
         Layout::CyrusLike => ("INBOX.", "."),
     };
+    let (ssl, ssl_files) = match tls_port {
+        Some(_) => (
+            "yes",
+            format!(
+                "ssl_cert = <{0}/cert.pem\nssl_key = <{0}/key.pem",
+                base.display()
+            ),
+        ),
+        None => ("no", String::new()),
+    };
     TEMPLATE
+        .replace("@SSL_FILES@", &ssl_files)
+        .replace("@SSL@", ssl)
+        .replace("@TLS_PORT@", &tls_port.unwrap_or(0).to_string())
         .replace("@BASE@", &base.display().to_string())
         .replace("@PORT@", &port.to_string())
         .replace("@PREFIX@", prefix)
         .replace("@SEPARATOR@", separator)
 }
 
-fn write_config(base: &Path, port: u16, options: &StartOptions) -> std::io::Result<()> {
+/// A self-signed certificate for localhost/127.0.0.1, made with the openssl command.
+fn make_certificate(base: &Path) -> std::io::Result<()> {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(base.join("key.pem"))
+        .arg("-out")
+        .arg(base.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(std::io::Error::other(
+            "openssl could not make a test certificate",
+        ));
+    }
+    std::fs::set_permissions(base.join("key.pem"), std::fs::Permissions::from_mode(0o644))
+}
+
+fn write_config(
+    base: &Path,
+    port: u16,
+    tls_port: Option<u16>,
+    options: &StartOptions,
+) -> std::io::Result<()> {
     std::fs::write(
         base.join("dovecot.conf"),
-        render_config(base, port, options.layout),
+        render_config(base, port, tls_port, options.layout),
     )?;
     let passwd = |entries: &[(String, String)]| {
         entries
