@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
-use mailfleet_shared::folder_map::FolderFilter;
+use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
 use mailfleet_shared::queue::TaskQueue;
@@ -210,31 +210,38 @@ async fn run_job(
     }
     let (trigger, shutdown) = shutdown_pair();
     let worker = Arc::new(Worker::new(job, queue.clone()));
-    let worker_run = tokio::spawn(worker.run(workers, shutdown));
+    let mut worker_run = tokio::spawn(worker.run(workers, shutdown));
 
     let mut collector = Collector::new(rows.iter().map(|r| r.email.as_str()));
-    let mut interrupted = false;
     while !collector.all_finished() {
         let report = tokio::select! {
             report = queue.next_report() => report.map_err(queue_error)?,
-            _ = tokio::signal::ctrl_c() => { interrupted = true; None }
+            stopped = &mut worker_run => {
+                // The worker only stops early when the queue failed; never wait forever.
+                let reason = match stopped {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(())) => "stopped before every user finished".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(CliError::State(format!("worker: {reason}")));
+            }
+            _ = tokio::signal::ctrl_c() => {
+                // Running tasks finish and checkpoint; the rest resume on the next run.
+                trigger.trigger();
+                queue.close();
+                let _ = worker_run.await;
+                return Err(CliError::Interrupted);
+            }
         };
         let Some(report) = report else { break };
         if let Some(finished) = collector.apply(report) {
             progress.finish(&finished);
         }
     }
-    if interrupted {
-        // Running tasks finish and checkpoint; the rest resume on the next run.
-        trigger.trigger();
-    }
     queue.close();
     worker_run
         .await
         .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
         .map_err(queue_error)?;
-    if interrupted {
-        return Err(CliError::Interrupted);
-    }
     Ok(collector.results())
 }

@@ -155,63 +155,63 @@ async fn cyrus_style_inbox_prefix_on_the_source_lands_prefixless_on_the_target()
     assert_same_mail(&pair.source_snapshot(0).await, &target, to_target);
 }
 
-#[test]
-fn invalid_csvs_exit_2_and_name_the_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[u8], &str); 4] = [
-        (
-            "header",
-            b"Email,UserName,Password\na@example.com,a,p\n",
-            "line 1",
-        ),
-        (
-            "duplicate",
-            b"EmailAddress,UserName,Password\na@example.com,a,p\nA@example.com,b,p\n",
-            "line 3",
-        ),
-        (
-            "address",
-            b"EmailAddress,UserName,Password\nnot-an-address,a,p\n",
-            "line 2",
-        ),
-        (
-            "encoding",
-            b"EmailAddress,UserName,Password\nj\xfcrgen@example.com,a,p\n",
-            "line 2",
-        ),
-    ];
-    for (name, content, expected) in cases {
-        let csv = dir.path().join(format!("{name}.csv"));
-        std::fs::write(&csv, content).unwrap();
-        let (code, _, stderr) = run(mailfleet()
-            .args([
-                "migrate",
-                "--source",
-                "imap://127.0.0.1:1",
-                "--target",
-                "imap://127.0.0.1:2",
-                "--csv",
-            ])
-            .arg(&csv)
-            .arg("--state-dir")
-            .arg(dir.path().join("state")));
-        assert_eq!(code, 2, "{name}: {stderr}");
-        assert!(stderr.contains(expected), "{name}: {stderr}");
-    }
-    let big = dir.path().join("big.csv");
-    std::fs::write(&big, vec![b'x'; 10 * 1024 * 1024 + 1]).unwrap();
-    let (code, _, stderr) = run(mailfleet()
+/// `migrate` with `csv` against unreachable servers: validation must stop it before any connect.
+fn migrate_invalid(csv: &std::path::Path, state_dir: &std::path::Path) -> (i32, String) {
+    let mut command = mailfleet();
+    command
         .args([
             "migrate",
             "--source",
             "imap://127.0.0.1:1",
             "--target",
             "imap://127.0.0.1:2",
-            "--csv",
         ])
-        .arg(&big));
-    assert_eq!(code, 2);
-    assert!(stderr.contains("10 MB"), "{stderr}");
+        .arg("--csv")
+        .arg(csv)
+        .arg("--state-dir")
+        .arg(state_dir);
+    let (code, _, stderr) = run(&mut command);
+    (code, stderr)
+}
+
+#[test]
+fn invalid_csvs_exit_2_and_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "EmailAddress,UserName,Password";
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "header",
+            b"Email,UserName,Password\na@example.com,a,p\n".to_vec(),
+            "line 1",
+        ),
+        (
+            "duplicate",
+            format!("{header}\na@example.com,a,p\nA@example.com,b,p\n").into_bytes(),
+            "line 3",
+        ),
+        (
+            "address",
+            format!("{header}\nnot-an-address,a,p\n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "encoding",
+            [
+                format!("{header}\nj").as_bytes(),
+                b"\xfcrgen@example.com,a,p\n",
+            ]
+            .concat(),
+            "line 2",
+        ),
+        ("size", vec![b'x'; 10 * 1024 * 1024 + 1], "10 MB"),
+    ];
+    for (name, content, expected) in cases {
+        let csv = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&csv, content).unwrap();
+        let (code, stderr) = migrate_invalid(&csv, &dir.path().join("state"));
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 //!   the admin login formats of Exchange, Dovecot, Mirapoint, Courier and Cyrus.
 //! - [`mutf7`]: IMAP's modified UTF-7 mailbox-name encoding (RFC 3501 §5.1.3).
 //! - [`folder_map`]: turning a source folder name into the target's, across namespaces, hierarchy
-//!   separators and special-use folders, and the include/exclude rules of a batch.
+//!   separators and special-use folders; [`folder_filter`]: the include/exclude rules of a batch.
 //! - [`fingerprint`]: the identity of a message that does not depend on UIDs (correctness rule 1).
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
 //! - [`queue`], [`checkpoint`], [`credentials`]: the seams whose backends live in `mailfleet-stores`.
@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod credentials;
 pub mod endpoint;
 pub mod fingerprint;
+pub mod folder_filter;
 pub mod folder_map;
 pub mod messages;
 pub mod migration_csv;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::Endpoint;
-use mailfleet_shared::folder_map::FolderFilter;
+use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::MailboxUser;
 
 use crate::error::WorkerError;

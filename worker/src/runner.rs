@@ -57,14 +57,24 @@ impl Worker {
         result
     }
 
-    async fn task_loop(&self, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    async fn task_loop(self: Arc<Self>, mut shutdown: Shutdown) -> Result<(), StoreError> {
         loop {
             let next = tokio::select! {
                 next = self.queue.next_task() => next?,
                 () = shutdown.triggered() => return Ok(()),
             };
             let Some(delivery) = next else { return Ok(()) };
-            self.process(&delivery).await?;
+            // A panic in one task must not leave it unacked forever (the run would wait for its
+            // report): it goes back to the queue and, after enough deliveries, is reported.
+            let worker = self.clone();
+            let task = delivery.clone();
+            match tokio::spawn(async move { worker.process(&task).await }).await {
+                Ok(result) => result?,
+                Err(crash) => {
+                    tracing::error!(task = %delivery.task.task_id(), %crash, "task crashed; requeued");
+                    self.queue.requeue(&delivery).await?;
+                }
+            }
         }
     }
 
