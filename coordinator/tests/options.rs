@@ -217,34 +217,22 @@ fn invalid_csvs_exit_2_and_name_the_line() {
 #[tokio::test]
 async fn endpoint_test_reports_logins_in_plain_words() {
     let pair = Pair::start(&[("ep@example.com", "ep-pw")]);
-    let (code, json, stderr) = run(mailfleet()
-        .args([
-            "endpoint",
-            "test",
-            "--json",
-            "--source",
-            &pair.source.url(),
-            "--user",
-            "ep@example.com",
-        ])
-        .env("MAILFLEET_USER_PASSWORD", "ep-pw"));
+    let endpoint_test = |password: &str| {
+        let mut command = mailfleet();
+        command
+            .args(["endpoint", "test", "--json", "--source", &pair.source.url()])
+            .args(["--user", "ep@example.com"])
+            .env("MAILFLEET_USER_PASSWORD", password);
+        run(&mut command)
+    };
+    let (code, json, stderr) = endpoint_test("ep-pw");
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert!(
         json[1]["detail"].as_str().unwrap().contains("IMAP4REV1"),
         "{json}"
     );
 
-    let (code, json, _) = run(mailfleet()
-        .args([
-            "endpoint",
-            "test",
-            "--json",
-            "--source",
-            &pair.source.url(),
-            "--user",
-            "ep@example.com",
-        ])
-        .env("MAILFLEET_USER_PASSWORD", "wrong"));
+    let (code, json, _) = endpoint_test("wrong");
     assert_eq!(code, 1);
     assert!(
         json[1]["detail"]
