@@ -4,6 +4,7 @@
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
 //! - [`sqlite`]: embedded mode's checkpoints and credentials in `state.db` (WAL).
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
+//! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms).
 //! - [`redis_store`]: distributed mode's checkpoints (Lua compare-and-set) and credentials.
 //! - [`contract`]: the behaviour every backend of a trait must show, as test suites the
 //!   distributed backends (Redis, RabbitMQ) run too.
@@ -12,6 +13,7 @@ pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod memory_queue;
+pub mod rabbitmq_queue;
 pub mod redis_store;
 pub mod sqlite;
 
