@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy every mailbox of a migration CSV from the source to the target (embedded mode).
-    Migrate(MigrateArgs),
+    Migrate(Box<MigrateArgs>),
     /// Check that an IMAP endpoint answers and accepts logins.
     Endpoint {
         #[command(subcommand)]
@@ -66,6 +66,14 @@ pub struct MigrateArgs {
     /// Print one JSON document with every user's result on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Run the tasks through RabbitMQ instead of in process:
+    /// `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`.
+    #[arg(long, env = "MAILFLEET_QUEUE")]
+    pub queue: Option<String>,
+    /// Keep checkpoints and sealed credentials in Redis instead of the state dir:
+    /// `redis://host:6379[?tenant=default]` (needs MAILFLEET_SECRET_KEY).
+    #[arg(long, env = "MAILFLEET_CHECKPOINTS")]
+    pub checkpoints: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,12 @@
 //! scripts can rely on (0 all users completed, 1 some failed, 2 invalid input).
 //!
 //! # Layout
-//! - `cli`: the clap command line.
+//! - `cli`: the clap command line; `backends`: embedded or RabbitMQ/Redis, chosen in one place.
 //! - `migrate`: `mailfleet migrate` in embedded mode (in-process queue, SQLite state).
 //! - `collector`: reports → per-user results; `summary`: printing them; `progress`: terminal bars.
 //! - `endpoint_test`: `mailfleet endpoint test`.
 
+mod backends;
 mod cli;
 mod collector;
 mod endpoint_test;

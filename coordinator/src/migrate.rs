@@ -1,5 +1,6 @@
-//! `mailfleet migrate`: one migration run in embedded mode — in-process queue, SQLite
-//! checkpoints and credentials, worker and collector in this process.
+//! `mailfleet migrate`: one migration run with worker and collector in this process — on the
+//! embedded backends (in-process queue, SQLite) by default, or on RabbitMQ and Redis with
+//! `--queue` / `--checkpoints` (see [`crate::backends`]).
 //!
 //! The run is the distributed flow in miniature: one `DiscoverUser` task per CSV row, folder tasks
 //! published by discovery, reports aggregated by the [`Collector`]. Re-running with the same
@@ -15,13 +16,12 @@ use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
 use mailfleet_shared::queue::TaskQueue;
-use mailfleet_stores::crypto::SecretBox;
-use mailfleet_stores::memory_queue::InProcessQueue;
-use mailfleet_stores::sqlite::SqliteStore;
+use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
 use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, Tuning, Worker};
 use secrecy::SecretString;
 
+use crate::backends::{self, Backends};
 use crate::cli::MigrateArgs;
 use crate::collector::{Collector, UserResult};
 use crate::error::CliError;
@@ -39,14 +39,21 @@ struct Plan {
 
 pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
     let plan = validate(args)?;
-    let secrets = SecretBox::load_or_create_key_file(&args.state_dir.join("secret.key"))
-        .map_err(|e| CliError::State(e.to_string()))?;
-    let store = Arc::new(
-        SqliteStore::open(&args.state_dir, secrets).map_err(|e| CliError::State(e.to_string()))?,
-    );
+    let Backends {
+        queue,
+        checkpoints,
+        credentials,
+        dead_letters,
+    } = backends::open(
+        args.queue.as_deref(),
+        args.checkpoints.as_deref(),
+        &args.state_dir,
+        args.workers,
+    )
+    .await?;
     // Checkpoints of one source/target pair never shortcut a run between two other servers.
     let batch = format!("migrate:{}>{}", plan.source.url(), plan.target.url());
-    store_credentials(store.as_ref(), &batch, &plan).await?;
+    store_credentials(credentials.as_ref(), &batch, &plan).await?;
 
     let progress = Arc::new(TerminalProgress::new(!args.json));
     let job = Arc::new(Job {
@@ -55,19 +62,40 @@ pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
         target: plan.target.clone(),
         filter: plan.filter.clone(),
         max_message_size: args.max_message_size,
-        checkpoints: store.clone(),
-        credentials: store.clone(),
+        checkpoints,
+        credentials: credentials.clone(),
         tuning: Tuning::default(),
         progress: progress.clone(),
     });
-    let queue = Arc::new(InProcessQueue::new());
+    if let Some(dead) = dead_letters {
+        tokio::spawn(report_dead_letters(dead));
+    }
     let results = run_job(job, queue, &plan.rows, args.workers, &progress).await;
     // Passwords are needed only while the run lasts.
-    store
+    credentials
         .remove_scope(&batch)
         .await
         .map_err(|e| CliError::State(e.to_string()))?;
     results
+}
+
+/// Tasks the broker dead-lettered (every delivery crashed its worker) become failure reports,
+/// so their users finish as Failed instead of waiting forever.
+async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
+    loop {
+        match queue.next_dead_task().await {
+            Ok(Some(report)) => {
+                if let Err(error) = queue.publish_report(&report).await {
+                    tracing::error!(%error, "cannot report a dead-lettered task");
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "reading dead-lettered tasks failed");
+                return;
+            }
+        }
+    }
 }
 
 fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
@@ -188,7 +216,7 @@ async fn store_credentials(
 /// Queues one discovery per user, runs the worker, and collects until every user is finished.
 async fn run_job(
     job: Arc<Job>,
-    queue: Arc<InProcessQueue>,
+    queue: Arc<dyn TaskQueue>,
     rows: &[MigrationRow],
     workers: usize,
     progress: &TerminalProgress,

@@ -29,4 +29,7 @@ pub trait TaskQueue: Send + Sync {
     async fn publish_report(&self, report: &Report) -> Result<(), StoreError>;
     /// Waits for the next report; `Ok(None)` once the queue is closed and drained.
     async fn next_report(&self) -> Result<Option<Report>, StoreError>;
+    /// This process publishes no more work: consumers stop once what is in flight is done
+    /// (in-process) or at once (a broker keeps undelivered tasks for other workers).
+    fn close(&self);
 }

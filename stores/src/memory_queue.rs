@@ -34,12 +34,6 @@ impl InProcessQueue {
         Self::default()
     }
 
-    /// No more tasks will be published from outside; consumers stop once the queue is idle.
-    pub fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_waiters();
-    }
-
     /// No task waiting and none in flight.
     pub fn is_idle(&self) -> bool {
         let state = self.lock();
@@ -149,5 +143,11 @@ impl TaskQueue for InProcessQueue {
             })
             .await;
         taken.map(|body| decode(&body)).transpose()
+    }
+
+    /// Consumers stop once the queue is idle.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_waiters();
     }
 }

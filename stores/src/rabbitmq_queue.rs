@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
@@ -64,6 +65,10 @@ pub struct RabbitMqQueue {
     unacked: Mutex<HashMap<u64, lapin::message::Delivery>>,
     prefetch: u16,
     closed: AtomicBool,
+    closing: tokio::sync::Notify,
+    /// Tags of our consumers, kept apart from the consumers (which a waiting reader holds) so
+    /// that `close` can cancel them and wake that reader.
+    consumer_tags: Mutex<Vec<String>>,
 }
 
 fn broker_error(error: lapin::Error) -> StoreError {
@@ -102,6 +107,8 @@ impl RabbitMqQueue {
             unacked: Mutex::new(HashMap::new()),
             prefetch,
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
+            consumer_tags: Mutex::new(Vec::new()),
         };
         queue.declare(&queue.names.dead, quorum_arguments()).await?;
         queue
@@ -168,10 +175,17 @@ impl RabbitMqQueue {
         slot: &AsyncMutex<Option<Consumer>>,
         queue: &str,
     ) -> Result<Option<lapin::message::Delivery>, StoreError> {
+        // Registered before the flag is read, so a `close` in between still wakes us.
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
         if self.closed.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let mut slot = slot.lock().await;
+        let mut slot = tokio::select! {
+            slot = slot.lock() => slot,
+            () = &mut closing => return Ok(None),
+        };
         if slot.is_none() {
             let consumer = self
                 .channel
@@ -183,10 +197,17 @@ impl RabbitMqQueue {
                 )
                 .await
                 .map_err(broker_error)?;
+            self.consumer_tags
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(consumer.tag().to_string());
             *slot = Some(consumer);
         }
         let consumer = slot.as_mut().expect("consumer was just created");
-        consumer.next().await.transpose().map_err(broker_error)
+        tokio::select! {
+            message = consumer.next() => message.transpose().map_err(broker_error),
+            () = &mut closing => Ok(None),
+        }
     }
 
     /// A task the broker gave up on after its delivery limit, as the failure report of its user.
@@ -216,21 +237,23 @@ impl RabbitMqQueue {
         Ok(report)
     }
 
-    /// Deletes the three queues (tests, and removing a finished tenant).
-    pub async fn delete_queues(&self) -> Result<(), StoreError> {
-        for name in [&self.names.tasks, &self.names.reports, &self.names.dead] {
-            self.channel
+    /// Deletes the three queues of `names` (tests, and removing a finished tenant), over a
+    /// connection of its own and without declaring them first (their arguments may differ).
+    pub async fn delete_queues(url: &str, names: &QueueNames) -> Result<(), StoreError> {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(broker_error)?;
+        let channel = connection.create_channel().await.map_err(broker_error)?;
+        for name in [&names.tasks, &names.reports, &names.dead] {
+            channel
                 .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                 .await
                 .map_err(broker_error)?;
         }
-        Ok(())
-    }
-
-    /// Stops consuming: `next_task`, `next_report` and `next_dead_task` return `None` from now
-    /// on (messages not yet delivered stay in the broker for other consumers).
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        connection
+            .close(200, "queues deleted".into())
+            .await
+            .map_err(broker_error)
     }
 
     pub fn prefetch(&self) -> u16 {
@@ -352,6 +375,24 @@ impl TaskQueue for RabbitMqQueue {
             .map_err(broker_error)?;
         Ok(Some(report))
     }
+
+    /// Stops consuming: `next_task`, `next_report` and `next_dead_task` return `None` from now
+    /// on (messages not yet delivered stay in the broker for other consumers).
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closing.notify_waiters();
+        // Cancelling ends the consumer streams, which wakes readers blocked on them.
+        let tags =
+            std::mem::take(&mut *self.consumer_tags.lock().unwrap_or_else(|p| p.into_inner()));
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            for tag in tags {
+                let _ = channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -363,15 +404,19 @@ mod tests {
 
     const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+    fn names(test: &str) -> QueueNames {
+        QueueNames::with_prefix(&format!("mailfleet-test-{test}-{}", std::process::id()))
+    }
+
+    async fn delete_queues(names: QueueNames) {
+        RabbitMqQueue::delete_queues(BROKER, &names).await.unwrap();
+    }
+
+    /// A queue under test, starting empty even if a crashed earlier run left messages behind.
     async fn queue(test: &str, delivery_limit: u32) -> Arc<RabbitMqQueue> {
-        let names =
-            QueueNames::with_prefix(&format!("mailfleet-test-{test}-{}", std::process::id()));
-        let queue = RabbitMqQueue::connect(BROKER, names, delivery_limit, 4)
-            .await
-            .unwrap();
-        queue.delete_queues().await.unwrap();
+        delete_queues(names(test)).await;
         Arc::new(
-            RabbitMqQueue::connect(BROKER, queue.names.clone(), delivery_limit, 4)
+            RabbitMqQueue::connect(BROKER, names(test), delivery_limit, 4)
                 .await
                 .unwrap(),
         )
@@ -382,7 +427,7 @@ mod tests {
         let queue = queue("contract", 10).await;
         let closer = queue.clone();
         task_queue_contract(queue.as_ref(), "contract-rabbitmq", move || closer.close()).await;
-        queue.delete_queues().await.unwrap();
+        delete_queues(names("contract")).await;
     }
 
     #[tokio::test]
@@ -411,6 +456,6 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        queue.delete_queues().await.unwrap();
+        delete_queues(names("poison")).await;
     }
 }

@@ -81,6 +81,12 @@ impl Worker {
     /// Handles one delivery end to end; returns an error only when the queue itself fails (the
     /// task is then left unacked and will be delivered again).
     pub async fn process(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        if delivery.task.batch() != self.job.batch {
+            // A shared broker may hold other batches' tasks; leave them to their own workers.
+            tracing::debug!(task = %delivery.task.task_id(), "task of another batch handed back");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            return self.queue.requeue(delivery).await;
+        }
         let report = if delivery.attempt > self.max_deliveries {
             failed(
                 &delivery.task,

@@ -1,0 +1,166 @@
+//! Choosing the backends of a run, in one place: embedded (in-process queue, SQLite in the
+//! state dir) unless `--queue` names a RabbitMQ broker and/or `--checkpoints` a Redis server.
+//!
+//! URLs carry mailfleet's own options as query parameters, removed before the URL reaches the
+//! client library: `rabbitmq://host:5672/%2f?prefix=mailfleet` (queue names `{prefix}.tasks`,
+//! `.reports`, `.dead`) and `redis://host:6379?tenant=acme` (keys under `mailfleet:acme:`).
+//! Distributed stores need the shared secret key in `MAILFLEET_SECRET_KEY` (base64, 32 bytes),
+//! so every worker can open the credentials the coordinator sealed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mailfleet_shared::checkpoint::CheckpointStore;
+use mailfleet_shared::credentials::CredentialStore;
+use mailfleet_shared::queue::TaskQueue;
+use mailfleet_stores::crypto::SecretBox;
+use mailfleet_stores::memory_queue::InProcessQueue;
+use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
+use mailfleet_stores::redis_store::RedisStore;
+use mailfleet_stores::sqlite::SqliteStore;
+
+use crate::error::CliError;
+
+/// Redeliveries before RabbitMQ dead-letters a task. Above the worker's own limit, so the
+/// worker reports a failing task itself; the broker's limit catches workers that die on it.
+const DELIVERY_LIMIT: u32 = 10;
+
+pub struct Backends {
+    pub queue: Arc<dyn TaskQueue>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub credentials: Arc<dyn CredentialStore>,
+    /// With RabbitMQ: where dead-lettered tasks are read back, to be reported as failures.
+    pub dead_letters: Option<Arc<RabbitMqQueue>>,
+}
+
+pub async fn open(
+    queue_url: Option<&str>,
+    checkpoints_url: Option<&str>,
+    state_dir: &Path,
+    prefetch: usize,
+) -> Result<Backends, CliError> {
+    let (checkpoints, credentials): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>) =
+        match checkpoints_url {
+            None => {
+                let secrets = SecretBox::load_or_create_key_file(&state_dir.join("secret.key"))
+                    .map_err(state)?;
+                let store = Arc::new(SqliteStore::open(state_dir, secrets).map_err(state)?);
+                (store.clone(), store)
+            }
+            Some(url) => {
+                let (url, tenant) =
+                    take_parameter(url, "--checkpoints", "tenant", &["redis", "rediss"])?;
+                let store = Arc::new(
+                    RedisStore::connect(
+                        &url,
+                        tenant.as_deref().unwrap_or("default"),
+                        secret_key()?,
+                    )
+                    .await
+                    .map_err(|e| CliError::State(e.to_string()))?,
+                );
+                (store.clone(), store)
+            }
+        };
+    let (queue, dead_letters): (Arc<dyn TaskQueue>, _) = match queue_url {
+        None => (Arc::new(InProcessQueue::new()), None),
+        Some(url) => {
+            let (url, prefix) =
+                take_parameter(url, "--queue", "prefix", &["rabbitmq", "amqp", "amqps"])?;
+            let url = url.replacen("rabbitmq://", "amqp://", 1);
+            let names = QueueNames::with_prefix(prefix.as_deref().unwrap_or("mailfleet"));
+            let prefetch = u16::try_from(prefetch).unwrap_or(u16::MAX);
+            let broker = Arc::new(
+                RabbitMqQueue::connect(&url, names, DELIVERY_LIMIT, prefetch)
+                    .await
+                    .map_err(|e| CliError::State(e.to_string()))?,
+            );
+            (broker.clone() as Arc<dyn TaskQueue>, Some(broker))
+        }
+    };
+    Ok(Backends {
+        queue,
+        checkpoints,
+        credentials,
+        dead_letters,
+    })
+}
+
+fn state(error: mailfleet_stores::StoresError) -> CliError {
+    CliError::State(error.to_string())
+}
+
+/// The distributed key: the same on every process, so it cannot be a local file.
+fn secret_key() -> Result<SecretBox, CliError> {
+    let key = std::env::var("MAILFLEET_SECRET_KEY").map_err(|_| {
+        CliError::Invalid(
+            "distributed stores need MAILFLEET_SECRET_KEY (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
+                .into(),
+        )
+    })?;
+    SecretBox::from_base64(&key)
+        .map_err(|e| CliError::Invalid(format!("MAILFLEET_SECRET_KEY: {e}")))
+}
+
+/// Checks the scheme, removes mailfleet's `name` parameter from `url` and returns its value.
+fn take_parameter(
+    url: &str,
+    flag: &str,
+    name: &str,
+    schemes: &[&str],
+) -> Result<(String, Option<String>), CliError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| CliError::Invalid(format!("{flag}: {e}")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(CliError::Invalid(format!(
+            "{flag}: the URL must start with {}://",
+            schemes.join("://, ")
+        )));
+    }
+    let mut value = None;
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(k, v)| {
+            if k == name {
+                value = Some(v.into_owned());
+                None
+            } else {
+                Some((k.into_owned(), v.into_owned()))
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((parsed.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailfleet_parameters_are_taken_out_of_the_url() {
+        let (url, prefix) = take_parameter(
+            "rabbitmq://u:p@h:5672/%2f?prefix=acme&heartbeat=10",
+            "--queue",
+            "prefix",
+            &["rabbitmq"],
+        )
+        .unwrap();
+        assert_eq!(
+            (url.as_str(), prefix.as_deref()),
+            ("rabbitmq://u:p@h:5672/%2f?heartbeat=10", Some("acme"))
+        );
+        let (url, tenant) = take_parameter(
+            "redis://127.0.0.1:6379",
+            "--checkpoints",
+            "tenant",
+            &["redis"],
+        )
+        .unwrap();
+        assert_eq!((url.as_str(), tenant), ("redis://127.0.0.1:6379", None));
+        assert!(take_parameter("http://x", "--queue", "prefix", &["rabbitmq", "amqp"]).is_err());
+    }
+}
