@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use async_imap::types::Fetch;
 use futures_util::TryStreamExt;
 use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint};
 
@@ -20,32 +19,31 @@ pub struct TargetIndex {
 
 impl TargetIndex {
     /// Fingerprints of the selected target folder's messages with UID ≥ `from_uid`, in one FETCH
-    /// of just the header fields the fingerprint needs.
+    /// of just the header fields the fingerprint needs. Each answer is hashed as it arrives, so
+    /// memory holds 16 bytes per message, not the headers of a whole folder.
     pub async fn load(target: &mut ImapConnection, from_uid: u32) -> Result<Self, WorkerError> {
         let query = format!(
             "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
             FINGERPRINT_FIELDS.join(" ")
         );
-        let fetches: Vec<Fetch> = target
+        let (index, fingerprinted) = target
             .run("FETCH fingerprints", |s| async move {
-                s.uid_fetch(format!("{from_uid}:*"), query)
-                    .await?
-                    .try_collect()
-                    .await
+                let mut answers = s.uid_fetch(format!("{from_uid}:*"), query).await?;
+                let mut index = TargetIndex::default();
+                let mut fingerprinted = 0;
+                while let Some(fetch) = answers.try_next().await? {
+                    // `n:*` also returns the highest message when every UID is below n.
+                    if fetch.uid.is_some_and(|uid| uid >= from_uid) {
+                        let header = fetch.header().unwrap_or_default();
+                        let size = u64::from(fetch.size.unwrap_or(0));
+                        index.add(Fingerprint::from_header(header, size));
+                        fingerprinted += 1;
+                    }
+                }
+                Ok((index, fingerprinted))
             })
             .await?;
         target.confirm_complete("FETCH fingerprints").await?;
-        let mut index = TargetIndex::default();
-        let mut fingerprinted = 0;
-        for fetch in fetches {
-            // `n:*` also returns the highest message when every UID is below n.
-            if fetch.uid.is_some_and(|uid| uid >= from_uid) {
-                let header = fetch.header().unwrap_or_default();
-                let size = u64::from(fetch.size.unwrap_or(0));
-                index.add(Fingerprint::from_header(header, size));
-                fingerprinted += 1;
-            }
-        }
         // A short index would let copies in: every message must have been fingerprinted.
         let present = target
             .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
