@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# Installs what mailfleet's demo and tests need from Debian's packages: Dovecot's IMAP server,
-# and openssl for the TLS tests' certificates.
-# Idempotent and quick when everything is there. Our Dovecot instances run from their own
-# config (deploy/dev/dovecot.conf.template); the system's Dovecot service is not used.
+# Installs what mailfleet's demo and tests need from Debian's packages, and starts what must be
+# running. Idempotent and quick when everything is there.
+#  - dovecot-imapd: tests and the demo run their own Dovecot instances from
+#    deploy/dev/dovecot.conf.template; the system's Dovecot service is not used.
+#  - openssl: self-signed certificates for the TLS tests.
+#  - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest) for the distributed
+#    backends' tests: used as they are when something already listens there, else installed
+#    and started in the background.
 set -euo pipefail
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 need=()
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v pkill >/dev/null 2>&1 || need+=(procps)
-command -v openssl >/dev/null 2>&1 || need+=(openssl) # test certificates for TLS tests
-[ ${#need[@]} -eq 0 ] && exit 0
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if ! listening 6379 && ! command -v redis-server >/dev/null 2>&1; then need+=(redis-server); fi
+if ! listening 5672 && ! command -v rabbitmq-server >/dev/null 2>&1; then need+=(rabbitmq-server); fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
   sudo="sudo"
 fi
-echo "install-deps: installing ${need[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! listening 6379; then
+  echo "install-deps: starting redis-server on 127.0.0.1:6379" >&2
+  $sudo redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+if ! listening 5672; then
+  echo "install-deps: starting rabbitmq-server on 127.0.0.1:5672" >&2
+  $sudo rabbitmq-server -detached
+fi
+for port in 6379 5672; do
+  for _ in $(seq 120); do listening "$port" && break; sleep 1; done
+  listening "$port" || { echo "install-deps: nothing listens on 127.0.0.1:$port" >&2; exit 1; }
+done
