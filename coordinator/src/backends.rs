@@ -31,6 +31,14 @@ pub struct Backends {
     pub credentials: Arc<dyn CredentialStore>,
     /// With RabbitMQ: where dead-lettered tasks are read back, to be reported as failures.
     pub dead_letters: Option<Arc<RabbitMqQueue>>,
+    /// With Redis: where batches' job specs are shared with stateless workers.
+    pub redis: Option<Arc<RedisStore>>,
+}
+
+impl Backends {
+    pub fn is_distributed(&self) -> bool {
+        self.dead_letters.is_some() && self.redis.is_some()
+    }
 }
 
 pub async fn open(
@@ -39,27 +47,24 @@ pub async fn open(
     state_dir: &Path,
     prefetch: usize,
 ) -> Result<Backends, CliError> {
-    let (checkpoints, credentials): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>) =
+    let (checkpoints, credentials, redis): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
         match checkpoints_url {
             None => {
                 let secrets = SecretBox::load_or_create_key_file(&state_dir.join("secret.key"))
                     .map_err(state)?;
                 let store = Arc::new(SqliteStore::open(state_dir, secrets).map_err(state)?);
-                (store.clone(), store)
+                (store.clone(), store, None)
             }
             Some(url) => {
                 let (url, tenant) =
                     take_parameter(url, "--checkpoints", "tenant", &["redis", "rediss"])?;
+                let tenant = tenant.as_deref().unwrap_or("default");
                 let store = Arc::new(
-                    RedisStore::connect(
-                        &url,
-                        tenant.as_deref().unwrap_or("default"),
-                        secret_key()?,
-                    )
-                    .await
-                    .map_err(|e| CliError::State(e.to_string()))?,
+                    RedisStore::connect(&url, tenant, secret_key()?)
+                        .await
+                        .map_err(|e| CliError::State(e.to_string()))?,
                 );
-                (store.clone(), store)
+                (store.clone(), store.clone(), Some(store))
             }
         };
     let (queue, dead_letters): (Arc<dyn TaskQueue>, _) = match queue_url {
@@ -69,7 +74,7 @@ pub async fn open(
                 take_parameter(url, "--queue", "prefix", &["rabbitmq", "amqp", "amqps"])?;
             let url = url.replacen("rabbitmq://", "amqp://", 1);
             let names = QueueNames::with_prefix(prefix.as_deref().unwrap_or("mailfleet"));
-            let prefetch = u16::try_from(prefetch).unwrap_or(u16::MAX);
+            let prefetch = u16::try_from(prefetch.max(1)).unwrap_or(u16::MAX);
             let broker = Arc::new(
                 RabbitMqQueue::connect(&url, names, DELIVERY_LIMIT, prefetch)
                     .await
@@ -83,6 +88,7 @@ pub async fn open(
         checkpoints,
         credentials,
         dead_letters,
+        redis,
     })
 }
 

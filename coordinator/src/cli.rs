@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Copy every mailbox of a migration CSV from the source to the target (embedded mode).
     Migrate(Box<MigrateArgs>),
+    /// Run a stateless worker for distributed mode: tasks from RabbitMQ, state in Redis.
+    Worker(WorkerArgs),
     /// Check that an IMAP endpoint answers and accepts logins.
     Endpoint {
         #[command(subcommand)]
@@ -57,7 +59,8 @@ pub struct MigrateArgs {
     /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
     #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
     pub max_message_size: u64,
-    /// Tasks (users' discoveries and folders) worked on at once.
+    /// Tasks (users' discoveries and folders) worked on at once in this process; 0 runs only
+    /// the coordinator (plan, collect, report) for `mailfleet worker` processes elsewhere.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
     /// Where checkpoints, the encryption key and the state database live; re-use it to resume.
@@ -74,6 +77,20 @@ pub struct MigrateArgs {
     /// `redis://host:6379[?tenant=default]` (needs MAILFLEET_SECRET_KEY).
     #[arg(long, env = "MAILFLEET_CHECKPOINTS")]
     pub checkpoints: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The broker: `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`.
+    #[arg(long, env = "MAILFLEET_QUEUE")]
+    pub queue: String,
+    /// Checkpoints, credentials and job specs: `redis://host:6379[?tenant=default]`
+    /// (needs MAILFLEET_SECRET_KEY, the coordinator's key).
+    #[arg(long, env = "MAILFLEET_CHECKPOINTS")]
+    pub checkpoints: String,
+    /// Tasks worked on at once (also the broker prefetch).
+    #[arg(long, env = "MAILFLEET_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@
 //! - `cli`: the clap command line; `backends`: embedded or RabbitMQ/Redis, chosen in one place.
 //! - `migrate`: `mailfleet migrate` in embedded mode (in-process queue, SQLite state).
 //! - `collector`: reports → per-user results; `summary`: printing them; `progress`: terminal bars.
-//! - `endpoint_test`: `mailfleet endpoint test`.
+//! - `endpoint_test`: `mailfleet endpoint test`; `worker_cmd`: `mailfleet worker`.
 
 mod backends;
 mod cli;
@@ -15,6 +15,7 @@ mod error;
 mod migrate;
 mod progress;
 mod summary;
+mod worker_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -69,6 +70,10 @@ async fn dispatch(command: &Command) -> Result<ExitCode, CliError> {
             printed.map_err(|e| CliError::State(format!("cannot print results: {e}")))?;
             let all_completed = results.iter().all(|r| r.status.is_success());
             Ok(ExitCode::from(if all_completed { 0 } else { 1 }))
+        }
+        Command::Worker(args) => {
+            worker_cmd::run(args).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Endpoint {
             command: EndpointCommand::Test(args),

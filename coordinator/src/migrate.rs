@@ -13,12 +13,13 @@ use std::sync::Arc;
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
 use mailfleet_shared::folder_filter::FolderFilter;
+use mailfleet_shared::job_spec::JobSpec;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
 use mailfleet_worker::shutdown::shutdown_pair;
-use mailfleet_worker::{Job, Tuning, Worker};
+use mailfleet_worker::{Job, SingleJob, Tuning, Worker};
 use secrecy::SecretString;
 
 use crate::backends::{self, Backends};
@@ -32,45 +33,62 @@ struct Plan {
     rows: Vec<MigrationRow>,
     source: Endpoint,
     target: Endpoint,
-    filter: FolderFilter,
     source_admin_password: Option<SecretString>,
     target_admin_password: Option<SecretString>,
 }
 
 pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
     let plan = validate(args)?;
-    let Backends {
-        queue,
-        checkpoints,
-        credentials,
-        dead_letters,
-    } = backends::open(
+    let backends = backends::open(
         args.queue.as_deref(),
         args.checkpoints.as_deref(),
         &args.state_dir,
         args.workers,
     )
     .await?;
-    // Checkpoints of one source/target pair never shortcut a run between two other servers.
-    let batch = format!("migrate:{}>{}", plan.source.url(), plan.target.url());
-    store_credentials(credentials.as_ref(), &batch, &plan).await?;
-
-    let progress = Arc::new(TerminalProgress::new(!args.json));
-    let job = Arc::new(Job {
-        batch: batch.clone(),
+    if args.workers == 0 && !backends.is_distributed() {
+        return Err(CliError::Invalid(
+            "--workers 0 runs only the coordinator: it needs --queue and --checkpoints, and `mailfleet worker` processes to do the work".into(),
+        ));
+    }
+    let Backends {
+        queue,
+        checkpoints,
+        credentials,
+        dead_letters,
+        redis,
+    } = backends;
+    let spec = JobSpec {
+        // Checkpoints of one source/target pair never shortcut a run between two other servers.
+        batch: format!("migrate:{}>{}", plan.source.url(), plan.target.url()),
         source: plan.source.clone(),
         target: plan.target.clone(),
-        filter: plan.filter.clone(),
+        include_folders: args.include_folders.clone(),
+        exclude_folders: args.exclude_folders.clone(),
         max_message_size: args.max_message_size,
+    };
+    let batch = spec.batch.clone();
+    store_credentials(credentials.as_ref(), &batch, &plan).await?;
+    if let Some(redis) = &redis {
+        redis
+            .put_job_spec(&spec)
+            .await
+            .map_err(|e| CliError::State(e.to_string()))?;
+    }
+
+    let progress = Arc::new(TerminalProgress::new(!args.json));
+    let job = Job::from_spec(
+        spec,
         checkpoints,
-        credentials: credentials.clone(),
-        tuning: Tuning::default(),
-        progress: progress.clone(),
-    });
+        credentials.clone(),
+        Tuning::default(),
+        progress.clone(),
+    )
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
     if let Some(dead) = dead_letters {
         tokio::spawn(report_dead_letters(dead));
     }
-    let results = run_job(job, queue, &plan.rows, args.workers, &progress).await;
+    let results = run_job(Arc::new(job), queue, &plan.rows, args.workers, &progress).await;
     // Passwords are needed only while the run lasts.
     credentials
         .remove_scope(&batch)
@@ -125,7 +143,8 @@ fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
             row.line, row.email
         )));
     }
-    let filter = FolderFilter::new(&args.include_folders, &args.exclude_folders)
+    // Checked now so that a bad rule stops the run before it starts.
+    FolderFilter::new(&args.include_folders, &args.exclude_folders)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     Ok(Plan {
         source_admin_password: admin_password(&source, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?,
@@ -133,7 +152,6 @@ fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
         rows,
         source,
         target,
-        filter,
     })
 }
 
@@ -237,8 +255,13 @@ async fn run_job(
             .map_err(queue_error)?;
     }
     let (trigger, shutdown) = shutdown_pair();
-    let worker = Arc::new(Worker::new(job, queue.clone()));
-    let mut worker_run = tokio::spawn(worker.run(workers, shutdown));
+    let mut worker_run = if workers > 0 {
+        let worker = Arc::new(Worker::new(Arc::new(SingleJob(job)), queue.clone()));
+        tokio::spawn(worker.run(workers, shutdown))
+    } else {
+        // Coordinator only: `mailfleet worker` processes elsewhere take the tasks.
+        tokio::spawn(std::future::pending())
+    };
 
     let mut collector = Collector::new(rows.iter().map(|r| r.email.as_str()));
     while !collector.all_finished() {
@@ -267,9 +290,13 @@ async fn run_job(
         }
     }
     queue.close();
-    worker_run
-        .await
-        .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
-        .map_err(queue_error)?;
+    if workers == 0 {
+        worker_run.abort();
+    } else {
+        worker_run
+            .await
+            .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
+            .map_err(queue_error)?;
+    }
     Ok(collector.results())
 }

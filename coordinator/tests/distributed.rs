@@ -65,6 +65,7 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
 
     // Credentials were removed after the run; nothing left in Redis holds a password.
     let dump = format!("{:?}", redis_values(&isolation).await);
+    assert!(dump.contains("imap://127.0.0.1"), "the job spec should be readable: {dump}");
     assert!(!dump.contains("Dist-Secret"), "password in redis");
 
     redis.clear_tenant().await.unwrap();
@@ -74,6 +75,7 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
         .unwrap();
 }
 
+/// Every value stored under the tenant's keys, hashes and strings alike, as text.
 async fn redis_values(tenant: &str) -> Vec<String> {
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -84,12 +86,18 @@ async fn redis_values(tenant: &str) -> Vec<String> {
         .unwrap();
     let mut values = Vec::new();
     for key in keys {
-        let hash: Vec<String> = redis::cmd("HGETALL")
+        let kind: String = redis::cmd("TYPE")
             .arg(&key)
             .query_async(&mut connection)
             .await
             .unwrap();
-        values.extend(hash);
+        let read = if kind == "hash" { "HGETALL" } else { "GET" };
+        let value: redis::Value = redis::cmd(read)
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        values.push(format!("{value:?}"));
     }
     values
 }

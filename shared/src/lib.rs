@@ -9,6 +9,7 @@
 //! - [`folder_map`]: turning a source folder name into the target's, across namespaces, hierarchy
 //!   separators and special-use folders; [`folder_filter`]: the include/exclude rules of a batch.
 //! - [`fingerprint`]: the identity of a message that does not depend on UIDs (correctness rule 1).
+//! - [`job_spec`]: what workers need to know about a batch (endpoints, rules, limits).
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
 //! - [`queue`], [`checkpoint`], [`credentials`]: the seams whose backends live in `mailfleet-stores`.
 //!
@@ -21,6 +22,7 @@ pub mod endpoint;
 pub mod fingerprint;
 pub mod folder_filter;
 pub mod folder_map;
+pub mod job_spec;
 pub mod messages;
 pub mod migration_csv;
 pub mod mutf7;

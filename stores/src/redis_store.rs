@@ -4,6 +4,7 @@
 //! - `…:checkpoints:{scope}:{user}` — a hash, field = source folder, value = checkpoint JSON;
 //!   forgetting a user is one DEL.
 //! - `…:credentials:{scope}` — a hash, field = credential name, value = AES-256-GCM ciphertext.
+//! - `…:jobs:{batch}` — the batch's [`JobSpec`] as JSON, read by stateless workers.
 //!
 //! Checkpoints only move forward: the compare-and-set runs as one Lua script inside Redis, so
 //! two workers racing on one folder cannot move it back. Losing these keys costs time, never
@@ -12,6 +13,7 @@
 use async_trait::async_trait;
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint, StoreError};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::job_spec::JobSpec;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secrecy::SecretString;
@@ -65,6 +67,29 @@ impl RedisStore {
 
     fn credentials_key(&self, scope: &str) -> String {
         format!("{}credentials:{scope}", self.prefix)
+    }
+
+    /// Publishes what workers need to know about a batch.
+    pub async fn put_job_spec(&self, spec: &JobSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError(e.to_string()))?;
+        let mut connection = self.connection.clone();
+        let _: () = connection
+            .set(format!("{}jobs:{}", self.prefix, spec.batch), json)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    pub async fn job_spec(&self, batch: &str) -> Result<Option<JobSpec>, StoreError> {
+        let mut connection = self.connection.clone();
+        let json: Option<String> = connection
+            .get(format!("{}jobs:{batch}", self.prefix))
+            .await
+            .map_err(store_error)?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError(format!("bad job spec in redis: {e}")))
+        })
+        .transpose()
     }
 
     /// Every key of this tenant (tests clean up with it; operators inspect with it).

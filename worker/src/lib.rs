@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`imap`]: protocol details only — connecting (TLS, STARTTLS, SASL PLAIN), NAMESPACE,
 //!   RFC 3501 flag lists and dates.
-//! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a user.
+//! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a
+//!   user; [`job_source`]: finding the job of a task's batch.
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
 //!   task per folder.
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
@@ -17,6 +18,7 @@ pub mod error;
 pub mod folder_sync;
 pub mod imap;
 pub mod job;
+pub mod job_source;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;
@@ -24,4 +26,5 @@ pub mod target_index;
 pub mod uid_set;
 
 pub use job::{Job, NoProgress, Progress, Tuning};
+pub use job_source::{JobSource, SingleJob};
 pub use runner::Worker;

@@ -14,18 +14,19 @@ use mailfleet_shared::queue::{Delivery, TaskQueue};
 use crate::discovery::discover;
 use crate::folder_sync::sync_folder;
 use crate::job::Job;
+use crate::job_source::JobSource;
 use crate::shutdown::Shutdown;
 
 pub struct Worker {
-    job: Arc<Job>,
+    jobs: Arc<dyn JobSource>,
     queue: Arc<dyn TaskQueue>,
     max_deliveries: u32,
 }
 
 impl Worker {
-    pub fn new(job: Arc<Job>, queue: Arc<dyn TaskQueue>) -> Self {
+    pub fn new(jobs: Arc<dyn JobSource>, queue: Arc<dyn TaskQueue>) -> Self {
         Worker {
-            job,
+            jobs,
             queue,
             max_deliveries: 5,
         }
@@ -81,12 +82,12 @@ impl Worker {
     /// Handles one delivery end to end; returns an error only when the queue itself fails (the
     /// task is then left unacked and will be delivered again).
     pub async fn process(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        if delivery.task.batch() != self.job.batch {
+        let Some(job) = self.jobs.job(delivery.task.batch()).await? else {
             // A shared broker may hold other batches' tasks; leave them to their own workers.
             tracing::debug!(task = %delivery.task.task_id(), "task of another batch handed back");
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return self.queue.requeue(delivery).await;
-        }
+        };
         let report = if delivery.attempt > self.max_deliveries {
             failed(
                 &delivery.task,
@@ -95,13 +96,13 @@ impl Worker {
         } else {
             match &delivery.task {
                 Task::DiscoverUser { batch, user } => {
-                    self.discover(batch, user, &delivery.task).await?
+                    self.discover(&job, batch, user, &delivery.task).await?
                 }
                 Task::SyncFolder {
                     batch,
                     user,
                     folder,
-                } => self.sync(batch, user, folder, &delivery.task).await,
+                } => self.sync(&job, batch, user, folder, &delivery.task).await,
             }
         };
         self.queue.publish_report(&report).await?;
@@ -110,24 +111,21 @@ impl Worker {
 
     async fn discover(
         &self,
+        job: &Job,
         batch: &str,
         user: &MailboxUser,
         task: &Task,
     ) -> Result<Report, StoreError> {
-        let found = self
-            .job
+        let found = job
             .tuning
             .retry
-            .run(&format!("{} discovery", user.email), || {
-                discover(&self.job, user)
-            })
+            .run(&format!("{} discovery", user.email), || discover(job, user))
             .await;
         let discovery = match found {
             Ok(discovery) => discovery,
             Err(error) => return Ok(failed(task, error.to_string())),
         };
-        self.job
-            .progress
+        job.progress
             .discovered(&user.email, discovery.total_messages);
         for folder in &discovery.plans {
             let folder_task = Task::SyncFolder {
@@ -149,12 +147,13 @@ impl Worker {
 
     async fn sync(
         &self,
+        job: &Job,
         batch: &str,
         user: &MailboxUser,
         folder: &FolderPlan,
         task: &Task,
     ) -> Report {
-        match sync_folder(&self.job, user, folder).await {
+        match sync_folder(job, user, folder).await {
             Ok(outcome) => Report::FolderSynced {
                 task_id: task.task_id(),
                 batch: batch.to_owned(),

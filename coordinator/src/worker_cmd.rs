@@ -1,0 +1,98 @@
+//! `mailfleet worker`: a stateless worker process for distributed mode.
+//!
+//! It takes tasks from RabbitMQ, loads each batch's job spec from Redis the first time it sees
+//! the batch, reads passwords from the sealed credential store, and writes checkpoints to Redis.
+//! Any number run on any number of machines; `kill -9` of one loses nothing (its unacked tasks
+//! are redelivered and the fingerprint guard makes the repeat harmless). SIGTERM or Ctrl-C stops
+//! it gracefully: running tasks finish and are acked, no new ones are taken.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_stores::redis_store::RedisStore;
+use mailfleet_worker::shutdown::shutdown_pair;
+use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
+
+use crate::backends;
+use crate::cli::WorkerArgs;
+use crate::error::CliError;
+
+pub async fn run(args: &WorkerArgs) -> Result<(), CliError> {
+    let backends = backends::open(
+        Some(&args.queue),
+        Some(&args.checkpoints),
+        std::path::Path::new("."),
+        args.concurrency,
+    )
+    .await?;
+    let redis = backends
+        .redis
+        .clone()
+        .expect("--checkpoints always opens Redis");
+    let jobs = Arc::new(StoredJobs {
+        redis,
+        loaded: Mutex::default(),
+    });
+    let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
+    let (trigger, shutdown) = shutdown_pair();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping: finishing running tasks");
+        trigger.trigger();
+    });
+    tracing::info!(concurrency = args.concurrency, "worker started");
+    let result = worker.run(args.concurrency, shutdown).await;
+    backends.queue.close();
+    result.map_err(|e| CliError::State(e.to_string()))
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Jobs described in Redis by the coordinator, built once per batch and kept.
+struct StoredJobs {
+    redis: Arc<RedisStore>,
+    loaded: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+#[async_trait]
+impl JobSource for StoredJobs {
+    async fn job(&self, batch: &str) -> Result<Option<Arc<Job>>, StoreError> {
+        if let Some(job) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(batch)
+        {
+            return Ok(Some(job.clone()));
+        }
+        let Some(spec) = self.redis.job_spec(batch).await? else {
+            return Ok(None);
+        };
+        let job = Job::from_spec(
+            spec,
+            self.redis.clone(),
+            self.redis.clone(),
+            Tuning::default(),
+            Arc::new(NoProgress),
+        )
+        .map_err(|e| StoreError(format!("job spec of {batch}: {e}")))?;
+        let job = Arc::new(job);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(batch.to_owned(), job.clone());
+        Ok(Some(job))
+    }
+}
