@@ -65,7 +65,10 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
 
     // Credentials were removed after the run; nothing left in Redis holds a password.
     let dump = format!("{:?}", redis_values(&isolation).await);
-    assert!(dump.contains("imap://127.0.0.1"), "the job spec should be readable: {dump}");
+    assert!(
+        dump.contains("imap://127.0.0.1"),
+        "the job spec should be readable: {dump}"
+    );
     assert!(!dump.contains("Dist-Secret"), "password in redis");
 
     redis.clear_tenant().await.unwrap();
