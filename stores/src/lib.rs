@@ -4,7 +4,8 @@
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
 //! - [`sqlite`]: embedded mode's checkpoints and credentials in `state.db` (WAL).
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
-//! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms).
+//! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms);
+//!   `rabbitmq_link`: its connection, replaced with backoff when it breaks.
 //! - [`redis_store`]: distributed mode's checkpoints (Lua compare-and-set) and credentials.
 //! - [`contract`]: the behaviour every backend of a trait must show, as test suites the
 //!   distributed backends (Redis, RabbitMQ) run too.
@@ -13,6 +14,7 @@ pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod memory_queue;
+mod rabbitmq_link;
 pub mod rabbitmq_queue;
 pub mod redis_store;
 pub mod sqlite;

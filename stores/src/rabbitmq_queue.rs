@@ -9,27 +9,31 @@
 //! - After `x-delivery-limit` redeliveries the broker dead-letters a task to `{prefix}.dead`
 //!   instead of looping forever; [`RabbitMqQueue::next_dead_task`] turns those into errors.
 //! - Prefetch equals the worker's concurrency, so a worker holds no more tasks than it runs.
+//! - A lost connection is replaced ([`crate::rabbitmq_link`]); a publish is retried on the new
+//!   one, consumers resume there, and tasks delivered on the dead one are left to the broker's
+//!   redelivery (nothing is acked that was not done).
 //!
-//! Not here yet: reconnecting after a broker restart (the fleet issue); reports are acked on
-//! receipt, so a collector crash between receipt and persistence can lose one.
+//! Reports are acked on receipt, so a collector crash between receipt and persistence can lose
+//! one; the long-running coordinator of the fleet issue will ack after persisting.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicPublishOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Connection, ConnectionProperties, Consumer};
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
 use tokio::sync::Mutex as AsyncMutex;
+
+use crate::rabbitmq_link::{Link, Links, broker_error};
 
 /// Queue names: `mailfleet.tasks`, `mailfleet.reports`, `mailfleet.dead` for prefix `mailfleet`.
 #[derive(Debug, Clone)]
@@ -55,24 +59,26 @@ impl Default for QueueNames {
     }
 }
 
+/// A consumer and the link generation it belongs to.
+type ConsumerSlot = AsyncMutex<Option<(u64, Consumer)>>;
+
+/// Publishes retried on a new link before an error is returned.
+const PUBLISH_ATTEMPTS: u32 = 3;
+
 pub struct RabbitMqQueue {
-    _connection: Connection,
-    channel: Channel,
-    names: QueueNames,
-    tasks: AsyncMutex<Option<Consumer>>,
-    reports: AsyncMutex<Option<Consumer>>,
-    dead: AsyncMutex<Option<Consumer>>,
-    unacked: Mutex<HashMap<u64, lapin::message::Delivery>>,
+    links: Arc<Links>,
+    tasks: ConsumerSlot,
+    reports: ConsumerSlot,
+    dead: ConsumerSlot,
+    /// Our delivery tags (unique across links) → (link generation, the broker's delivery).
+    unacked: Mutex<HashMap<u64, (u64, lapin::message::Delivery)>>,
+    next_tag: AtomicU64,
     prefetch: u16,
     closed: AtomicBool,
     closing: tokio::sync::Notify,
-    /// Tags of our consumers, kept apart from the consumers (which a waiting reader holds) so
-    /// that `close` can cancel them and wake that reader.
-    consumer_tags: Mutex<Vec<String>>,
-}
-
-fn broker_error(error: lapin::Error) -> StoreError {
-    StoreError(format!("rabbitmq: {error}"))
+    /// (generation, tag) of our consumers, kept apart from the consumers (which a waiting reader
+    /// holds) so that `close` can cancel them.
+    consumer_tags: Mutex<Vec<(u64, String)>>,
 }
 
 impl RabbitMqQueue {
@@ -85,134 +91,114 @@ impl RabbitMqQueue {
         delivery_limit: u32,
         prefetch: u16,
     ) -> Result<Self, StoreError> {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(broker_error)?;
-        let channel = connection.create_channel().await.map_err(broker_error)?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker_error)?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(broker_error)?;
-        let queue = RabbitMqQueue {
-            _connection: connection,
-            channel,
-            names,
+        let connection_name = format!("mailfleet {} pid {}", names.tasks, std::process::id());
+        let links = Links::open(url, names, delivery_limit, prefetch, connection_name).await?;
+        Ok(RabbitMqQueue {
+            links: Arc::new(links),
             tasks: AsyncMutex::new(None),
             reports: AsyncMutex::new(None),
             dead: AsyncMutex::new(None),
             unacked: Mutex::new(HashMap::new()),
+            next_tag: AtomicU64::new(1),
             prefetch,
             closed: AtomicBool::new(false),
             closing: tokio::sync::Notify::new(),
             consumer_tags: Mutex::new(Vec::new()),
-        };
-        queue.declare(&queue.names.dead, quorum_arguments()).await?;
-        queue
-            .declare(&queue.names.reports, quorum_arguments())
-            .await?;
-        let mut task_arguments = quorum_arguments();
-        task_arguments.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(delivery_limit as i32),
-        );
-        task_arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        task_arguments.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(queue.names.dead.as_str().into()),
-        );
-        queue.declare(&queue.names.tasks, task_arguments).await?;
-        Ok(queue)
+        })
     }
 
-    async fn declare(&self, name: &str, arguments: FieldTable) -> Result<(), StoreError> {
-        let options = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        self.channel
-            .queue_declare(name.into(), options, arguments)
-            .await
-            .map_err(broker_error)?;
-        Ok(())
+    fn names(&self) -> &QueueNames {
+        self.links.names()
     }
 
     async fn publish(&self, queue: &str, body: &[u8]) -> Result<(), StoreError> {
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into());
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .map_err(broker_error)?
-            .await
-            .map_err(broker_error)?;
-        if confirm.is_ack() {
-            Ok(())
-        } else {
-            Err(StoreError(format!(
-                "rabbitmq refused a message for {queue}"
-            )))
+        let mut attempt = 1;
+        loop {
+            let link = self.links.current().await;
+            match publish_on(&link, queue, body).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt < PUBLISH_ATTEMPTS => {
+                    tracing::warn!(%error, queue, "publish failed; reconnecting");
+                    self.links.replace(link.generation).await?;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
-    /// The next message of `queue`, consuming through the consumer kept in `slot`.
+    /// The next message of `queue` with its link generation, consuming through `slot`; a broken
+    /// consumer is replaced on a new link. `None` once closed.
     async fn next_message(
         &self,
-        slot: &AsyncMutex<Option<Consumer>>,
+        slot: &ConsumerSlot,
         queue: &str,
-    ) -> Result<Option<lapin::message::Delivery>, StoreError> {
+    ) -> Result<Option<(u64, lapin::message::Delivery)>, StoreError> {
         // Registered before the flag is read, so a `close` in between still wakes us.
         let closing = self.closing.notified();
         tokio::pin!(closing);
         closing.as_mut().enable();
-        if self.closed.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
         let mut slot = tokio::select! {
             slot = slot.lock() => slot,
             () = &mut closing => return Ok(None),
         };
-        if slot.is_none() {
-            let consumer = self
-                .channel
-                .basic_consume(
-                    queue.into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(broker_error)?;
-            self.consumer_tags
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(consumer.tag().to_string());
-            *slot = Some(consumer);
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let link = self.links.current().await;
+            if slot
+                .as_ref()
+                .is_none_or(|(generation, _)| *generation != link.generation)
+            {
+                match self.consume(&link, queue).await {
+                    Ok(consumer) => *slot = Some((link.generation, consumer)),
+                    Err(error) => {
+                        tracing::warn!(%error, queue, "cannot consume; reconnecting");
+                        self.links.replace(link.generation).await?;
+                        continue;
+                    }
+                }
+            }
+            let (generation, consumer) = slot.as_mut().expect("a consumer was just set");
+            let generation = *generation;
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = &mut closing => return Ok(None),
+            };
+            match next {
+                Some(Ok(message)) => return Ok(Some((generation, message))),
+                Some(Err(_)) | None if self.closed.load(Ordering::SeqCst) => return Ok(None),
+                Some(Err(error)) => tracing::warn!(%error, queue, "consumer failed; reconnecting"),
+                None => tracing::warn!(queue, "consumer ended; reconnecting"),
+            }
+            *slot = None;
+            self.links.replace(generation).await?;
         }
-        let consumer = slot.as_mut().expect("consumer was just created");
-        tokio::select! {
-            message = consumer.next() => message.transpose().map_err(broker_error),
-            () = &mut closing => Ok(None),
-        }
+    }
+
+    async fn consume(&self, link: &Link, queue: &str) -> Result<Consumer, StoreError> {
+        let consumer = link
+            .channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker_error)?;
+        self.consumer_tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((link.generation, consumer.tag().to_string()));
+        Ok(consumer)
     }
 
     /// A task the broker gave up on after its delivery limit, as the failure report of its user.
     pub async fn next_dead_task(&self) -> Result<Option<Report>, StoreError> {
-        let Some(message) = self.next_message(&self.dead, &self.names.dead).await? else {
+        let names = self.names().clone();
+        let Some((_, message)) = self.next_message(&self.dead, &names.dead).await? else {
             return Ok(None);
         };
         let report = serde_json::from_slice::<Task>(&message.data)
@@ -230,10 +216,11 @@ impl RabbitMqQueue {
                     task.user().email
                 ),
             });
-        message
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(broker_error)?;
+        // If this ack is lost with its link, the task comes back and is reported twice: the
+        // collector counts a task's report once.
+        if let Err(error) = message.ack(BasicAckOptions::default()).await {
+            tracing::warn!(%error, "ack of a dead-lettered task failed");
+        }
         Ok(report)
     }
 
@@ -259,15 +246,75 @@ impl RabbitMqQueue {
     pub fn prefetch(&self) -> u16 {
         self.prefetch
     }
+
+    /// Settles a task delivery with `settle`, unless it came over a link that is gone: the
+    /// broker has already put it back for redelivery, so there is nothing left to settle.
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        what: &str,
+        settle: SettleAction,
+    ) -> Result<(), StoreError> {
+        let found = self
+            .unacked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&delivery.tag);
+        let Some((generation, message)) = found else {
+            return Err(StoreError(format!("no unacked delivery {}", delivery.tag)));
+        };
+        if generation != self.links.current().await.generation {
+            tracing::info!(task = %delivery.task.task_id(), "{what} skipped: delivered on a lost connection, the broker redelivers it");
+            return Ok(());
+        }
+        let result = match settle {
+            SettleAction::Ack => message.ack(BasicAckOptions::default()).await,
+            SettleAction::Requeue => {
+                message
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
+            }
+        };
+        if let Err(error) = result {
+            // The link broke under us; the broker redelivers the task, which is harmless.
+            tracing::warn!(%error, task = %delivery.task.task_id(), "{what} failed");
+        }
+        Ok(())
+    }
 }
 
-fn quorum_arguments() -> FieldTable {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    arguments
+enum SettleAction {
+    Ack,
+    Requeue,
+}
+
+async fn publish_on(link: &Link, queue: &str, body: &[u8]) -> Result<(), StoreError> {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+    let confirm = link
+        .channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .map_err(broker_error)?
+        .await
+        .map_err(broker_error)?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err(StoreError(format!(
+            "rabbitmq refused a message for {queue}"
+        )))
+    }
 }
 
 /// Deliveries so far: quorum queues count earlier deliveries in `x-delivery-count`.
@@ -292,22 +339,24 @@ fn attempt_of(message: &lapin::message::Delivery) -> u32 {
 impl TaskQueue for RabbitMqQueue {
     async fn publish_task(&self, task: &Task) -> Result<(), StoreError> {
         let body = serde_json::to_vec(task).map_err(|e| StoreError(e.to_string()))?;
-        self.publish(&self.names.tasks, &body).await
+        let queue = self.names().tasks.clone();
+        self.publish(&queue, &body).await
     }
 
     async fn next_task(&self) -> Result<Option<Delivery>, StoreError> {
+        let queue = self.names().tasks.clone();
         loop {
-            let Some(message) = self.next_message(&self.tasks, &self.names.tasks).await? else {
+            let Some((generation, message)) = self.next_message(&self.tasks, &queue).await? else {
                 return Ok(None);
             };
             let attempt = attempt_of(&message);
             match serde_json::from_slice::<Task>(&message.data) {
                 Ok(task) => {
-                    let tag = message.delivery_tag;
+                    let tag = self.next_tag.fetch_add(1, Ordering::SeqCst);
                     self.unacked
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(tag, message);
+                        .insert(tag, (generation, message));
                     return Ok(Some(Delivery { tag, attempt, task }));
                 }
                 Err(error) => {
@@ -317,62 +366,40 @@ impl TaskQueue for RabbitMqQueue {
                         requeue: false,
                         ..Default::default()
                     };
-                    message.nack(options).await.map_err(broker_error)?;
+                    if let Err(error) = message.nack(options).await {
+                        tracing::warn!(%error, "dead-lettering an undecodable task failed");
+                    }
                 }
             }
         }
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let message = self
-            .unacked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&delivery.tag);
-        match message {
-            Some(message) => message
-                .ack(BasicAckOptions::default())
-                .await
-                .map(drop)
-                .map_err(broker_error),
-            None => Err(StoreError(format!("no unacked delivery {}", delivery.tag))),
-        }
+        self.settle(delivery, "ack", SettleAction::Ack).await
     }
 
     async fn requeue(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let message = self
-            .unacked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&delivery.tag);
-        if let Some(message) = message {
-            let options = BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            };
-            message.nack(options).await.map_err(broker_error)?;
-        }
-        Ok(())
+        self.settle(delivery, "requeue", SettleAction::Requeue)
+            .await
     }
 
     async fn publish_report(&self, report: &Report) -> Result<(), StoreError> {
         let body = serde_json::to_vec(report).map_err(|e| StoreError(e.to_string()))?;
-        self.publish(&self.names.reports, &body).await
+        let queue = self.names().reports.clone();
+        self.publish(&queue, &body).await
     }
 
     async fn next_report(&self) -> Result<Option<Report>, StoreError> {
-        let Some(message) = self
-            .next_message(&self.reports, &self.names.reports)
-            .await?
-        else {
+        let queue = self.names().reports.clone();
+        let Some((_, message)) = self.next_message(&self.reports, &queue).await? else {
             return Ok(None);
         };
         let report = serde_json::from_slice(&message.data)
             .map_err(|e| StoreError(format!("bad report: {e}")))?;
-        message
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(broker_error)?;
+        if let Err(error) = message.ack(BasicAckOptions::default()).await {
+            // Redelivered on the next link; the collector counts each task's report once.
+            tracing::warn!(%error, "ack of a report failed");
+        }
         Ok(Some(report))
     }
 
@@ -381,13 +408,18 @@ impl TaskQueue for RabbitMqQueue {
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.closing.notify_waiters();
-        // Cancelling ends the consumer streams, which wakes readers blocked on them.
+        // Cancelling hands prefetched messages back to the broker at once.
         let tags =
             std::mem::take(&mut *self.consumer_tags.lock().unwrap_or_else(|p| p.into_inner()));
-        let channel = self.channel.clone();
+        let links = self.links.clone();
         tokio::spawn(async move {
-            for tag in tags {
-                let _ = channel
+            let link = links.current().await;
+            for (_, tag) in tags
+                .into_iter()
+                .filter(|(generation, _)| *generation == link.generation)
+            {
+                let _ = link
+                    .channel
                     .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                     .await;
             }
@@ -457,5 +489,74 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         delete_queues(names("poison")).await;
+    }
+
+    /// Closes this test's broker connection from the broker's side, as a restart or
+    /// `rabbitmqctl close_all_connections` would.
+    fn close_connection_from_broker(names: &QueueNames) {
+        let listing = std::process::Command::new("rabbitmqctl")
+            .args([
+                "list_connections",
+                "pid",
+                "client_properties",
+                "--no-table-headers",
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        let pid = listing
+            .lines()
+            .find(|line| line.contains(&names.tasks))
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap_or_else(|| panic!("connection not found in:\n{listing}"));
+        let closed = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "mailfleet reconnect test"])
+            .output()
+            .unwrap();
+        assert!(
+            closed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&closed.stderr)
+        );
+    }
+
+    fn discover(email: &str) -> Task {
+        Task::DiscoverUser {
+            batch: "b".into(),
+            user: mailfleet_shared::messages::MailboxUser {
+                email: email.into(),
+                user_name: email.into(),
+                user_root: None,
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_closed_by_the_broker_is_replaced_and_nothing_is_lost() {
+        let queue = queue("reconnect", 10).await;
+        queue
+            .publish_task(&discover("before@example.com"))
+            .await
+            .unwrap();
+        let in_flight = queue.next_task().await.unwrap().unwrap();
+
+        close_connection_from_broker(&names("reconnect"));
+        // Its link is gone: the ack cannot reach the broker, which redelivers the task instead.
+        queue.ack(&in_flight).await.unwrap();
+        queue
+            .publish_task(&discover("after@example.com"))
+            .await
+            .unwrap();
+
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let delivery = queue.next_task().await.unwrap().unwrap();
+            seen.push(delivery.task.user().email.clone());
+            queue.ack(&delivery).await.unwrap();
+        }
+        seen.sort();
+        assert_eq!(seen, ["after@example.com", "before@example.com"]);
+        delete_queues(names("reconnect")).await;
     }
 }
