@@ -63,6 +63,10 @@ pub struct MigrateArgs {
     /// the coordinator (plan, collect, report) for `mailfleet worker` processes elsewhere.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// Users migrated at once (the endpoint's max_concurrent_migrations); the next starts when
+    /// one finishes.
+    #[arg(long, default_value_t = 20)]
+    pub max_concurrent_migrations: usize,
     /// Where checkpoints, the encryption key and the state database live; re-use it to resume.
     #[arg(long, default_value = "mailfleet-state")]
     pub state_dir: PathBuf,

@@ -4,9 +4,11 @@
 //! # Layout
 //! - `cli`: the clap command line; `backends`: embedded or RabbitMQ/Redis, chosen in one place.
 //! - `migrate`: `mailfleet migrate` in embedded mode (in-process queue, SQLite state).
+//! - `admission`: at most N users in flight.
 //! - `collector`: reports → per-user results; `summary`: printing them; `progress`: terminal bars.
 //! - `endpoint_test`: `mailfleet endpoint test`; `worker_cmd`: `mailfleet worker`.
 
+mod admission;
 mod backends;
 mod cli;
 mod collector;

@@ -14,7 +14,6 @@ use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::job_spec::JobSpec;
-use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
@@ -22,6 +21,7 @@ use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, SingleJob, Tuning, Worker};
 use secrecy::SecretString;
 
+use crate::admission::Admission;
 use crate::backends::{self, Backends};
 use crate::cli::MigrateArgs;
 use crate::collector::{Collector, UserResult};
@@ -88,7 +88,15 @@ pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
     if let Some(dead) = dead_letters {
         tokio::spawn(report_dead_letters(dead));
     }
-    let results = run_job(Arc::new(job), queue, &plan.rows, args.workers, &progress).await;
+    let results = run_job(
+        Arc::new(job),
+        queue,
+        &plan.rows,
+        args.workers,
+        args.max_concurrent_migrations,
+        &progress,
+    )
+    .await;
     // Passwords are needed only while the run lasts.
     credentials
         .remove_scope(&batch)
@@ -231,29 +239,22 @@ async fn store_credentials(
     Ok(())
 }
 
-/// Queues one discovery per user, runs the worker, and collects until every user is finished.
+/// Admits users (one discovery task each), runs the worker, and collects until every user is
+/// finished.
 async fn run_job(
     job: Arc<Job>,
     queue: Arc<dyn TaskQueue>,
     rows: &[MigrationRow],
     workers: usize,
+    max_concurrent: usize,
     progress: &TerminalProgress,
 ) -> Result<Vec<UserResult>, CliError> {
     let queue_error = |e: mailfleet_shared::checkpoint::StoreError| CliError::State(e.to_string());
-    for row in rows {
-        let user = MailboxUser {
-            email: row.email.clone(),
-            user_name: row.user_name.clone(),
-            user_root: row.user_root.clone(),
-        };
-        queue
-            .publish_task(&Task::DiscoverUser {
-                batch: job.batch.clone(),
-                user,
-            })
-            .await
-            .map_err(queue_error)?;
-    }
+    let mut admission = Admission::new(&job.batch, rows);
+    admission
+        .admit(queue.as_ref(), max_concurrent.max(1))
+        .await
+        .map_err(queue_error)?;
     let (trigger, shutdown) = shutdown_pair();
     let mut worker_run = if workers > 0 {
         let worker = Arc::new(Worker::new(Arc::new(SingleJob(job)), queue.clone()));
@@ -287,6 +288,10 @@ async fn run_job(
         let Some(report) = report else { break };
         if let Some(finished) = collector.apply(report) {
             progress.finish(&finished);
+            admission
+                .admit(queue.as_ref(), 1)
+                .await
+                .map_err(queue_error)?;
         }
     }
     queue.close();

@@ -98,7 +98,9 @@ async fn a_wrong_password_fails_that_user_only_and_exits_1() {
          wrong@example.com,wrong@example.com,not-the-password\nok-2@example.com,ok-2@example.com,good3\n",
     )
     .unwrap();
-    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    // One user at a time: the user after the failed one must still be admitted.
+    let (code, json, stderr) =
+        run(&mut pair.migrate_command(&csv, &["--max-concurrent-migrations", "1"]));
     assert_eq!(code, 1, "{stderr}\n{json}");
     let failed = user_result(&json, "wrong@example.com");
     assert_eq!(failed["status"], "Failed");

@@ -1,0 +1,40 @@
+//! Admission control (design.md §2): at most `max_concurrent_migrations` users of a batch in
+//! flight at once, as Microsoft's service does per endpoint; the next user is released when one
+//! finishes. Source servers see a bounded number of sessions however large the CSV.
+
+use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::messages::{MailboxUser, Task};
+use mailfleet_shared::migration_csv::MigrationRow;
+use mailfleet_shared::queue::TaskQueue;
+
+pub struct Admission<'a> {
+    batch: String,
+    waiting: std::slice::Iter<'a, MigrationRow>,
+}
+
+impl<'a> Admission<'a> {
+    pub fn new(batch: &str, rows: &'a [MigrationRow]) -> Self {
+        Admission {
+            batch: batch.to_owned(),
+            waiting: rows.iter(),
+        }
+    }
+
+    /// Publishes the discovery tasks of up to `count` more users.
+    pub async fn admit(&mut self, queue: &dyn TaskQueue, count: usize) -> Result<(), StoreError> {
+        for row in self.waiting.by_ref().take(count) {
+            let user = MailboxUser {
+                email: row.email.clone(),
+                user_name: row.user_name.clone(),
+                user_root: row.user_root.clone(),
+            };
+            queue
+                .publish_task(&Task::DiscoverUser {
+                    batch: self.batch.clone(),
+                    user,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
