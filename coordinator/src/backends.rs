@@ -33,6 +33,8 @@ pub struct Backends {
     pub dead_letters: Option<Arc<RabbitMqQueue>>,
     /// With Redis: where batches' job specs are shared with stateless workers.
     pub redis: Option<Arc<RedisStore>>,
+    /// Embedded mode: held for the run, so two runs never share a state dir.
+    pub state_dir_lock: Option<std::fs::File>,
 }
 
 impl Backends {
@@ -47,12 +49,20 @@ pub async fn open(
     state_dir: &Path,
     prefetch: usize,
 ) -> Result<Backends, CliError> {
+    let mut state_dir_lock = None;
     let (checkpoints, credentials, redis): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
         match checkpoints_url {
             None => {
+                let lock = lock_state_dir(state_dir)?;
                 let secrets = SecretBox::load_or_create_key_file(&state_dir.join("secret.key"))
                     .map_err(state)?;
                 let store = Arc::new(SqliteStore::open(state_dir, secrets).map_err(state)?);
+                // This run owns the state dir: leases of a killed earlier run are stale.
+                store
+                    .clear_leases()
+                    .await
+                    .map_err(|e| CliError::State(e.to_string()))?;
+                state_dir_lock = Some(lock);
                 (store.clone(), store, None)
             }
             Some(url) => {
@@ -89,7 +99,24 @@ pub async fn open(
         credentials,
         dead_letters,
         redis,
+        state_dir_lock,
     })
+}
+
+/// An exclusive lock on `state_dir/run.lock`, released when the process ends (even by kill -9).
+fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, CliError> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| CliError::State(format!("{}: {e}", state_dir.display())))?;
+    let path = state_dir.join("run.lock");
+    let file = std::fs::File::create(&path)
+        .map_err(|e| CliError::State(format!("{}: {e}", path.display())))?;
+    file.try_lock().map_err(|_| {
+        CliError::Invalid(format!(
+            "{} is in use by another mailfleet run",
+            state_dir.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 fn state(error: mailfleet_stores::StoresError) -> CliError {

@@ -57,6 +57,7 @@ pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
         credentials,
         dead_letters,
         redis,
+        state_dir_lock: _held_for_the_run,
     } = backends;
     let spec = JobSpec {
         // Checkpoints of one source/target pair never shortcut a run between two other servers.

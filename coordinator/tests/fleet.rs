@@ -1,6 +1,8 @@
 //! Distributed mode as deployed: a coordinator-only `migrate --workers 0` and separate
-//! `mailfleet worker` processes on the real RabbitMQ and Redis. One worker is `kill -9`ed while
-//! it works and a fresh one joins; every mailbox still arrives exactly.
+//! `mailfleet worker` processes on the real RabbitMQ and Redis. While mail flows, something
+//! breaks — a worker is `kill -9`ed (and a fresh one joins), or every broker connection of the
+//! run is closed and the checkpoints are wiped from Redis — and every mailbox still arrives
+//! exactly.
 
 mod common;
 
@@ -16,16 +18,29 @@ use mailfleet_testkit::{assert_same_mail, connect_login};
 
 const KEY: &str = "ZmxlZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy0hIT8="; // 32 bytes, tests only
 
+/// What goes wrong once the first messages have arrived.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    KillAWorker,
+    CloseBrokerConnectionsAndWipeCheckpoints,
+}
+
 struct Fleet {
-    queue: String,
-    checkpoints: String,
+    isolation: String,
 }
 
 impl Fleet {
     fn configure(&self, command: &mut Command) {
+        let isolation = &self.isolation;
         command
-            .env("MAILFLEET_QUEUE", &self.queue)
-            .env("MAILFLEET_CHECKPOINTS", &self.checkpoints)
+            .env(
+                "MAILFLEET_QUEUE",
+                format!("rabbitmq://guest:guest@127.0.0.1:5672/%2f?prefix={isolation}"),
+            )
+            .env(
+                "MAILFLEET_CHECKPOINTS",
+                format!("redis://127.0.0.1:6379?tenant={isolation}"),
+            )
             .env("MAILFLEET_SECRET_KEY", KEY);
     }
 
@@ -38,20 +53,82 @@ impl Fleet {
         self.configure(&mut command);
         command.spawn().unwrap()
     }
+
+    async fn redis(&self) -> RedisStore {
+        RedisStore::connect(
+            "redis://127.0.0.1:6379",
+            &self.isolation,
+            SecretBox::from_base64(KEY).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Closes, from the broker's side, every connection of this run (workers and coordinator).
+    fn close_broker_connections(&self) {
+        let listing = Command::new("rabbitmqctl")
+            .args([
+                "list_connections",
+                "pid",
+                "client_properties",
+                "--no-table-headers",
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+        let pids: Vec<&str> = listing
+            .lines()
+            .filter(|line| line.contains(&self.isolation))
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        assert!(!pids.is_empty(), "no connection of this run in:\n{listing}");
+        for pid in pids {
+            let _ = Command::new("rabbitmqctl")
+                .args(["close_connection", pid, "mailfleet fault test"])
+                .output();
+        }
+    }
+
+    async fn wipe_checkpoints(&self) {
+        let redis = self.redis().await;
+        let keys: Vec<String> = redis
+            .keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.contains(":checkpoints:"))
+            .collect();
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn clean_up(&self) {
+        self.redis().await.clear_tenant().await.unwrap();
+        let names = QueueNames::with_prefix(&self.isolation);
+        RabbitMqQueue::delete_queues("amqp://guest:guest@127.0.0.1:5672/%2f", &names)
+            .await
+            .unwrap();
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coordinator_and_worker_processes_survive_a_killed_worker() {
-    let isolation = format!("mf-test-fleet-{}", std::process::id());
+async fn migrate_through_a_disrupted_fleet(test: &str, disruption: Disruption) {
     let fleet = Fleet {
-        queue: format!("rabbitmq://guest:guest@127.0.0.1:5672/%2f?prefix={isolation}"),
-        checkpoints: format!("redis://127.0.0.1:6379?tenant={isolation}"),
+        isolation: format!("mf-test-{test}-{}", std::process::id()),
     };
     let users = [
-        ("fleet-a@example.com", "fa"),
-        ("fleet-b@example.com", "fb"),
-        ("fleet-c@example.com", "fc"),
+        (format!("{test}-a@example.com"), "fa"),
+        (format!("{test}-b@example.com"), "fb"),
+        (format!("{test}-c@example.com"), "fc"),
     ];
+    let users: Vec<(&str, &str)> = users.iter().map(|(u, p)| (u.as_str(), *p)).collect();
     let pair = Pair::start(&users);
     pair.seed_all(&CorpusSpec {
         messages: 400,
@@ -69,11 +146,10 @@ async fn coordinator_and_worker_processes_survive_a_killed_worker() {
         .spawn()
         .unwrap();
 
-    // Kill a worker once mail is flowing, then let a new one join.
     let mut session = connect_login(pair.target.port(), users[0].0, users[0].1)
         .await
         .unwrap();
-    let mut killed = false;
+    let mut disrupted = false;
     for _ in 0..20_000 {
         let copied = session
             .status("INBOX", "(MESSAGES)")
@@ -81,14 +157,22 @@ async fn coordinator_and_worker_processes_survive_a_killed_worker() {
             .map(|m| m.exists)
             .unwrap_or(0);
         if copied >= 20 {
-            workers[0].kill().unwrap();
-            workers[0].wait().unwrap();
-            killed = true;
+            match disruption {
+                Disruption::KillAWorker => {
+                    workers[0].kill().unwrap(); // SIGKILL mid-task
+                    workers[0].wait().unwrap();
+                    workers.push(fleet.worker());
+                }
+                Disruption::CloseBrokerConnectionsAndWipeCheckpoints => {
+                    fleet.close_broker_connections();
+                    fleet.wipe_checkpoints().await;
+                }
+            }
+            disrupted = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    workers.push(fleet.worker());
 
     let output = tokio::task::spawn_blocking(move || coordinator.wait_with_output())
         .await
@@ -96,14 +180,14 @@ async fn coordinator_and_worker_processes_survive_a_killed_worker() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-    for worker in &mut workers[1..] {
+    for worker in &mut workers {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(worker.id().to_string())
             .status();
         worker.wait().unwrap();
     }
-    assert!(killed, "no mail arrived to trigger the kill");
+    assert!(disrupted, "no mail arrived to trigger the disruption");
     assert_eq!(output.status.code(), Some(0), "{stderr}\n{json}");
     for (i, (user, _)) in users.iter().enumerate() {
         assert_eq!(user_result(&json, user)["status"], "Completed", "{json}");
@@ -113,19 +197,19 @@ async fn coordinator_and_worker_processes_survive_a_killed_worker() {
             str::to_owned,
         );
     }
+    fleet.clean_up().await;
+}
 
-    let redis = RedisStore::connect(
-        "redis://127.0.0.1:6379",
-        &isolation,
-        SecretBox::from_base64(KEY).unwrap(),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_run_loses_and_duplicates_nothing() {
+    migrate_through_a_disrupted_fleet("fleet-kill", Disruption::KillAWorker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_broker_connections_and_wiped_checkpoints_lose_and_duplicate_nothing() {
+    migrate_through_a_disrupted_fleet(
+        "fleet-faults",
+        Disruption::CloseBrokerConnectionsAndWipeCheckpoints,
     )
-    .await
-    .unwrap();
-    redis.clear_tenant().await.unwrap();
-    RabbitMqQueue::delete_queues(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        &QueueNames::with_prefix(&isolation),
-    )
-    .await
-    .unwrap();
+    .await;
 }

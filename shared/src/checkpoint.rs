@@ -59,4 +59,18 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Forgets every checkpoint of `user` in `scope` (a user restarted from scratch).
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError>;
+
+    /// Takes (or, for the same `owner`, extends) the exclusive right to sync this folder for
+    /// `ttl`. At-least-once delivery can hand one folder task to two workers at once (a broker
+    /// connection dropped while the first still works); two appenders on one folder could both
+    /// miss each other's copies, so only the lease holder copies. Returns whether `owner` holds
+    /// it now. An expired lease (its holder died) can be taken.
+    async fn acquire_lease(
+        &self,
+        key: &CheckpointKey,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up if `owner` holds it.
+    async fn release_lease(&self, key: &CheckpointKey, owner: &str) -> Result<(), StoreError>;
 }

@@ -36,12 +36,32 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 return 1
 ";
 
+/// KEYS[1] = lease key; ARGV = owner, ttl ms. Takes a free lease or extends our own.
+const ACQUIRE_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS[1] = lease key; ARGV[1] = owner. Deletes the lease only if we hold it.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     secrets: SecretBox,
     advance: redis::Script,
+    acquire_lease: redis::Script,
+    release_lease: redis::Script,
 }
 
 fn store_error(error: redis::RedisError) -> StoreError {
@@ -58,11 +78,20 @@ impl RedisStore {
             prefix: format!("mailfleet:{tenant}:"),
             secrets,
             advance: redis::Script::new(ADVANCE),
+            acquire_lease: redis::Script::new(ACQUIRE_LEASE),
+            release_lease: redis::Script::new(RELEASE_LEASE),
         })
     }
 
     fn checkpoint_key(&self, scope: &str, user: &str) -> String {
         format!("{}checkpoints:{scope}:{user}", self.prefix)
+    }
+
+    fn lease_key(&self, key: &CheckpointKey) -> String {
+        format!(
+            "{}leases:{}:{}:{}",
+            self.prefix, key.scope, key.user, key.folder
+        )
     }
 
     fn credentials_key(&self, scope: &str) -> String {
@@ -150,6 +179,36 @@ impl CheckpointStore for RedisStore {
             .await
             .map_err(store_error)?;
         Ok(written == 1)
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &CheckpointKey,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let taken: i32 = self
+            .acquire_lease
+            .key(self.lease_key(key))
+            .arg(owner)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, key: &CheckpointKey, owner: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: i32 = self
+            .release_lease
+            .key(self.lease_key(key))
+            .arg(owner)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {

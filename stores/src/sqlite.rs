@@ -31,6 +31,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     updated_at TEXT NOT NULL DEFAULT (datetime('now')),
     PRIMARY KEY (scope, user, folder)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    scope TEXT NOT NULL,
+    user TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (scope, user, folder)
+);
 CREATE TABLE IF NOT EXISTS credentials (
     scope TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -64,6 +72,17 @@ impl SqliteStore {
         })
     }
 
+    /// Drops every folder lease. Only for a process that owns the state dir exclusively (see
+    /// `mailfleet migrate`'s lock): leases left by a killed run would otherwise make the next
+    /// run wait for them to expire.
+    pub async fn clear_leases(&self) -> Result<(), StoreError> {
+        self.with(|db| {
+            db.execute("DELETE FROM leases", [])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The database file, for modules that keep their own tables in it.
     pub fn path(&self) -> &Path {
         &self.path
@@ -84,6 +103,12 @@ impl SqliteStore {
         .map_err(StoresError::from)?;
         Ok(result?)
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A connection in WAL mode that waits for, rather than fails on, a concurrent writer.
@@ -146,6 +171,39 @@ impl CheckpointStore for SqliteStore {
                 ],
             )?;
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &CheckpointKey,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, owner) = (key.clone(), owner.to_owned());
+        self.with(move |db| {
+            let now = now_ms();
+            let changed = db.execute(
+                "INSERT INTO leases (scope, user, folder, owner, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (scope, user, folder) DO UPDATE SET
+                     owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+                 WHERE leases.owner = excluded.owner OR leases.expires_at_ms < ?6",
+                params![key.scope, key.user, key.folder, owner, now + ttl.as_millis() as i64, now],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, key: &CheckpointKey, owner: &str) -> Result<(), StoreError> {
+        let (key, owner) = (key.clone(), owner.to_owned());
+        self.with(move |db| {
+            db.execute(
+                "DELETE FROM leases WHERE scope = ?1 AND user = ?2 AND folder = ?3 AND owner = ?4",
+                params![key.scope, key.user, key.folder, owner],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -41,6 +41,9 @@ pub enum WorkerError {
     /// A multi-line answer (FETCH, SEARCH, LIST) came back short: retried, never trusted.
     #[error("{server} gave an incomplete answer: {reason}")]
     Incomplete { server: String, reason: String },
+    /// Another worker took over this folder while this one stalled.
+    #[error("lost the lease on folder {folder} to another worker")]
+    LeaseLost { folder: String },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
     #[error(transparent)]
@@ -55,6 +58,7 @@ impl WorkerError {
             | WorkerError::ConnectionLost { .. }
             | WorkerError::Timeout { .. }
             | WorkerError::Incomplete { .. }
+            | WorkerError::LeaseLost { .. }
             | WorkerError::Store(_) => true,
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }

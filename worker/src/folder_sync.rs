@@ -25,6 +25,7 @@ use crate::imap::ImapConnection;
 use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
 use crate::job::{Job, Side};
+use crate::lease::FolderLease;
 use crate::target_index::TargetIndex;
 use crate::uid_set::uid_set;
 
@@ -35,18 +36,26 @@ pub async fn sync_folder(
     plan: &FolderPlan,
 ) -> Result<FolderOutcome, WorkerError> {
     let what = format!("{} folder {}", user.email, plan.display_name);
+    let lease =
+        FolderLease::acquire(job.checkpoints.clone(), checkpoint_key(job, user, plan)).await?;
+    let result = copy_with_retries(job, user, plan, &lease, &what).await;
+    lease.release().await;
+    result
+}
+
+async fn copy_with_retries(
+    job: &Job,
+    user: &MailboxUser,
+    plan: &FolderPlan,
+    lease: &FolderLease,
+    what: &str,
+) -> Result<FolderOutcome, WorkerError> {
     let mut run = FolderRun::default();
     let mut attempt_number = 1;
     loop {
-        match attempt(job, user, plan, &mut run).await {
+        match attempt(job, user, plan, lease, &mut run).await {
             Ok(()) => return Ok(run.outcome),
-            Err(error)
-                if job
-                    .tuning
-                    .retry
-                    .backoff(&what, attempt_number, &error)
-                    .await =>
-            {
+            Err(error) if job.tuning.retry.backoff(what, attempt_number, &error).await => {
                 attempt_number += 1;
             }
             Err(error) => return Err(error),
@@ -79,13 +88,10 @@ async fn attempt(
     job: &Job,
     user: &MailboxUser,
     plan: &FolderPlan,
+    lease: &FolderLease,
     run: &mut FolderRun,
 ) -> Result<(), WorkerError> {
-    let key = CheckpointKey {
-        scope: job.batch.clone(),
-        user: user.email.clone(),
-        folder: plan.source_name.clone(),
-    };
+    let key = checkpoint_key(job, user, plan);
     let mut source = job.open(Side::Source, user).await?;
     let mut target = job.open(Side::Target, user).await?;
 
@@ -136,6 +142,7 @@ async fn attempt(
     for chunk in uids.chunks(job.tuning.fetch_batch_messages.max(1) * 4) {
         let metas = copier.fetch_metadata(chunk).await?;
         for batch in body_batches(&metas, job) {
+            lease.check()?;
             copier.copy_batch(&batch).await?;
             let last_uid = batch.last().map_or(0, |m| m.uid);
             let mark = target_uid_mark(copier.target, &plan.target_name).await?;
@@ -152,6 +159,14 @@ async fn attempt(
     source.logout().await;
     target.logout().await;
     Ok(())
+}
+
+fn checkpoint_key(job: &Job, user: &MailboxUser, plan: &FolderPlan) -> CheckpointKey {
+    CheckpointKey {
+        scope: job.batch.clone(),
+        user: user.email.clone(),
+        folder: plan.source_name.clone(),
+    }
 }
 
 /// Copies a batch of messages; holds the connections and the guard for one attempt.

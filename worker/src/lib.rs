@@ -8,7 +8,8 @@
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
 //!   task per folder.
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
-//!   guard ([`target_index`]), append with flags and dates, advance checkpoints.
+//!   guard ([`target_index`]), append with flags and dates, advance checkpoints, under the
+//!   folder's [`lease`] so a task delivered twice never copies twice at once.
 //! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
@@ -19,6 +20,7 @@ pub mod folder_sync;
 pub mod imap;
 pub mod job;
 pub mod job_source;
+pub mod lease;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;
