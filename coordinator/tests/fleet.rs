@@ -66,28 +66,8 @@ impl Fleet {
 
     /// Closes, from the broker's side, every connection of this run (workers and coordinator).
     fn close_broker_connections(&self) {
-        let listing = Command::new("rabbitmqctl")
-            .args([
-                "list_connections",
-                "pid",
-                "client_properties",
-                "--no-table-headers",
-                "-q",
-            ])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-        let pids: Vec<&str> = listing
-            .lines()
-            .filter(|line| line.contains(&self.isolation))
-            .filter_map(|line| line.split_whitespace().next())
-            .collect();
-        assert!(!pids.is_empty(), "no connection of this run in:\n{listing}");
-        for pid in pids {
-            let _ = Command::new("rabbitmqctl")
-                .args(["close_connection", pid, "mailfleet fault test"])
-                .output();
-        }
+        let closed = mailfleet_testkit::broker::close_rabbitmq_connections(&self.isolation);
+        assert!(closed > 0, "no connection of this run found");
     }
 
     async fn wipe_checkpoints(&self) {

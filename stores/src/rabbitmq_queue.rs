@@ -491,36 +491,6 @@ mod tests {
         delete_queues(names("poison")).await;
     }
 
-    /// Closes this test's broker connection from the broker's side, as a restart or
-    /// `rabbitmqctl close_all_connections` would.
-    fn close_connection_from_broker(names: &QueueNames) {
-        let listing = std::process::Command::new("rabbitmqctl")
-            .args([
-                "list_connections",
-                "pid",
-                "client_properties",
-                "--no-table-headers",
-                "-q",
-            ])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&listing.stdout);
-        let pid = listing
-            .lines()
-            .find(|line| line.contains(&names.tasks))
-            .and_then(|line| line.split_whitespace().next())
-            .unwrap_or_else(|| panic!("connection not found in:\n{listing}"));
-        let closed = std::process::Command::new("rabbitmqctl")
-            .args(["close_connection", pid, "mailfleet reconnect test"])
-            .output()
-            .unwrap();
-        assert!(
-            closed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&closed.stderr)
-        );
-    }
-
     fn discover(email: &str) -> Task {
         Task::DiscoverUser {
             batch: "b".into(),
@@ -541,7 +511,9 @@ mod tests {
             .unwrap();
         let in_flight = queue.next_task().await.unwrap().unwrap();
 
-        close_connection_from_broker(&names("reconnect"));
+        let closed =
+            mailfleet_testkit::broker::close_rabbitmq_connections(&names("reconnect").tasks);
+        assert_eq!(closed, 1);
         // Its link is gone: the ack cannot reach the broker, which redelivers the task instead.
         queue.ack(&in_flight).await.unwrap();
         queue

@@ -5,8 +5,10 @@
 //! - [`client`]: a plain IMAP client for seeding and for snapshots compared by
 //!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
 //! - [`corpus`]: deterministic, realistic mailboxes.
+//! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
 
+pub mod broker;
 pub mod client;
 pub mod corpus;
 pub mod dovecot;
