@@ -59,6 +59,10 @@ pub struct MigrateArgs {
     /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
     #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
     pub max_message_size: u64,
+    /// Folders with more messages are copied in parts of this many, one task each, so every
+    /// task stays short and a huge folder moves on whichever worker is free.
+    #[arg(long, default_value_t = mailfleet_shared::job_spec::DEFAULT_FOLDER_PART_MESSAGES)]
+    pub folder_part_messages: usize,
     /// Tasks (users' discoveries and folders) worked on at once in this process; 0 runs only
     /// the coordinator (plan, collect, report) for `mailfleet worker` processes elsewhere.
     #[arg(long, default_value_t = 8)]

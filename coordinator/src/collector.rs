@@ -111,8 +111,12 @@ impl Collector {
                 user.result.items_skipped += skipped.len() as u64;
                 user.result.skipped.extend(skipped);
             }
-            Report::FolderSynced { outcome, .. } => {
-                user.folder_reports += 1;
+            Report::FolderSynced {
+                outcome, continued, ..
+            } => {
+                if !continued {
+                    user.folder_reports += 1;
+                }
                 let r = &mut user.result;
                 r.items_synced += outcome.appended + outcome.already_present;
                 r.items_copied += outcome.appended;
@@ -179,6 +183,7 @@ mod tests {
                 appended,
                 ..Default::default()
             },
+            continued: false,
         }
     }
 

@@ -67,6 +67,7 @@ pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
         include_folders: args.include_folders.clone(),
         exclude_folders: args.exclude_folders.clone(),
         max_message_size: args.max_message_size,
+        folder_part_messages: args.folder_part_messages,
     };
     let batch = spec.batch.clone();
     store_credentials(credentials.as_ref(), &batch, &plan).await?;

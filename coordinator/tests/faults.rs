@@ -14,9 +14,14 @@ use rand::Rng;
 
 /// Starts `migrate`, waits until the target's INBOX holds `threshold` messages, then SIGKILLs it.
 /// Returns whether the process was still running when killed.
-async fn kill_when_inbox_reaches(pair: &Pair, csv: &std::path::Path, threshold: u32) -> bool {
+async fn kill_when_inbox_reaches(
+    pair: &Pair,
+    csv: &std::path::Path,
+    extra: &[&str],
+    threshold: u32,
+) -> bool {
     let mut child = pair
-        .migrate_command(csv, &["--workers", "3"])
+        .migrate_command(csv, &[&["--workers", "3"], extra].concat())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -62,15 +67,18 @@ async fn seeded_big_pair(name: &str) -> (Pair, std::path::PathBuf, u32) {
     (pair, csv, inbox)
 }
 
+/// INBOX (about 600 messages) is copied in parts of 150, so kills also land between a part's
+/// last append and the queuing of the next part.
 #[tokio::test]
 async fn kill_9_at_random_points_then_rerun_leaves_no_duplicates_and_no_gaps() {
+    const PARTS: [&str; 2] = ["--folder-part-messages", "150"];
     let (pair, csv, inbox) = seeded_big_pair("kill@example.com").await;
     let mut killed = 0;
     let mut threshold = 1;
     for _ in 0..3 {
         threshold = rand::rng().random_range(threshold + 1..=threshold + inbox / 4);
         eprintln!("killing at {threshold} INBOX messages");
-        if kill_when_inbox_reaches(&pair, &csv, threshold).await {
+        if kill_when_inbox_reaches(&pair, &csv, &PARTS, threshold).await {
             killed += 1;
         }
     }
@@ -78,17 +86,13 @@ async fn kill_9_at_random_points_then_rerun_leaves_no_duplicates_and_no_gaps() {
         killed > 0,
         "the migration always finished before the kill; the test proved nothing"
     );
-    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &PARTS));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        user_result(&json, "kill@example.com")["status"],
-        "Completed"
-    );
-    assert_same_mail(
-        &pair.source_snapshot(0).await,
-        &pair.target_snapshot(0).await,
-        str::to_owned,
-    );
+    let result = user_result(&json, "kill@example.com");
+    assert_eq!(result["status"], "Completed");
+    let source = pair.source_snapshot(0).await;
+    assert_same_mail(&source, &pair.target_snapshot(0).await, str::to_owned);
+    assert_eq!(result["items_synced"], source.message_count() as u64);
 }
 
 #[tokio::test]
@@ -97,7 +101,7 @@ async fn kill_9_then_rerun_with_the_state_dir_deleted_leaves_no_duplicates() {
     let threshold = rand::rng().random_range(2..=inbox / 2);
     eprintln!("killing at {threshold} INBOX messages");
     assert!(
-        kill_when_inbox_reaches(&pair, &csv, threshold).await,
+        kill_when_inbox_reaches(&pair, &csv, &[], threshold).await,
         "finished before the kill"
     );
     std::fs::remove_dir_all(pair.state_dir()).unwrap();

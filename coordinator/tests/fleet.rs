@@ -1,6 +1,6 @@
 //! Distributed mode as deployed: a coordinator-only `migrate --workers 0` and separate
 //! `mailfleet worker` processes on the real RabbitMQ and Redis. While mail flows, something
-//! breaks — a worker is `kill -9`ed (and a fresh one joins), or every broker connection of the
+//! breaks — workers are `kill -9`ed (and fresh ones join), or every broker connection of the
 //! run is closed and the checkpoints are wiped from Redis — and every mailbox still arrives
 //! exactly.
 
@@ -15,6 +15,7 @@ use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{assert_same_mail, connect_login};
+use rand::Rng;
 
 const KEY: &str = "ZmxlZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy0hIT8="; // 32 bytes, tests only
 
@@ -99,26 +100,40 @@ impl Fleet {
     }
 }
 
-async fn migrate_through_a_disrupted_fleet(test: &str, disruption: Disruption) {
+/// How big the batch is and how often it is disrupted.
+struct Scenario {
+    test: &'static str,
+    users: usize,
+    messages_per_user: usize,
+    disruption: Disruption,
+    /// Target INBOX counts of the first user at which the disruption strikes.
+    strike_at: Vec<u32>,
+}
+
+async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
+    let test = scenario.test;
     let fleet = Fleet {
         isolation: format!("mf-test-{test}-{}", std::process::id()),
     };
-    let users = [
-        (format!("{test}-a@example.com"), "fa"),
-        (format!("{test}-b@example.com"), "fb"),
-        (format!("{test}-c@example.com"), "fc"),
-    ];
-    let users: Vec<(&str, &str)> = users.iter().map(|(u, p)| (u.as_str(), *p)).collect();
+    let users: Vec<(String, String)> = (0..scenario.users)
+        .map(|i| (format!("{test}-{i}@example.com"), format!("pw-{i}")))
+        .collect();
+    let users: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
     let pair = Pair::start(&users);
     pair.seed_all(&CorpusSpec {
-        messages: 400,
+        messages: scenario.messages_per_user,
         ..Default::default()
     })
     .await;
     let csv = pair.write_csv();
 
     let mut workers = vec![fleet.worker(), fleet.worker(), fleet.worker()];
-    let mut coordinator = pair.migrate_command(&csv, &["--workers", "0"]);
+    // Small parts, so big folders travel between workers part by part while they are killed.
+    let mut coordinator =
+        pair.migrate_command(&csv, &["--workers", "0", "--folder-part-messages", "40"]);
     fleet.configure(&mut coordinator);
     let coordinator = coordinator
         .stdout(Stdio::piped())
@@ -129,18 +144,23 @@ async fn migrate_through_a_disrupted_fleet(test: &str, disruption: Disruption) {
     let mut session = connect_login(pair.target.port(), users[0].0, users[0].1)
         .await
         .unwrap();
-    let mut disrupted = false;
+    let mut strikes = scenario.strike_at.iter().peekable();
     for _ in 0..20_000 {
+        let Some(&&threshold) = strikes.peek() else {
+            break;
+        };
         let copied = session
             .status("INBOX", "(MESSAGES)")
             .await
             .map(|m| m.exists)
             .unwrap_or(0);
-        if copied >= 20 {
-            match disruption {
+        if copied >= threshold {
+            eprintln!("disrupting at {copied} INBOX messages");
+            match scenario.disruption {
                 Disruption::KillAWorker => {
-                    workers[0].kill().unwrap(); // SIGKILL mid-task
-                    workers[0].wait().unwrap();
+                    let mut victim = workers.remove(0);
+                    victim.kill().unwrap(); // SIGKILL mid-task
+                    victim.wait().unwrap();
                     workers.push(fleet.worker());
                 }
                 Disruption::CloseBrokerConnectionsAndWipeCheckpoints => {
@@ -148,11 +168,11 @@ async fn migrate_through_a_disrupted_fleet(test: &str, disruption: Disruption) {
                     fleet.wipe_checkpoints().await;
                 }
             }
-            disrupted = true;
-            break;
+            strikes.next();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let disrupted = strikes.peek().is_none();
 
     let output = tokio::task::spawn_blocking(move || coordinator.wait_with_output())
         .await
@@ -171,25 +191,40 @@ async fn migrate_through_a_disrupted_fleet(test: &str, disruption: Disruption) {
     assert_eq!(output.status.code(), Some(0), "{stderr}\n{json}");
     for (i, (user, _)) in users.iter().enumerate() {
         assert_eq!(user_result(&json, user)["status"], "Completed", "{json}");
-        assert_same_mail(
-            &pair.source_snapshot(i).await,
-            &pair.target_snapshot(i).await,
-            str::to_owned,
+        let source = pair.source_snapshot(i).await;
+        assert_same_mail(&source, &pair.target_snapshot(i).await, str::to_owned);
+        assert_eq!(
+            user_result(&json, user)["items_synced"],
+            source.message_count() as u64,
+            "{user}: every part counted once"
         );
     }
     fleet.clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_run_loses_and_duplicates_nothing() {
-    migrate_through_a_disrupted_fleet("fleet-kill", Disruption::KillAWorker).await;
+async fn workers_killed_at_random_moments_lose_and_duplicate_nothing() {
+    // The first user's INBOX holds about 60 of its 150 messages.
+    let first = rand::rng().random_range(5..25);
+    let second = first + rand::rng().random_range(10..25);
+    migrate_through_a_disrupted_fleet(Scenario {
+        test: "fleet-kill",
+        users: 20,
+        messages_per_user: 150,
+        disruption: Disruption::KillAWorker,
+        strike_at: vec![first, second],
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_broker_connections_and_wiped_checkpoints_lose_and_duplicate_nothing() {
-    migrate_through_a_disrupted_fleet(
-        "fleet-faults",
-        Disruption::CloseBrokerConnectionsAndWipeCheckpoints,
-    )
+    migrate_through_a_disrupted_fleet(Scenario {
+        test: "fleet-faults",
+        users: 4,
+        messages_per_user: 300,
+        disruption: Disruption::CloseBrokerConnectionsAndWipeCheckpoints,
+        strike_at: vec![20],
+    })
     .await;
 }

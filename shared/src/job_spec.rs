@@ -18,6 +18,18 @@ pub struct JobSpec {
     pub include_folders: Vec<String>,
     pub exclude_folders: Vec<String>,
     pub max_message_size: u64,
+    /// Folders with more messages are split into parts of this many messages, one short task
+    /// each (see `FolderPart`).
+    #[serde(default = "default_folder_part_messages")]
+    pub folder_part_messages: usize,
+}
+
+/// Small enough that a part takes a few minutes at worst, far inside RabbitMQ's 30-minute
+/// consumer timeout; large enough that per-task overhead (logins, EXAMINE, STATUS) is noise.
+pub const DEFAULT_FOLDER_PART_MESSAGES: usize = 5_000;
+
+fn default_folder_part_messages() -> usize {
+    DEFAULT_FOLDER_PART_MESSAGES
 }
 
 impl JobSpec {

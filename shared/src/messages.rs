@@ -31,6 +31,63 @@ pub struct FolderPlan {
     pub selectable: bool,
     pub messages: u32,
     pub uid_validity: u32,
+    /// Which part of a big folder this task copies; the default is the whole folder.
+    #[serde(default, skip_serializing_if = "FolderPart::is_whole")]
+    pub part: FolderPart,
+}
+
+/// A big folder is copied in parts so that every task stays short (well inside the broker's
+/// consumer timeout) and a huge folder moves on whichever worker is free next.
+///
+/// Parts of one folder run one after another: each part's task publishes the next when it
+/// finishes. They share the folder's single checkpoint, so the fingerprint guard stays exact
+/// (two writers appending into one target folder at once could claim each other's copies of
+/// identical messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderPart {
+    /// 0 for the first part (and for a folder copied whole).
+    pub index: u32,
+    /// This part copies source UIDs above this one.
+    pub after_uid: u32,
+    /// Upper UID bounds of this part and the parts after it, ascending. Empty for the last part,
+    /// which copies everything above `after_uid` (mail that arrived since discovery included).
+    pub upper_bounds: Vec<u32>,
+}
+
+impl FolderPart {
+    /// Splits a folder whose UIDs (ascending) are `uids` into parts of at most `part_size`.
+    pub fn first_of(uids: &[u32], part_size: usize) -> FolderPart {
+        let chunks: Vec<&[u32]> = uids.chunks(part_size.max(1)).collect();
+        let upper_bounds = chunks
+            .iter()
+            .take(chunks.len().saturating_sub(1))
+            .filter_map(|chunk| chunk.last().copied())
+            .collect();
+        FolderPart {
+            index: 0,
+            after_uid: 0,
+            upper_bounds,
+        }
+    }
+
+    pub fn is_whole(&self) -> bool {
+        self.index == 0 && self.upper_bounds.is_empty()
+    }
+
+    /// The highest source UID this part copies; `None` for the last part.
+    pub fn upper_uid(&self) -> Option<u32> {
+        self.upper_bounds.first().copied()
+    }
+
+    /// The part after this one, if any.
+    pub fn next(&self) -> Option<FolderPart> {
+        let upper = self.upper_uid()?;
+        Some(FolderPart {
+            index: self.index + 1,
+            after_uid: upper,
+            upper_bounds: self.upper_bounds[1..].to_vec(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,9 +111,17 @@ impl Task {
                 batch,
                 user,
                 folder,
-            } => {
+            } if folder.part.is_whole() => {
                 format!("{batch}/{}/folder/{}", user.email, folder.source_name)
             }
+            Task::SyncFolder {
+                batch,
+                user,
+                folder,
+            } => format!(
+                "{batch}/{}/folder/{}/part/{}",
+                user.email, folder.source_name, folder.part.index
+            ),
         }
     }
 
@@ -117,6 +182,10 @@ pub enum Report {
         user: String,
         folder: String,
         outcome: FolderOutcome,
+        /// This was one part of a big folder and the next part is queued: the folder is not
+        /// finished yet.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
     },
     /// The task failed for good; `folder` is `None` when the whole user failed (e.g. login).
     Failed {
@@ -143,5 +212,37 @@ impl Report {
             | Report::FolderSynced { user, .. }
             | Report::Failed { user, .. } => user,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_folder_splits_into_consecutive_parts_the_last_open_ended() {
+        let uids = [3, 4, 9, 10, 11, 20, 21];
+        let first = FolderPart::first_of(&uids, 3);
+        assert_eq!((first.after_uid, first.upper_uid()), (0, Some(9)));
+        let second = first.next().unwrap();
+        assert_eq!(
+            (second.index, second.after_uid, second.upper_uid()),
+            (1, 9, Some(20))
+        );
+        let last = second.next().unwrap();
+        assert_eq!(
+            (last.index, last.after_uid, last.upper_uid()),
+            (2, 20, None)
+        );
+        assert!(last.next().is_none());
+        assert!(!last.is_whole());
+    }
+
+    #[test]
+    fn a_small_folder_is_one_whole_part() {
+        let part = FolderPart::first_of(&[1, 2, 3], 3);
+        assert!(part.is_whole());
+        assert!(part.next().is_none());
+        assert!(FolderPart::first_of(&[], 3).is_whole());
     }
 }

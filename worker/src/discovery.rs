@@ -12,7 +12,7 @@ use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
-use mailfleet_shared::messages::{FolderPlan, MailboxUser, SkippedItem};
+use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
@@ -83,7 +83,13 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         }
         discovery.folders.push(folder.display_name.clone());
         if folder.selectable {
-            plan_folder(&mut source, folder, &mut discovery).await?;
+            plan_folder(
+                &mut source,
+                folder,
+                job.folder_part_messages,
+                &mut discovery,
+            )
+            .await?;
         }
     }
     source.logout().await;
@@ -136,9 +142,12 @@ fn is_under(path: &str, parent: &str) -> bool {
     path.len() > parent.len() && path.starts_with(parent) && path.as_bytes()[parent.len()] == b'/'
 }
 
+/// Plans one folder task; a folder above `part_size` messages is split into parts (by its UIDs
+/// now), of which only the first is planned: each part queues the next when it is done.
 async fn plan_folder(
     source: &mut ImapConnection,
     folder: MappedFolder,
+    part_size: usize,
     discovery: &mut Discovery,
 ) -> Result<(), WorkerError> {
     let name = folder.source_name.clone();
@@ -150,6 +159,11 @@ async fn plan_folder(
         return Ok(());
     }
     discovery.total_messages += u64::from(status.exists);
+    let part = if status.exists as usize > part_size {
+        FolderPart::first_of(&all_uids(source, &name).await?, part_size)
+    } else {
+        FolderPart::default()
+    };
     discovery.plans.push(FolderPlan {
         source_name: folder.source_name,
         target_name: folder.target_name,
@@ -157,8 +171,21 @@ async fn plan_folder(
         selectable: true,
         messages: status.exists,
         uid_validity: status.uid_validity.unwrap_or(0),
+        part,
     });
     Ok(())
+}
+
+/// Every UID of folder `name`, ascending (4 bytes a message in memory).
+async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, WorkerError> {
+    source.run("EXAMINE", |s| s.examine(name)).await?;
+    let found = source.run("UID SEARCH", |s| s.uid_search("ALL")).await?;
+    source.confirm_complete("UID SEARCH").await?;
+    source.run("CLOSE", |s| s.close()).await?;
+    source.discard_unsolicited();
+    let mut uids: Vec<u32> = found.into_iter().collect();
+    uids.sort_unstable();
+    Ok(uids)
 }
 
 /// CREATE (and SUBSCRIBE, so mail clients show it). `Ok(Err(reason))` when the target refuses

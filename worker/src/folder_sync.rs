@@ -18,7 +18,7 @@ use chrono::{DateTime, FixedOffset};
 use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::{CheckpointKey, FolderCheckpoint};
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
-use mailfleet_shared::messages::{FolderOutcome, FolderPlan, MailboxUser, SkippedItem};
+use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
@@ -29,12 +29,21 @@ use crate::lease::FolderLease;
 use crate::target_index::TargetIndex;
 use crate::uid_set::uid_set;
 
-/// Copies every message of `plan` that the target lacks, retrying transient failures.
+/// What one folder task did, and the part of the folder still to copy (a big folder's next
+/// part), if any.
+#[derive(Debug)]
+pub struct FolderSynced {
+    pub outcome: FolderOutcome,
+    pub next_part: Option<FolderPart>,
+}
+
+/// Copies every message of `plan` (of its part, for a big folder) that the target lacks,
+/// retrying transient failures.
 pub async fn sync_folder(
     job: &Job,
     user: &MailboxUser,
     plan: &FolderPlan,
-) -> Result<FolderOutcome, WorkerError> {
+) -> Result<FolderSynced, WorkerError> {
     let what = format!("{} folder {}", user.email, plan.display_name);
     let lease =
         FolderLease::acquire(job.checkpoints.clone(), checkpoint_key(job, user, plan)).await?;
@@ -49,12 +58,17 @@ async fn copy_with_retries(
     plan: &FolderPlan,
     lease: &FolderLease,
     what: &str,
-) -> Result<FolderOutcome, WorkerError> {
+) -> Result<FolderSynced, WorkerError> {
     let mut run = FolderRun::default();
     let mut attempt_number = 1;
     loop {
         match attempt(job, user, plan, lease, &mut run).await {
-            Ok(()) => return Ok(run.outcome),
+            Ok(part) => {
+                return Ok(FolderSynced {
+                    outcome: run.outcome,
+                    next_part: part.next(),
+                });
+            }
             Err(error) if job.tuning.retry.backoff(what, attempt_number, &error).await => {
                 attempt_number += 1;
             }
@@ -90,7 +104,7 @@ async fn attempt(
     plan: &FolderPlan,
     lease: &FolderLease,
     run: &mut FolderRun,
-) -> Result<(), WorkerError> {
+) -> Result<FolderPart, WorkerError> {
     let key = checkpoint_key(job, user, plan);
     let mut source = job.open(Side::Source, user).await?;
     let mut target = job.open(Side::Target, user).await?;
@@ -121,9 +135,16 @@ async fn attempt(
     target.run("CLOSE", |s| s.close()).await?;
     target.discard_unsolicited();
 
-    let uids = uids_from(&mut source, from_uid).await?;
+    // Part bounds are UIDs under the UIDVALIDITY discovery saw; under a new one this task
+    // copies the whole folder (the guard keeps what earlier parts copied from doubling).
+    let part = if source_validity == plan.uid_validity {
+        plan.part.clone()
+    } else {
+        FolderPart::default()
+    };
+    let (uids, checkpointed) =
+        pending_uids(&mut source, &part, from_uid, source_box.exists).await?;
     if !run.counted_checkpointed {
-        let checkpointed = u64::from(source_box.exists).saturating_sub(uids.len() as u64);
         run.outcome.already_present += checkpointed;
         job.progress.advanced(&user.email, checkpointed);
         run.counted_checkpointed = true;
@@ -156,9 +177,20 @@ async fn attempt(
             copier.run.uncheckpointed_appends.clear();
         }
     }
+    if let Some(upper) = part.upper_uid() {
+        // Source UIDs up to the bound that no longer exist were expunged: the part is done and
+        // the next one starts above it.
+        let checkpoint = FolderCheckpoint {
+            source_uidvalidity: source_validity,
+            last_source_uid: upper,
+            target_uidvalidity: target_validity,
+            target_uid_mark: target_uid_mark(&mut target, &plan.target_name).await?,
+        };
+        job.checkpoints.advance(&key, checkpoint).await?;
+    }
     source.logout().await;
     target.logout().await;
-    Ok(())
+    Ok(part)
 }
 
 fn checkpoint_key(job: &Job, user: &MailboxUser, plan: &FolderPlan) -> CheckpointKey {
@@ -409,14 +441,45 @@ async fn ensure_target_folder(target: &mut ImapConnection, name: &str) -> Result
     target.run("CREATE", |s| s.create(name)).await
 }
 
-/// Source UIDs ≥ `from_uid`, ascending. UID SEARCH keeps this to 4 bytes a message, whatever
-/// the folder's size.
-async fn uids_from(source: &mut ImapConnection, from_uid: u32) -> Result<Vec<u32>, WorkerError> {
+/// The source UIDs of `part` still to copy (those ≥ `from_uid`, ascending), and how many of the
+/// part's messages lie below `from_uid` (already copied, per the checkpoint). UID SEARCH keeps
+/// this to 4 bytes a message, whatever the folder's size.
+async fn pending_uids(
+    source: &mut ImapConnection,
+    part: &FolderPart,
+    from_uid: u32,
+    folder_messages: u32,
+) -> Result<(Vec<u32>, u64), WorkerError> {
+    if part.is_whole() {
+        let pending = uid_search(source, from_uid, None).await?;
+        let checkpointed = u64::from(folder_messages).saturating_sub(pending.len() as u64);
+        return Ok((pending, checkpointed));
+    }
+    let in_part = uid_search(source, part.after_uid + 1, part.upper_uid()).await?;
+    let (done, pending): (Vec<u32>, Vec<u32>) =
+        in_part.into_iter().partition(|&uid| uid < from_uid);
+    Ok((pending, done.len() as u64))
+}
+
+/// Source UIDs from `first` up to `last` (the highest UID when `None`), ascending.
+async fn uid_search(
+    source: &mut ImapConnection,
+    first: u32,
+    last: Option<u32>,
+) -> Result<Vec<u32>, WorkerError> {
+    let last_text = last.map_or_else(|| "*".to_owned(), |uid| uid.to_string());
     let found = source
-        .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
+        .run("UID SEARCH", |s| {
+            s.uid_search(format!("UID {first}:{last_text}"))
+        })
         .await?;
     source.confirm_complete("UID SEARCH").await?;
-    let mut uids: Vec<u32> = found.into_iter().filter(|&uid| uid >= from_uid).collect();
+    // `n:*` always matches the highest UID, even below n.
+    let last = last.unwrap_or(u32::MAX);
+    let mut uids: Vec<u32> = found
+        .into_iter()
+        .filter(|uid| (first..=last).contains(uid))
+        .collect();
     uids.sort_unstable();
     Ok(uids)
 }

@@ -28,6 +28,8 @@ pub struct Job {
     pub filter: FolderFilter,
     /// Larger messages are skipped and reported.
     pub max_message_size: u64,
+    /// Folders with more messages are copied in parts of this many, one task each.
+    pub folder_part_messages: usize,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub tuning: Tuning,

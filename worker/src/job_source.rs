@@ -45,6 +45,7 @@ impl Job {
             source: spec.source,
             target: spec.target,
             max_message_size: spec.max_message_size,
+            folder_part_messages: spec.folder_part_messages,
             checkpoints,
             credentials,
             tuning,

@@ -3,7 +3,7 @@
 //! A discovery task publishes the user's folder tasks before its own report, so once a
 //! `Discovered` report exists every folder task it counts is already queued. A task delivered
 //! more than `max_deliveries` times is a poison task: it becomes a reported error instead of an
-//! endless loop.
+//! endless loop. Likewise a big folder's part publishes the next part before its own report.
 
 use std::sync::Arc;
 
@@ -102,7 +102,7 @@ impl Worker {
                     batch,
                     user,
                     folder,
-                } => self.sync(&job, batch, user, folder, &delivery.task).await,
+                } => self.sync(&job, batch, user, folder, &delivery.task).await?,
             }
         };
         self.queue.publish_report(&report).await?;
@@ -152,17 +152,36 @@ impl Worker {
         user: &MailboxUser,
         folder: &FolderPlan,
         task: &Task,
-    ) -> Report {
-        match sync_folder(job, user, folder).await {
-            Ok(outcome) => Report::FolderSynced {
-                task_id: task.task_id(),
+    ) -> Result<Report, StoreError> {
+        let synced = match sync_folder(job, user, folder).await {
+            Ok(synced) => synced,
+            Err(error) => {
+                return Ok(failed(
+                    task,
+                    format!("folder {}: {error}", folder.display_name),
+                ));
+            }
+        };
+        let continued = synced.next_part.is_some();
+        if let Some(part) = synced.next_part {
+            let next = Task::SyncFolder {
                 batch: batch.to_owned(),
-                user: user.email.clone(),
-                folder: folder.display_name.clone(),
-                outcome,
-            },
-            Err(error) => failed(task, format!("folder {}: {error}", folder.display_name)),
+                user: user.clone(),
+                folder: FolderPlan {
+                    part,
+                    ..folder.clone()
+                },
+            };
+            self.queue.publish_task(&next).await?;
         }
+        Ok(Report::FolderSynced {
+            task_id: task.task_id(),
+            batch: batch.to_owned(),
+            user: user.email.clone(),
+            folder: folder.display_name.clone(),
+            outcome: synced.outcome,
+            continued,
+        })
     }
 }
 
