@@ -4,8 +4,8 @@
 //! URLs carry mailfleet's own options as query parameters, removed before the URL reaches the
 //! client library: `rabbitmq://host:5672/%2f?prefix=mailfleet` (queue names `{prefix}.tasks`,
 //! `.reports`, `.dead`) and `redis://host:6379?tenant=acme` (keys under `mailfleet:acme:`).
-//! Distributed stores need the shared secret key in `MAILFLEET_SECRET_KEY` (base64, 32 bytes),
-//! so every worker can open the credentials the coordinator sealed.
+//! Distributed stores need the shared secret key (setting `secret_key`, base64 of 32 bytes), so
+//! every worker can open the credentials the coordinator sealed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
 
 use crate::error::CliError;
+use crate::settings::Settings;
+use secrecy::ExposeSecret;
 
 /// Redeliveries before RabbitMQ dead-letters a task. Above the worker's own limit, so the
 /// worker reports a failing task itself; the broker's limit catches workers that die on it.
@@ -43,12 +45,15 @@ impl Backends {
     }
 }
 
+/// The backends `settings` name (`queue`, `checkpoints`, `secret_key`); embedded ones in
+/// `state_dir` where they name none.
 pub async fn open(
-    queue_url: Option<&str>,
-    checkpoints_url: Option<&str>,
+    settings: &Settings,
     state_dir: &Path,
     prefetch: usize,
 ) -> Result<Backends, CliError> {
+    let queue_url = settings.queue.as_deref();
+    let checkpoints_url = settings.checkpoints.as_deref();
     let mut state_dir_lock = None;
     let (checkpoints, credentials, redis): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
         match checkpoints_url {
@@ -70,7 +75,7 @@ pub async fn open(
                     take_parameter(url, "--checkpoints", "tenant", &["redis", "rediss"])?;
                 let tenant = tenant.as_deref().unwrap_or("default");
                 let store = Arc::new(
-                    RedisStore::connect(&url, tenant, secret_key()?)
+                    RedisStore::connect(&url, tenant, secret_key(settings)?)
                         .await
                         .map_err(|e| CliError::State(e.to_string()))?,
                 );
@@ -124,15 +129,15 @@ fn state(error: mailfleet_stores::StoresError) -> CliError {
 }
 
 /// The distributed key: the same on every process, so it cannot be a local file.
-fn secret_key() -> Result<SecretBox, CliError> {
-    let key = std::env::var("MAILFLEET_SECRET_KEY").map_err(|_| {
+fn secret_key(settings: &Settings) -> Result<SecretBox, CliError> {
+    let key = settings.secret_key.as_ref().ok_or_else(|| {
         CliError::Invalid(
-            "distributed stores need MAILFLEET_SECRET_KEY (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
+            "distributed stores need the secret key: MAILFLEET_SECRET_KEY or `secret_key` in mailfleet.toml (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
                 .into(),
         )
     })?;
-    SecretBox::from_base64(&key)
-        .map_err(|e| CliError::Invalid(format!("MAILFLEET_SECRET_KEY: {e}")))
+    SecretBox::from_base64(key.expose_secret())
+        .map_err(|e| CliError::Invalid(format!("secret_key: {e}")))
 }
 
 /// Checks the scheme, removes mailfleet's `name` parameter from `url` and returns its value.

@@ -1,8 +1,11 @@
 //! The command line (clap). This is the contract users and scripts rely on; see README.md.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,10 +14,14 @@ use clap::{Args, Parser, Subcommand};
     about = "Migrate IMAP mailboxes at fleet scale, exactly once"
 )]
 pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mailfleet_worker=debug`.
-    #[arg(long, global = true, env = "MAILFLEET_LOG", default_value = "warn")]
-    pub log: String,
-    /// Write logs as JSON lines (to stderr).
+    /// Settings file (default: ./mailfleet.toml when it exists); see README "Configuration".
+    #[arg(long, global = true, env = "MAILFLEET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mailfleet_worker=debug`
+    /// (setting `log`; default: warn).
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    /// Write logs as JSON lines to stderr (setting `log_json`).
     #[arg(long, global = true)]
     pub log_json: bool,
     #[command(subcommand)]
@@ -23,8 +30,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Copy every mailbox of a migration CSV from the source to the target (embedded mode).
+    /// Copy every mailbox of a migration CSV from the source to the target: in this process
+    /// on the embedded backends, or on RabbitMQ and Redis with --queue/--checkpoints.
     Migrate(Box<MigrateArgs>),
+    /// Plan a migration CSV onto RabbitMQ and collect its reports while `mailfleet worker`
+    /// processes elsewhere copy the mail; exits like `migrate` when every user is done.
+    Coordinator(Box<RunArgs>),
     /// Run a stateless worker for distributed mode: tasks from RabbitMQ, state in Redis.
     Worker(WorkerArgs),
     /// Check that an IMAP endpoint answers and accepts logins.
@@ -34,8 +45,61 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// The settings given as flags, to be laid over the file and the environment.
+    pub fn flag_settings(&self) -> Settings {
+        let common = Settings {
+            log: self.log.clone(),
+            log_json: self.log_json.then_some(true),
+            ..Settings::default()
+        };
+        let (fleet, concurrency) = match &self.command {
+            Command::Migrate(args) => (&args.run.fleet, None),
+            Command::Coordinator(args) => (&args.fleet, None),
+            Command::Worker(args) => (&args.fleet, args.concurrency),
+            Command::Endpoint { .. } => return common,
+        };
+        Settings {
+            queue: fleet.queue.clone(),
+            checkpoints: fleet.checkpoints.clone(),
+            metrics_listen: fleet.metrics_listen,
+            concurrency,
+            ..common
+        }
+    }
+}
+
+/// Where a process finds the broker and the store, and where it serves metrics. Each flag may
+/// instead come from `mailfleet.toml` or a `MAILFLEET_<SETTING>` variable (see `settings`).
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Run the tasks through RabbitMQ: `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`
+    /// (setting `queue`).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Keep checkpoints, sealed credentials and job specs in Redis:
+    /// `redis://host:6379[?tenant=default]` (setting `checkpoints`; needs `secret_key`).
+    #[arg(long)]
+    pub checkpoints: Option<String>,
+    /// Serve Prometheus /metrics, /status and /healthz here, e.g. 127.0.0.1:9464
+    /// (setting `metrics_listen`).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Tasks (users' discoveries and folders) worked on at once in this process; 0 runs only
+    /// the coordinator (plan, collect, report) for `mailfleet worker` processes elsewhere.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+}
+
+/// One migration run: what to copy, from where to where, and how.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Migration CSV: header `EmailAddress,UserName,Password` (+ optional `UserRoot`).
     #[arg(long)]
     pub csv: PathBuf,
@@ -63,10 +127,6 @@ pub struct MigrateArgs {
     /// task stays short and a huge folder moves on whichever worker is free.
     #[arg(long, default_value_t = mailfleet_shared::job_spec::DEFAULT_FOLDER_PART_MESSAGES)]
     pub folder_part_messages: usize,
-    /// Tasks (users' discoveries and folders) worked on at once in this process; 0 runs only
-    /// the coordinator (plan, collect, report) for `mailfleet worker` processes elsewhere.
-    #[arg(long, default_value_t = 8)]
-    pub workers: usize,
     /// Users migrated at once (the endpoint's max_concurrent_migrations); the next starts when
     /// one finishes.
     #[arg(long, default_value_t = 20)]
@@ -77,28 +137,17 @@ pub struct MigrateArgs {
     /// Print one JSON document with every user's result on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Run the tasks through RabbitMQ instead of in process:
-    /// `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`.
-    #[arg(long, env = "MAILFLEET_QUEUE")]
-    pub queue: Option<String>,
-    /// Keep checkpoints and sealed credentials in Redis instead of the state dir:
-    /// `redis://host:6379[?tenant=default]` (needs MAILFLEET_SECRET_KEY).
-    #[arg(long, env = "MAILFLEET_CHECKPOINTS")]
-    pub checkpoints: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The broker: `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`.
-    #[arg(long, env = "MAILFLEET_QUEUE")]
-    pub queue: String,
-    /// Checkpoints, credentials and job specs: `redis://host:6379[?tenant=default]`
-    /// (needs MAILFLEET_SECRET_KEY, the coordinator's key).
-    #[arg(long, env = "MAILFLEET_CHECKPOINTS")]
-    pub checkpoints: String,
-    /// Tasks worked on at once (also the broker prefetch).
-    #[arg(long, env = "MAILFLEET_CONCURRENCY", default_value_t = 8)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Tasks worked on at once, also the broker prefetch (setting `concurrency`; default 8).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -3,10 +3,13 @@
 //!
 //! # Layout
 //! - `cli`: the clap command line; `backends`: embedded or RabbitMQ/Redis, chosen in one place.
-//! - `migrate`: `mailfleet migrate` in embedded mode (in-process queue, SQLite state).
+//! - `migrate`: one run of a CSV — `mailfleet migrate` (embedded or distributed) and
+//!   `mailfleet coordinator` (the same without local workers).
 //! - `admission`: at most N users in flight.
 //! - `collector`: reports → per-user results; `summary`: printing them; `progress`: terminal bars.
 //! - `endpoint_test`: `mailfleet endpoint test`; `worker_cmd`: `mailfleet worker`.
+//! - `settings`: mailfleet.toml + `MAILFLEET_*` + flags; `telemetry`: logs and metrics
+//!   registry; `http`: /metrics, /status, /healthz; `status`: what /status and gauges show.
 
 mod admission;
 mod backends;
@@ -14,23 +17,36 @@ mod cli;
 mod collector;
 mod endpoint_test;
 mod error;
+mod http;
 mod migrate;
 mod progress;
+mod settings;
+mod status;
 mod summary;
+mod telemetry;
 mod worker_cmd;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, EndpointCommand};
+use crate::collector::UserResult;
 use crate::error::CliError;
+use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let settings = match Settings::load(cli.config.as_deref())
+        .map(|settings| settings.overridden_by(cli.flag_settings()))
+        .and_then(|settings| telemetry::init_logging(&settings).map(|()| settings))
+    {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("mailfleet: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -38,7 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(&cli.command)) {
+    match runtime.block_on(dispatch(&cli.command, &settings)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("mailfleet: {error}");
@@ -47,34 +63,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if cli.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn dispatch(command: &Command) -> Result<ExitCode, CliError> {
+async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, CliError> {
     match command {
         Command::Migrate(args) => {
-            let results = migrate::run(args).await?;
-            let printed = if args.json {
-                summary::print_json(&results)
-            } else {
-                summary::print_human(&results)
-            };
-            printed.map_err(|e| CliError::State(format!("cannot print results: {e}")))?;
-            let all_completed = results.iter().all(|r| r.status.is_success());
-            Ok(ExitCode::from(if all_completed { 0 } else { 1 }))
+            let results = migrate::run(&args.run, args.workers, settings).await?;
+            finish_run(&results, args.run.json)
         }
-        Command::Worker(args) => {
-            worker_cmd::run(args).await?;
+        Command::Coordinator(args) => {
+            let results = migrate::run(args, 0, settings).await?;
+            finish_run(&results, args.json)
+        }
+        Command::Worker(_) => {
+            worker_cmd::run(settings).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Endpoint {
@@ -103,4 +103,16 @@ async fn dispatch(command: &Command) -> Result<ExitCode, CliError> {
             }))
         }
     }
+}
+
+/// Prints a run's results; exit 0 when every user completed, 1 otherwise.
+fn finish_run(results: &[UserResult], json: bool) -> Result<ExitCode, CliError> {
+    let printed = if json {
+        summary::print_json(results)
+    } else {
+        summary::print_human(results)
+    };
+    printed.map_err(|e| CliError::State(format!("cannot print results: {e}")))?;
+    let all_completed = results.iter().all(|r| r.status.is_success());
+    Ok(ExitCode::from(if all_completed { 0 } else { 1 }))
 }

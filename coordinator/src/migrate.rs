@@ -1,6 +1,6 @@
-//! `mailfleet migrate`: one migration run with worker and collector in this process — on the
-//! embedded backends (in-process queue, SQLite) by default, or on RabbitMQ and Redis with
-//! `--queue` / `--checkpoints` (see [`crate::backends`]).
+//! `mailfleet migrate` and `mailfleet coordinator`: one migration run of a CSV, with collector
+//! (and for `migrate`, workers) in this process — on the embedded backends (in-process queue,
+//! SQLite) by default, or on RabbitMQ and Redis (see [`crate::backends`]).
 //!
 //! The run is the distributed flow in miniature: one `DiscoverUser` task per CSV row, folder tasks
 //! published by discovery, reports aggregated by the [`Collector`]. Re-running with the same
@@ -23,10 +23,13 @@ use secrecy::SecretString;
 
 use crate::admission::Admission;
 use crate::backends::{self, Backends};
-use crate::cli::MigrateArgs;
+use crate::cli::RunArgs;
 use crate::collector::{Collector, UserResult};
 use crate::error::CliError;
 use crate::progress::TerminalProgress;
+use crate::settings::Settings;
+use crate::status::StatusBoard;
+use crate::{http, telemetry};
 
 /// Everything `migrate` needs, validated before anything starts (invalid input → exit 2).
 struct Plan {
@@ -37,19 +40,28 @@ struct Plan {
     target_admin_password: Option<SecretString>,
 }
 
-pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
+/// Runs the CSV of `args` to the end with `workers` task loops in this process (0: a
+/// coordinator only, for `mailfleet worker` processes elsewhere).
+pub async fn run(
+    args: &RunArgs,
+    workers: usize,
+    settings: &Settings,
+) -> Result<Vec<UserResult>, CliError> {
     let plan = validate(args)?;
-    let backends = backends::open(
-        args.queue.as_deref(),
-        args.checkpoints.as_deref(),
-        &args.state_dir,
-        args.workers,
-    )
-    .await?;
-    if args.workers == 0 && !backends.is_distributed() {
+    let backends = backends::open(settings, &args.state_dir, workers).await?;
+    if workers == 0 && !backends.is_distributed() {
         return Err(CliError::Invalid(
-            "--workers 0 runs only the coordinator: it needs --queue and --checkpoints, and `mailfleet worker` processes to do the work".into(),
+            "a coordinator without workers needs a broker and a store (--queue and --checkpoints, or the settings queue and checkpoints), and `mailfleet worker` processes to do the work".into(),
         ));
+    }
+    let board = StatusBoard::new();
+    if let Some(listen) = settings.metrics_listen {
+        let mut registry = telemetry::engine_registry();
+        board.register(&mut registry);
+        http::serve(listen, registry, Some(board.clone())).await?;
+    }
+    if let Some(broker) = &backends.dead_letters {
+        board.watch_queue_depth(broker.clone());
     }
     let Backends {
         queue,
@@ -94,9 +106,12 @@ pub async fn run(args: &MigrateArgs) -> Result<Vec<UserResult>, CliError> {
         Arc::new(job),
         queue,
         &plan.rows,
-        args.workers,
-        args.max_concurrent_migrations,
+        Concurrency {
+            workers,
+            max_concurrent_migrations: args.max_concurrent_migrations,
+        },
         &progress,
+        &board,
     )
     .await;
     // Passwords are needed only while the run lasts.
@@ -126,7 +141,7 @@ async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
     }
 }
 
-fn validate(args: &MigrateArgs) -> Result<Plan, CliError> {
+fn validate(args: &RunArgs) -> Result<Plan, CliError> {
     let bytes = read_csv(&args.csv)?;
     let rows = parse_migration_csv(&bytes).map_err(|errors| CliError::InvalidCsv {
         path: args.csv.display().to_string(),
@@ -241,16 +256,26 @@ async fn store_credentials(
     Ok(())
 }
 
+/// Task loops in this process, and users in flight at once.
+struct Concurrency {
+    workers: usize,
+    max_concurrent_migrations: usize,
+}
+
 /// Admits users (one discovery task each), runs the worker, and collects until every user is
 /// finished.
 async fn run_job(
     job: Arc<Job>,
     queue: Arc<dyn TaskQueue>,
     rows: &[MigrationRow],
-    workers: usize,
-    max_concurrent: usize,
+    concurrency: Concurrency,
     progress: &TerminalProgress,
+    board: &StatusBoard,
 ) -> Result<Vec<UserResult>, CliError> {
+    let Concurrency {
+        workers,
+        max_concurrent_migrations: max_concurrent,
+    } = concurrency;
     let queue_error = |e: mailfleet_shared::checkpoint::StoreError| CliError::State(e.to_string());
     let mut admission = Admission::new(&job.batch, rows);
     admission
@@ -267,6 +292,7 @@ async fn run_job(
     };
 
     let mut collector = Collector::new(rows.iter().map(|r| r.email.as_str()));
+    board.update(collector.results());
     while !collector.all_finished() {
         let report = tokio::select! {
             report = queue.next_report() => report.map_err(queue_error)?,
@@ -288,7 +314,9 @@ async fn run_job(
             }
         };
         let Some(report) = report else { break };
-        if let Some(finished) = collector.apply(report) {
+        let finished = collector.apply(report);
+        board.update(collector.results());
+        if let Some(finished) = finished {
             progress.finish(&finished);
             admission
                 .admit(queue.as_ref(), 1)

@@ -16,17 +16,24 @@ use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
 
 use crate::backends;
-use crate::cli::WorkerArgs;
 use crate::error::CliError;
+use crate::settings::Settings;
+use crate::{http, telemetry};
 
-pub async fn run(args: &WorkerArgs) -> Result<(), CliError> {
-    let backends = backends::open(
-        Some(&args.queue),
-        Some(&args.checkpoints),
-        std::path::Path::new("."),
-        args.concurrency,
-    )
-    .await?;
+/// Tasks worked on at once when the settings do not say.
+const DEFAULT_CONCURRENCY: usize = 8;
+
+pub async fn run(settings: &Settings) -> Result<(), CliError> {
+    if settings.queue.is_none() || settings.checkpoints.is_none() {
+        return Err(CliError::Invalid(
+            "a worker needs the broker and the store: --queue and --checkpoints (or the settings queue and checkpoints, e.g. MAILFLEET_QUEUE and MAILFLEET_CHECKPOINTS)".into(),
+        ));
+    }
+    let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
+    let backends = backends::open(settings, std::path::Path::new("."), concurrency).await?;
+    if let Some(listen) = settings.metrics_listen {
+        http::serve(listen, telemetry::engine_registry(), None).await?;
+    }
     let redis = backends
         .redis
         .clone()
@@ -42,8 +49,8 @@ pub async fn run(args: &WorkerArgs) -> Result<(), CliError> {
         tracing::info!("stopping: finishing running tasks");
         trigger.trigger();
     });
-    tracing::info!(concurrency = args.concurrency, "worker started");
-    let result = worker.run(args.concurrency, shutdown).await;
+    tracing::info!(concurrency, "worker started");
+    let result = worker.run(concurrency, shutdown).await;
     backends.queue.close();
     result.map_err(|e| CliError::State(e.to_string()))
 }

@@ -1,8 +1,8 @@
-//! Distributed mode as deployed: a coordinator-only `migrate --workers 0` and separate
-//! `mailfleet worker` processes on the real RabbitMQ and Redis. While mail flows, something
-//! breaks — workers are `kill -9`ed (and fresh ones join), or every broker connection of the
-//! run is closed and the checkpoints are wiped from Redis — and every mailbox still arrives
-//! exactly.
+//! Distributed mode as deployed: `mailfleet coordinator` and separate `mailfleet worker`
+//! processes on the real RabbitMQ and Redis. While mail flows, something breaks — workers are
+//! `kill -9`ed (and fresh ones join), or every broker connection of the run is closed and the
+//! checkpoints are wiped from Redis — and every mailbox still arrives exactly. The processes'
+//! `/status` and `/metrics` are read along the way and must tell the same story.
 
 mod common;
 
@@ -45,14 +45,17 @@ impl Fleet {
             .env("MAILFLEET_SECRET_KEY", KEY);
     }
 
-    fn worker(&self) -> Child {
+    /// A worker with `/metrics` on a port of its own (returned with it).
+    fn worker(&self) -> (Child, u16) {
+        let metrics_port = free_port();
         let mut command = mailfleet();
         command
-            .args(["worker", "--concurrency", "3"])
+            .args(["worker", "--concurrency", "3", "--metrics-listen"])
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.configure(&mut command);
-        command.spawn().unwrap()
+        (command.spawn().unwrap(), metrics_port)
     }
 
     async fn redis(&self) -> RedisStore {
@@ -100,6 +103,70 @@ impl Fleet {
     }
 }
 
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn http_get(address: &str, path: &str) -> String {
+    let response = reqwest::get(format!("http://{address}{path}"))
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of an OpenMetrics sample line `name{labels} value` (0 when absent).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Mid-run, the coordinator's `/status` lists every user and its `/metrics` counts them by state.
+async fn assert_coordinator_shows_the_run(address: &str, users: usize) {
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(address, "/status").await).unwrap();
+    assert_eq!(
+        status["users"].as_array().map(Vec::len),
+        Some(users),
+        "{status}"
+    );
+    let metrics = http_get(address, "/metrics").await;
+    assert!(metrics.contains("mailfleet_pending_tasks"), "{metrics}");
+    let counted: f64 = [
+        "Queued",
+        "Syncing",
+        "Completed",
+        "CompletedWithWarnings",
+        "Failed",
+    ]
+    .iter()
+    .map(|state| sample(&metrics, &format!("mailfleet_users{{state=\"{state}\"}}")))
+    .sum();
+    assert_eq!(counted as usize, users, "{metrics}");
+    assert_eq!(http_get(address, "/healthz").await, "ok");
+}
+
+/// Messages the still-running workers say they appended, from their `/metrics`.
+async fn messages_copied_by(workers: &[(Child, u16)]) -> f64 {
+    let mut total = 0.0;
+    for (_, port) in workers {
+        let metrics = http_get(&format!("127.0.0.1:{port}"), "/metrics").await;
+        total += sample(&metrics, "mailfleet_messages_copied_total");
+    }
+    total
+}
+
 /// How big the batch is and how often it is disrupted.
 struct Scenario {
     test: &'static str,
@@ -131,9 +198,18 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
     let csv = pair.write_csv();
 
     let mut workers = vec![fleet.worker(), fleet.worker(), fleet.worker()];
+    let coordinator_http = format!("127.0.0.1:{}", free_port());
     // Small parts, so big folders travel between workers part by part while they are killed.
-    let mut coordinator =
-        pair.migrate_command(&csv, &["--workers", "0", "--folder-part-messages", "40"]);
+    let mut coordinator = pair.run_command(
+        "coordinator",
+        &csv,
+        &[
+            "--folder-part-messages",
+            "40",
+            "--metrics-listen",
+            &coordinator_http,
+        ],
+    );
     fleet.configure(&mut coordinator);
     let coordinator = coordinator
         .stdout(Stdio::piped())
@@ -155,10 +231,13 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
             .map(|m| m.exists)
             .unwrap_or(0);
         if copied >= threshold {
+            if strikes.len() == scenario.strike_at.len() {
+                assert_coordinator_shows_the_run(&coordinator_http, users.len()).await;
+            }
             eprintln!("disrupting at {copied} INBOX messages");
             match scenario.disruption {
                 Disruption::KillAWorker => {
-                    let mut victim = workers.remove(0);
+                    let (mut victim, _) = workers.remove(0);
                     victim.kill().unwrap(); // SIGKILL mid-task
                     victim.wait().unwrap();
                     workers.push(fleet.worker());
@@ -180,7 +259,8 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-    for worker in &mut workers {
+    let copied_by_survivors = messages_copied_by(&workers).await;
+    for (worker, _) in &mut workers {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(worker.id().to_string())
@@ -189,6 +269,10 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
     }
     assert!(disrupted, "no mail arrived to trigger the disruption");
     assert_eq!(output.status.code(), Some(0), "{stderr}\n{json}");
+    assert!(
+        copied_by_survivors > 0.0,
+        "workers' /metrics count no copied message"
+    );
     for (i, (user, _)) in users.iter().enumerate() {
         assert_eq!(user_result(&json, user)["status"], "Completed", "{json}");
         let source = pair.source_snapshot(i).await;

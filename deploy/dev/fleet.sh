@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Distributed mode on this machine: N `mailfleet worker` processes plus a coordinator-only
-# `mailfleet migrate --workers 0`, all on the local RabbitMQ (127.0.0.1:5672) and Redis
+# Distributed mode on this machine: N `mailfleet worker` processes plus `mailfleet coordinator`,
+# all on the local RabbitMQ (127.0.0.1:5672) and Redis
 # (127.0.0.1:6379). The workers stop (SIGTERM, finishing their tasks) when the run ends.
-#   deploy/dev/fleet.sh WORKERS --csv FILE --source URL --target URL [other migrate options]
+#   deploy/dev/fleet.sh WORKERS --csv FILE --source URL --target URL [other coordinator options]
 # Environment (defaults shown): MAILFLEET_QUEUE=rabbitmq://guest:guest@127.0.0.1:5672/%2f,
 # MAILFLEET_CHECKPOINTS=redis://127.0.0.1:6379, MAILFLEET_SECRET_KEY (generated into
 # .demo/fleet.key when unset).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-workers=${1:?usage: fleet.sh WORKERS --csv FILE --source URL --target URL [migrate options]}
+workers=${1:?usage: fleet.sh WORKERS --csv FILE --source URL --target URL [coordinator options]}
 shift
 
 deploy/dev/install-deps.sh
@@ -33,4 +33,4 @@ for _ in $(seq "$workers"); do
   pids+=($!)
 done
 echo "fleet: $workers workers started (${pids[*]})" >&2
-target/release/mailfleet migrate --workers 0 "$@"
+target/release/mailfleet coordinator "$@"

@@ -243,6 +243,26 @@ impl RabbitMqQueue {
             .map_err(broker_error)
     }
 
+    /// Tasks waiting in the broker (not counting those delivered and unacked): the queue depth
+    /// that metrics and autoscalers watch.
+    pub async fn pending_tasks(&self) -> Result<u32, StoreError> {
+        let link = self.links.current().await;
+        let options = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let queue = link
+            .channel
+            .queue_declare(
+                self.names().tasks.as_str().into(),
+                options,
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .map_err(broker_error)?;
+        Ok(queue.message_count())
+    }
+
     pub fn prefetch(&self) -> u16 {
         self.prefetch
     }

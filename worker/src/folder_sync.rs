@@ -26,6 +26,7 @@ use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
 use crate::job::{Job, Side};
 use crate::lease::FolderLease;
+use crate::metrics;
 use crate::target_index::TargetIndex;
 use crate::uid_set::uid_set;
 
@@ -146,6 +147,9 @@ async fn attempt(
         pending_uids(&mut source, &part, from_uid, source_box.exists).await?;
     if !run.counted_checkpointed {
         run.outcome.already_present += checkpointed;
+        metrics::engine()
+            .messages_already_present
+            .inc_by(checkpointed);
         job.progress.advanced(&user.email, checkpointed);
         run.counted_checkpointed = true;
     }
@@ -276,6 +280,7 @@ impl Copier<'_> {
         if self.index.claim(&fingerprint) {
             if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
                 self.run.outcome.already_present += 1;
+                metrics::engine().messages_already_present.inc();
             }
             return Ok(());
         }
@@ -303,6 +308,8 @@ impl Copier<'_> {
                     .or_default() += 1;
                 self.run.outcome.appended += 1;
                 self.run.outcome.bytes += body.len() as u64;
+                metrics::engine().messages_copied.inc();
+                metrics::engine().bytes_copied.inc_by(body.len() as u64);
                 Ok(())
             }
             // The target refuses this one message (size, content): report it, go on.
@@ -408,6 +415,7 @@ impl Copier<'_> {
             header_value(header, name).map(|v| String::from_utf8_lossy(&v).trim().to_owned())
         };
         tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "message skipped");
+        metrics::engine().messages_skipped.inc();
         self.run.outcome.skipped.push(SkippedItem {
             folder: self.plan.display_name.clone(),
             subject: text("Subject"),

@@ -13,6 +13,7 @@
 //! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
+//! - [`metrics`]: Prometheus counters of messages, bytes, tasks and retries.
 
 pub mod discovery;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod imap;
 pub mod job;
 pub mod job_source;
 pub mod lease;
+pub mod metrics;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;

@@ -63,6 +63,10 @@ impl RetryPolicy {
             return false;
         }
         let delay = self.delay_before(attempt - 1, error);
+        crate::metrics::engine().retries.inc();
+        if matches!(error, WorkerError::Throttled { .. }) {
+            crate::metrics::engine().throttles.inc();
+        }
         tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "{what}: retrying");
         tokio::time::sleep(delay).await;
         true

@@ -106,7 +106,17 @@ impl Worker {
             }
         };
         self.queue.publish_report(&report).await?;
-        self.queue.ack(delivery).await
+        self.queue.ack(delivery).await?;
+        let kind = match delivery.task {
+            Task::DiscoverUser { .. } => "discover",
+            Task::SyncFolder { .. } => "folder",
+        };
+        let outcome = match report {
+            Report::Failed { .. } => "failed",
+            _ => "synced",
+        };
+        crate::metrics::engine().task_finished(kind, outcome);
+        Ok(())
     }
 
     async fn discover(

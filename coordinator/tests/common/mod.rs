@@ -81,9 +81,15 @@ impl Pair {
 
     /// `mailfleet migrate --csv … --source … --target … --state-dir … --json` plus `extra`.
     pub fn migrate_command(&self, csv: &Path, extra: &[&str]) -> Command {
+        self.run_command("migrate", csv, extra)
+    }
+
+    /// `mailfleet SUBCOMMAND --json --csv … --source … --target … --state-dir …` plus `extra`,
+    /// for the subcommands that run a CSV (`migrate`, `coordinator`).
+    pub fn run_command(&self, subcommand: &str, csv: &Path, extra: &[&str]) -> Command {
         let mut command = mailfleet();
         command
-            .args(["migrate", "--json", "--csv"])
+            .args([subcommand, "--json", "--csv"])
             .arg(csv)
             .args([
                 "--source",

@@ -1,0 +1,166 @@
+//! Process settings shared by `migrate`, `coordinator` and `worker`: where the broker and the
+//! store are, the secret key, concurrency, logging and telemetry.
+//!
+//! Layered with the `config` crate, later layers win: `mailfleet.toml` in the working directory
+//! (or the file `--config` names) < `MAILFLEET_*` environment variables < command-line flags.
+//! Unknown keys in the file are an error, so a typo never silently falls back to a default.
+//! Per-run choices (CSV, endpoints, folder rules) stay on the command line.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::error::CliError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`; unset: in-process queue.
+    pub queue: Option<String>,
+    /// `redis://host:6379[?tenant=default]`; unset: SQLite in the state dir.
+    pub checkpoints: Option<String>,
+    /// Base64 of 32 random bytes; seals credentials in Redis (every process needs the same).
+    pub secret_key: Option<SecretString>,
+    /// Tasks a worker process works on at once (also its broker prefetch).
+    pub concurrency: Option<usize>,
+    /// Serve Prometheus `/metrics` here, e.g. `0.0.0.0:9464`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Export traces over OTLP/HTTP to this collector, e.g. `http://otel-collector:4318`.
+    pub otlp_endpoint: Option<String>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mailfleet_worker=debug`.
+    pub log: Option<String>,
+    /// Logs as JSON lines.
+    pub log_json: Option<bool>,
+}
+
+/// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
+pub const KEYS: [&str; 8] = [
+    "queue",
+    "checkpoints",
+    "secret_key",
+    "concurrency",
+    "metrics_listen",
+    "otlp_endpoint",
+    "log",
+    "log_json",
+];
+
+const ENV_PREFIX: &str = "MAILFLEET";
+
+impl Settings {
+    /// Reads `file` (required) or `./mailfleet.toml` (if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, CliError> {
+        let file_source = match file {
+            Some(path) => File::from(path).format(FileFormat::Toml).required(true),
+            None => File::new("mailfleet.toml", FileFormat::Toml).required(false),
+        };
+        Config::builder()
+            .add_source(file_source)
+            .add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .source(Some(settings_variables(std::env::vars())))
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| CliError::Invalid(format!("settings: {e}")))
+    }
+
+    /// `flags` (what the command line set) over `self`.
+    pub fn overridden_by(self, flags: Settings) -> Settings {
+        Settings {
+            queue: flags.queue.or(self.queue),
+            checkpoints: flags.checkpoints.or(self.checkpoints),
+            secret_key: flags.secret_key.or(self.secret_key),
+            concurrency: flags.concurrency.or(self.concurrency),
+            metrics_listen: flags.metrics_listen.or(self.metrics_listen),
+            otlp_endpoint: flags.otlp_endpoint.or(self.otlp_endpoint),
+            log: flags.log.or(self.log),
+            log_json: flags.log_json.or(self.log_json),
+        }
+    }
+}
+
+/// Only the settings' own variables: other `MAILFLEET_*` variables (admin passwords and the
+/// like) are read where they are needed and must not trip the unknown-key check.
+fn settings_variables(
+    variables: impl Iterator<Item = (String, String)>,
+) -> HashMap<String, String> {
+    variables
+        .filter(|(name, _)| {
+            name.strip_prefix(ENV_PREFIX)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|key| KEYS.contains(&key.to_ascii_lowercase().as_str()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_values_are_read_and_unknown_keys_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailfleet.toml");
+        std::fs::write(
+            &path,
+            "queue = \"rabbitmq://broker:5672/%2f\"\nconcurrency = 12\nmetrics_listen = \"127.0.0.1:9464\"\nsecret_key = \"a2V5\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        assert_eq!(
+            settings.queue.as_deref(),
+            Some("rabbitmq://broker:5672/%2f")
+        );
+        assert_eq!(settings.concurrency, Some(12));
+        assert_eq!(
+            settings.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(settings.secret_key.unwrap().expose_secret(), "a2V5");
+
+        std::fs::write(&path, "queu = \"typo\"\n").unwrap();
+        let error = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("queu"), "{error}");
+    }
+
+    #[test]
+    fn only_the_settings_own_variables_are_taken_from_the_environment() {
+        let variables = [
+            ("MAILFLEET_QUEUE", "rabbitmq://x"),
+            ("MAILFLEET_SOURCE_ADMIN_PASSWORD", "secret"),
+            ("MAILFLEET_CONCURRENCY", "4"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let mut kept: Vec<String> = settings_variables(variables.into_iter())
+            .into_keys()
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["MAILFLEET_CONCURRENCY", "MAILFLEET_QUEUE"]);
+    }
+
+    #[test]
+    fn flags_win_over_file_and_environment() {
+        let file = Settings {
+            queue: Some("rabbitmq://file".into()),
+            concurrency: Some(2),
+            ..Default::default()
+        };
+        let flags = Settings {
+            concurrency: Some(9),
+            ..Default::default()
+        };
+        let merged = file.overridden_by(flags);
+        assert_eq!(
+            (merged.queue.as_deref(), merged.concurrency),
+            (Some("rabbitmq://file"), Some(9))
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! What a running migration looks like from outside: every user's result for `/status`, and
+//! the users-per-state and queue-depth gauges for `/metrics`.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::collector::{UserResult, UserStatus};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+/// Shared between the collector (which updates it) and the HTTP server (which shows it).
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    results: RwLock<Vec<UserResult>>,
+    users: Family<StateLabel, Gauge>,
+    pending_tasks: Gauge,
+}
+
+impl StatusBoard {
+    pub fn new() -> Arc<Self> {
+        Arc::new(StatusBoard::default())
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "mailfleet_users",
+            "Users of the running migration, by state",
+            self.users.clone(),
+        );
+        registry.register(
+            "mailfleet_pending_tasks",
+            "Tasks waiting in the broker's task queue",
+            self.pending_tasks.clone(),
+        );
+    }
+
+    pub fn update(&self, results: Vec<UserResult>) {
+        for status in [
+            UserStatus::Queued,
+            UserStatus::Syncing,
+            UserStatus::Completed,
+            UserStatus::CompletedWithWarnings,
+            UserStatus::Failed,
+        ] {
+            let count = results.iter().filter(|r| r.status == status).count();
+            self.users
+                .get_or_create(&StateLabel {
+                    state: format!("{status:?}"),
+                })
+                .set(count as i64);
+        }
+        *self.results.write().unwrap_or_else(|p| p.into_inner()) = results;
+    }
+
+    pub fn results(&self) -> Vec<UserResult> {
+        self.results
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Keeps the queue-depth gauge current while the run lasts.
+    pub fn watch_queue_depth(self: &Arc<Self>, broker: Arc<RabbitMqQueue>) {
+        let board = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(board) = board.upgrade() {
+                match broker.pending_tasks().await {
+                    Ok(depth) => {
+                        board.pending_tasks.set(i64::from(depth));
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot read the queue depth"),
+                }
+                drop(board);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+}
