@@ -45,6 +45,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// How this process names itself in traces.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Command::Worker(_) => "mailfleet-worker",
+            Command::Migrate(_) | Command::Coordinator(_) | Command::Endpoint { .. } => {
+                "mailfleet-coordinator"
+            }
+        }
+    }
+}
+
 impl Cli {
     /// The settings given as flags, to be laid over the file and the environment.
     pub fn flag_settings(&self) -> Settings {

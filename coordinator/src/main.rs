@@ -29,6 +29,7 @@ mod worker_cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing::Instrument;
 
 use crate::cli::{Cli, Command, EndpointCommand};
 use crate::collector::UserResult;
@@ -37,11 +38,15 @@ use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref())
+    let started = Settings::load(cli.config.as_deref())
         .map(|settings| settings.overridden_by(cli.flag_settings()))
-        .and_then(|settings| telemetry::init_logging(&settings).map(|()| settings))
-    {
-        Ok(settings) => settings,
+        .and_then(|settings| {
+            let guard = telemetry::init(&settings, cli.command.service_name())?;
+            Ok((settings, guard))
+        });
+    // Dropped last, after the runtime: flushes the traces of the whole run.
+    let (settings, _telemetry) = match started {
+        Ok(started) => started,
         Err(error) => {
             eprintln!("mailfleet: {error}");
             return ExitCode::from(error.exit_code());
@@ -66,11 +71,15 @@ fn main() -> ExitCode {
 async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, CliError> {
     match command {
         Command::Migrate(args) => {
-            let results = migrate::run(&args.run, args.workers, settings).await?;
+            let span = tracing::info_span!("migrate", csv = %args.run.csv.display(), workers = args.workers);
+            let results = migrate::run(&args.run, args.workers, settings)
+                .instrument(span)
+                .await?;
             finish_run(&results, args.run.json)
         }
         Command::Coordinator(args) => {
-            let results = migrate::run(args, 0, settings).await?;
+            let span = tracing::info_span!("coordinate", csv = %args.csv.display());
+            let results = migrate::run(args, 0, settings).instrument(span).await?;
             finish_run(&results, args.json)
         }
         Command::Worker(_) => {

@@ -6,6 +6,7 @@
 //! endless loop. Likewise a big folder's part publishes the next part before its own report.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
@@ -80,8 +81,18 @@ impl Worker {
     }
 
     /// Handles one delivery end to end; returns an error only when the queue itself fails (the
-    /// task is then left unacked and will be delivered again).
+    /// task is then left unacked and will be delivered again). Runs in a `task` span, the unit
+    /// traces show (one per delivery, so a redelivered task appears once per attempt).
     pub async fn process(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let span = tracing::info_span!(
+            "task",
+            task = %delivery.task.task_id(),
+            attempt = delivery.attempt
+        );
+        self.process_delivery(delivery).instrument(span).await
+    }
+
+    async fn process_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let Some(job) = self.jobs.job(delivery.task.batch()).await? else {
             // A shared broker may hold other batches' tasks; leave them to their own workers.
             tracing::debug!(task = %delivery.task.task_id(), "task of another batch handed back");
@@ -105,6 +116,7 @@ impl Worker {
                 } => self.sync(&job, batch, user, folder, &delivery.task).await?,
             }
         };
+        log_outcome(&report);
         self.queue.publish_report(&report).await?;
         self.queue.ack(delivery).await?;
         let kind = match delivery.task {
@@ -197,6 +209,26 @@ impl Worker {
 
 /// A failure report whose text names the user (and the folder, when there is one), since it is
 /// read in logs and reports far from the task that produced it.
+/// One `info` line per task, so an operator following the logs sees the fleet progress.
+fn log_outcome(report: &Report) {
+    match report {
+        Report::Discovered { folder_tasks, .. } => {
+            tracing::info!(folder_tasks, "discovered");
+        }
+        Report::FolderSynced {
+            outcome, continued, ..
+        } => tracing::info!(
+            appended = outcome.appended,
+            already_present = outcome.already_present,
+            bytes = outcome.bytes,
+            skipped = outcome.skipped.len(),
+            continued,
+            "folder synced"
+        ),
+        Report::Failed { error, .. } => tracing::warn!(%error, "task failed"),
+    }
+}
+
 fn failed(task: &Task, error: String) -> Report {
     let folder = match task {
         Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
