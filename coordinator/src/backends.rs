@@ -27,6 +27,9 @@ use secrecy::ExposeSecret;
 /// worker reports a failing task itself; the broker's limit catches workers that die on it.
 const DELIVERY_LIMIT: u32 = 10;
 
+const QUEUE_SCHEMES: &[&str] = &["rabbitmq", "amqp", "amqps"];
+const CHECKPOINT_SCHEMES: &[&str] = &["redis", "rediss"];
+
 pub struct Backends {
     pub queue: Arc<dyn TaskQueue>,
     pub checkpoints: Arc<dyn CheckpointStore>,
@@ -72,7 +75,7 @@ pub async fn open(
             }
             Some(url) => {
                 let (url, tenant) =
-                    take_parameter(url, "--checkpoints", "tenant", &["redis", "rediss"])?;
+                    take_parameter(url, "--checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
                 let tenant = tenant.as_deref().unwrap_or("default");
                 let store = Arc::new(
                     RedisStore::connect(&url, tenant, secret_key(settings)?)
@@ -85,8 +88,7 @@ pub async fn open(
     let (queue, dead_letters): (Arc<dyn TaskQueue>, _) = match queue_url {
         None => (Arc::new(InProcessQueue::new()), None),
         Some(url) => {
-            let (url, prefix) =
-                take_parameter(url, "--queue", "prefix", &["rabbitmq", "amqp", "amqps"])?;
+            let (url, prefix) = take_parameter(url, "--queue", "prefix", QUEUE_SCHEMES)?;
             let url = url.replacen("rabbitmq://", "amqp://", 1);
             let names = QueueNames::with_prefix(prefix.as_deref().unwrap_or("mailfleet"));
             let prefetch = u16::try_from(prefetch.max(1)).unwrap_or(u16::MAX);
@@ -106,6 +108,20 @@ pub async fn open(
         redis,
         state_dir_lock,
     })
+}
+
+/// The checks `open` makes before connecting (URL schemes, the key), for `mailfleet config`.
+pub fn check(settings: &Settings) -> Result<(), CliError> {
+    if let Some(url) = &settings.queue {
+        take_parameter(url, "queue", "prefix", QUEUE_SCHEMES)?;
+    }
+    if let Some(url) = &settings.checkpoints {
+        take_parameter(url, "checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
+        secret_key(settings)?;
+    } else if settings.secret_key.is_some() {
+        secret_key(settings)?;
+    }
+    Ok(())
 }
 
 /// An exclusive lock on `state_dir/run.lock`, released when the process ends (even by kill -9).

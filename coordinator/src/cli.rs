@@ -38,6 +38,9 @@ pub enum Command {
     Coordinator(Box<RunArgs>),
     /// Run a stateless worker for distributed mode: tasks from RabbitMQ, state in Redis.
     Worker(WorkerArgs),
+    /// Print the effective settings (mailfleet.toml < MAILFLEET_* < flags) with secrets hidden,
+    /// after the checks a process makes at start; exit 2 when one is invalid.
+    Config,
     /// Check that an IMAP endpoint answers and accepts logins.
     Endpoint {
         #[command(subcommand)]
@@ -50,9 +53,10 @@ impl Command {
     pub fn service_name(&self) -> &'static str {
         match self {
             Command::Worker(_) => "mailfleet-worker",
-            Command::Migrate(_) | Command::Coordinator(_) | Command::Endpoint { .. } => {
-                "mailfleet-coordinator"
-            }
+            Command::Migrate(_)
+            | Command::Coordinator(_)
+            | Command::Endpoint { .. }
+            | Command::Config => "mailfleet-coordinator",
         }
     }
 }
@@ -69,7 +73,7 @@ impl Cli {
             Command::Migrate(args) => (&args.run.fleet, None),
             Command::Coordinator(args) => (&args.fleet, None),
             Command::Worker(args) => (&args.fleet, args.concurrency),
-            Command::Endpoint { .. } => return common,
+            Command::Endpoint { .. } | Command::Config => return common,
         };
         Settings {
             queue: fleet.queue.clone(),

@@ -82,6 +82,16 @@ async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, Cl
             let results = migrate::run(args, 0, settings).instrument(span).await?;
             finish_run(&results, args.json)
         }
+        Command::Config => {
+            backends::check(settings)?;
+            for (key, value) in settings.describe() {
+                match value {
+                    Some(value) => println!("{key} = {value}"),
+                    None => println!("# {key} (unset)"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker(_) => {
             worker_cmd::run(settings).await?;
             Ok(ExitCode::SUCCESS)

@@ -85,6 +85,42 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Every key with its value as TOML, secrets hidden (the key entirely, URL passwords as
+    /// `***`), `None` for unset keys: what `mailfleet config` prints.
+    pub fn describe(&self) -> Vec<(&'static str, Option<String>)> {
+        let quoted = |value: &str| format!("{value:?}");
+        let url = |value: &String| quoted(&without_password(value));
+        vec![
+            ("queue", self.queue.as_ref().map(url)),
+            ("checkpoints", self.checkpoints.as_ref().map(url)),
+            (
+                "secret_key",
+                self.secret_key.as_ref().map(|_| quoted("(hidden)")),
+            ),
+            ("concurrency", self.concurrency.map(|n| n.to_string())),
+            (
+                "metrics_listen",
+                self.metrics_listen.map(|a| quoted(&a.to_string())),
+            ),
+            ("otlp_endpoint", self.otlp_endpoint.as_ref().map(url)),
+            ("log", self.log.as_deref().map(quoted)),
+            ("log_json", self.log_json.map(|b| b.to_string())),
+        ]
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`; unparsable text is left as it is.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Only the settings' own variables: other `MAILFLEET_*` variables (admin passwords and the
 /// like) are read where they are needed and must not trip the unknown-key check.
 fn settings_variables(
@@ -144,6 +180,22 @@ mod tests {
             .collect();
         kept.sort();
         assert_eq!(kept, ["MAILFLEET_CONCURRENCY", "MAILFLEET_QUEUE"]);
+    }
+
+    #[test]
+    fn described_settings_hide_the_key_and_url_passwords() {
+        let settings = Settings {
+            queue: Some("rabbitmq://mf:broker-pw@rabbit:5672/%2f".into()),
+            secret_key: Some("a2V5".into()),
+            ..Default::default()
+        };
+        let described = format!("{:?}", settings.describe());
+        assert!(
+            described.contains("rabbitmq://mf:***@rabbit:5672/%2f"),
+            "{described}"
+        );
+        assert!(!described.contains("broker-pw") && !described.contains("a2V5"));
+        assert_eq!(settings.describe().len(), KEYS.len());
     }
 
     #[test]
