@@ -4,18 +4,18 @@
 
 mod common;
 
-use common::{Pair, run, user_result};
-use mailfleet_stores::crypto::SecretBox;
-use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
-use mailfleet_stores::redis_store::RedisStore;
-use mailfleet_testkit::assert_same_mail;
-use mailfleet_testkit::corpus::CorpusSpec;
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
 
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
+use common::fleet::{Fleet, KEY};
+use common::{ADMIN, Pair, run, user_result};
+use mailfleet_testkit::corpus::CorpusSpec;
+use mailfleet_testkit::{StartOptions, assert_same_mail};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
-    let isolation = format!("mf-test-dist-{}", std::process::id());
+    let fleet = Fleet::new("dist");
     let pair = Pair::start(&[
         ("dist-a@example.com", "Dist-Secret-A1"),
         ("dist-b@example.com", "Dist-Secret-B2"),
@@ -26,8 +26,8 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
     })
     .await;
     let csv = pair.write_csv();
-    let queue = format!("rabbitmq://guest:guest@127.0.0.1:5672/%2f?prefix={isolation}");
-    let checkpoints = format!("redis://127.0.0.1:6379?tenant={isolation}");
+    let queue = fleet.queue_url();
+    let checkpoints = fleet.checkpoints_url();
     let distributed = [
         "--queue",
         queue.as_str(),
@@ -48,14 +48,7 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
     }
 
     // Checkpoints live in Redis: a second run copies nothing, and the state dir was never used.
-    let redis = RedisStore::connect(
-        "redis://127.0.0.1:6379",
-        &isolation,
-        SecretBox::from_base64(KEY).unwrap(),
-    )
-    .await
-    .unwrap();
-    let keys = redis.keys().await.unwrap();
+    let keys = fleet.redis().await.keys().await.unwrap();
     assert!(keys.iter().any(|k| k.contains(":checkpoints:")), "{keys:?}");
     let mut command = pair.migrate_command(&csv, &distributed);
     let (code, json, stderr) = run(command.env("MAILFLEET_SECRET_KEY", KEY));
@@ -64,43 +57,151 @@ async fn migrate_over_rabbitmq_and_redis_copies_exactly_and_resumes() {
     assert!(!pair.state_dir().join("state.db").exists());
 
     // Credentials were removed after the run; nothing left in Redis holds a password.
-    let dump = format!("{:?}", redis_values(&isolation).await);
+    let dump = format!("{:?}", fleet.redis_values().await);
     assert!(
         dump.contains("imap://127.0.0.1"),
         "the job spec should be readable: {dump}"
     );
     assert!(!dump.contains("Dist-Secret"), "password in redis");
 
-    redis.clear_tenant().await.unwrap();
-    let names = QueueNames::with_prefix(&isolation);
-    RabbitMqQueue::delete_queues("amqp://guest:guest@127.0.0.1:5672/%2f", &names)
-        .await
-        .unwrap();
+    fleet.clean_up().await;
 }
 
-/// Every value stored under the tenant's keys, hashes and strings alike, as text.
-async fn redis_values(tenant: &str) -> Vec<String> {
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("mailfleet:{tenant}:*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    let mut values = Vec::new();
-    for key in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut connection)
+/// Every place a password could leak in distributed mode, read while it is there: task messages
+/// waiting in RabbitMQ, Redis values while the sealed credentials exist, the coordinator's and
+/// a worker's debug logs, the results printed (including a failed login's error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_reaches_queue_messages_redis_or_logs() {
+    const SECRET: &str = "Leak-Probe-";
+    let fleet = Fleet::new("secrets");
+    let servers = [
+        ("leak-a@example.com", "Leak-Probe-A1"),
+        ("leak-b@example.com", "Leak-Probe-B2"),
+        ("leak-bad@example.com", "Leak-Probe-Right3"),
+    ];
+    let options = StartOptions::users(&servers).with_master(ADMIN.0, ADMIN.1);
+    // The CSV holds a wrong password for the last user: its target login fails.
+    let mut csv_users = servers;
+    csv_users[2].1 = "Leak-Probe-Wrong4";
+    let pair = Pair::from_servers(options.clone(), options, &csv_users);
+    for (user, _) in servers {
+        let spec = CorpusSpec {
+            messages: 15,
+            ..Default::default()
+        };
+        let admin_login = format!("{user}*{}", ADMIN.0);
+        mailfleet_testkit::seed(pair.source.port(), &admin_login, ADMIN.1, &spec)
             .await
             .unwrap();
-        let read = if kind == "hash" { "HGETALL" } else { "GET" };
-        let value: redis::Value = redis::cmd(read)
-            .arg(&key)
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        values.push(format!("{value:?}"));
     }
-    values
+    let csv = pair.write_csv();
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = |name: &str| File::create(logs.path().join(name)).unwrap();
+
+    let mut coordinator = pair.run_command(
+        "coordinator",
+        &csv,
+        &[
+            "--source-admin",
+            "admin",
+            "--source-admin-format",
+            "dovecot",
+            "--log",
+            "debug",
+        ],
+    );
+    fleet.configure(&mut coordinator);
+    let coordinator = coordinator
+        .env("MAILFLEET_SOURCE_ADMIN_PASSWORD", ADMIN.1)
+        .stdout(log_file("coordinator.out"))
+        .stderr(log_file("coordinator.err"))
+        .spawn()
+        .unwrap();
+
+    // No worker yet: the discovery tasks and the sealed credentials wait for one.
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        tasks = fleet.peek_tasks(10).await;
+        if tasks.len() == servers.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        tasks.len(),
+        servers.len(),
+        "the discovery tasks were not published"
+    );
+    let redis_during_the_run = fleet.redis_values().await;
+    assert!(
+        redis_during_the_run
+            .iter()
+            .any(|(key, _)| key.contains(":credentials:")),
+        "{redis_during_the_run:?}"
+    );
+
+    let mut worker = fleet
+        .worker_command()
+        .args(["--log", "debug"])
+        .stdout(Stdio::null())
+        .stderr(log_file("worker.err"))
+        .spawn()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut coordinator = coordinator;
+        coordinator.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    worker.wait().unwrap();
+
+    let read = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read("coordinator.out")).unwrap();
+    assert_eq!(status.code(), Some(1), "{}", read("coordinator.err"));
+    assert_eq!(
+        user_result(&json, "leak-a@example.com")["status"],
+        "Completed"
+    );
+    let failed = user_result(&json, "leak-bad@example.com");
+    assert_eq!(failed["status"], "Failed", "{json}");
+    assert!(
+        failed["errors"]
+            .to_string()
+            .contains("leak-bad@example.com"),
+        "{failed}"
+    );
+    assert!(
+        read("worker.err").contains("folder synced"),
+        "the worker logged no task"
+    );
+
+    let places = [
+        (
+            "task messages",
+            format!(
+                "{:?}",
+                tasks
+                    .iter()
+                    .map(|t| String::from_utf8_lossy(t))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "Redis values during the run",
+            format!("{redis_during_the_run:?}"),
+        ),
+        ("the coordinator's results", read("coordinator.out")),
+        ("the coordinator's debug log", read("coordinator.err")),
+        ("the worker's debug log", read("worker.err")),
+    ];
+    for (place, text) in places {
+        assert!(!text.contains(SECRET), "a user's password in {place}");
+        assert!(!text.contains(ADMIN.1), "the admin password in {place}");
+        assert!(!text.contains(KEY), "the secret key in {place}");
+    }
+    fleet.clean_up().await;
 }

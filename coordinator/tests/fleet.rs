@@ -9,107 +9,17 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Pair, mailfleet, user_result};
-use mailfleet_stores::crypto::SecretBox;
-use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
-use mailfleet_stores::redis_store::RedisStore;
+use common::fleet::{Fleet, free_port};
+use common::{Pair, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{assert_same_mail, connect_login};
 use rand::Rng;
-
-const KEY: &str = "ZmxlZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy0hIT8="; // 32 bytes, tests only
 
 /// What goes wrong once the first messages have arrived.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Disruption {
     KillAWorker,
     CloseBrokerConnectionsAndWipeCheckpoints,
-}
-
-struct Fleet {
-    isolation: String,
-}
-
-impl Fleet {
-    fn configure(&self, command: &mut Command) {
-        let isolation = &self.isolation;
-        command
-            .env(
-                "MAILFLEET_QUEUE",
-                format!("rabbitmq://guest:guest@127.0.0.1:5672/%2f?prefix={isolation}"),
-            )
-            .env(
-                "MAILFLEET_CHECKPOINTS",
-                format!("redis://127.0.0.1:6379?tenant={isolation}"),
-            )
-            .env("MAILFLEET_SECRET_KEY", KEY);
-    }
-
-    /// A worker with `/metrics` on a port of its own (returned with it).
-    fn worker(&self) -> (Child, u16) {
-        let metrics_port = free_port();
-        let mut command = mailfleet();
-        command
-            .args(["worker", "--concurrency", "3", "--metrics-listen"])
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.configure(&mut command);
-        (command.spawn().unwrap(), metrics_port)
-    }
-
-    async fn redis(&self) -> RedisStore {
-        RedisStore::connect(
-            "redis://127.0.0.1:6379",
-            &self.isolation,
-            SecretBox::from_base64(KEY).unwrap(),
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Closes, from the broker's side, every connection of this run (workers and coordinator).
-    fn close_broker_connections(&self) {
-        let closed = mailfleet_testkit::broker::close_rabbitmq_connections(&self.isolation);
-        assert!(closed > 0, "no connection of this run found");
-    }
-
-    async fn wipe_checkpoints(&self) {
-        let redis = self.redis().await;
-        let keys: Vec<String> = redis
-            .keys()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|k| k.contains(":checkpoints:"))
-            .collect();
-        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        for key in keys {
-            let _: () = redis::cmd("DEL")
-                .arg(key)
-                .query_async(&mut connection)
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn clean_up(&self) {
-        self.redis().await.clear_tenant().await.unwrap();
-        let names = QueueNames::with_prefix(&self.isolation);
-        RabbitMqQueue::delete_queues("amqp://guest:guest@127.0.0.1:5672/%2f", &names)
-            .await
-            .unwrap();
-    }
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn http_get(address: &str, path: &str) -> String {
@@ -179,9 +89,7 @@ struct Scenario {
 
 async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
     let test = scenario.test;
-    let fleet = Fleet {
-        isolation: format!("mf-test-{test}-{}", std::process::id()),
-    };
+    let fleet = Fleet::new(test);
     let users: Vec<(String, String)> = (0..scenario.users)
         .map(|i| (format!("{test}-{i}@example.com"), format!("pw-{i}")))
         .collect();

@@ -29,3 +29,28 @@ pub fn close_rabbitmq_connections(marker: &str) -> usize {
     }
     pids.len()
 }
+
+/// The bodies of up to `max` messages waiting in `queue`, read without taking them: they are
+/// fetched unacknowledged and returned to the queue when the peeking connection closes. A
+/// queue not declared yet holds nothing.
+pub async fn peek_messages(amqp_url: &str, queue: &str, max: usize) -> Vec<Vec<u8>> {
+    use lapin::options::BasicGetOptions;
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ answers");
+    let channel = connection.create_channel().await.expect("a channel");
+    let mut bodies = Vec::new();
+    while bodies.len() < max {
+        let got = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await;
+        match got {
+            Ok(Some(message)) => bodies.push(message.delivery.data),
+            Ok(None) => break,
+            Err(error) if error.to_string().contains("NOT_FOUND") => break,
+            Err(error) => panic!("basic.get from {queue}: {error}"),
+        }
+    }
+    let _ = connection.close(200, "peeked".into()).await;
+    bodies
+}
