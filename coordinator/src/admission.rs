@@ -2,10 +2,14 @@
 //! flight at once, as Microsoft's service does per endpoint; the next user is released when one
 //! finishes. Source servers see a bounded number of sessions however large the CSV.
 
+use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::queue::TaskQueue;
+
+/// Discovery tasks awaiting their publisher confirm at once.
+const PUBLISHES_IN_FLIGHT: usize = 256;
 
 pub struct Admission<'a> {
     batch: String,
@@ -20,21 +24,27 @@ impl<'a> Admission<'a> {
         }
     }
 
-    /// Publishes the discovery tasks of up to `count` more users.
+    /// Publishes the discovery tasks of up to `count` more users. Several publishes await
+    /// their broker confirms at once (in CSV order), so admitting a whole large CSV is bounded
+    /// by the broker's throughput, not by one round trip per user.
     pub async fn admit(&mut self, queue: &dyn TaskQueue, count: usize) -> Result<(), StoreError> {
-        for row in self.waiting.by_ref().take(count) {
-            let user = MailboxUser {
-                email: row.email.clone(),
-                user_name: row.user_name.clone(),
-                user_root: row.user_root.clone(),
-            };
-            queue
-                .publish_task(&Task::DiscoverUser {
-                    batch: self.batch.clone(),
-                    user,
-                })
-                .await?;
-        }
-        Ok(())
+        let tasks: Vec<Task> = self
+            .waiting
+            .by_ref()
+            .take(count)
+            .map(|row| Task::DiscoverUser {
+                batch: self.batch.clone(),
+                user: MailboxUser {
+                    email: row.email.clone(),
+                    user_name: row.user_name.clone(),
+                    user_root: row.user_root.clone(),
+                },
+            })
+            .collect();
+        futures_util::stream::iter(&tasks)
+            .map(|task| queue.publish_task(task))
+            .buffered(PUBLISHES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
     }
 }

@@ -15,17 +15,13 @@ use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::memory_queue::InProcessQueue;
-use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
+use mailfleet_stores::rabbitmq_queue::{DELIVERY_LIMIT, QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
 
 use crate::error::CliError;
 use crate::settings::Settings;
 use secrecy::ExposeSecret;
-
-/// Redeliveries before RabbitMQ dead-letters a task. Above the worker's own limit, so the
-/// worker reports a failing task itself; the broker's limit catches workers that die on it.
-const DELIVERY_LIMIT: u32 = 10;
 
 const QUEUE_SCHEMES: &[&str] = &["rabbitmq", "amqp", "amqps"];
 const CHECKPOINT_SCHEMES: &[&str] = &["redis", "rediss"];

@@ -63,6 +63,8 @@ impl UserProgress {
 pub struct Collector {
     users: BTreeMap<String, UserProgress>,
     seen_tasks: HashSet<String>,
+    /// Kept with every report, so asking whether the run is over does not walk every user.
+    finished_users: usize,
 }
 
 impl Collector {
@@ -133,11 +135,21 @@ impl Collector {
             }
         }
         user.result.status = status_of(user);
-        (!was_finished && user.is_finished()).then(|| user.result.email.clone())
+        match (was_finished, user.is_finished()) {
+            (false, true) => {
+                self.finished_users += 1;
+                Some(user.result.email.clone())
+            }
+            (true, false) => {
+                self.finished_users -= 1;
+                None
+            }
+            _ => None,
+        }
     }
 
     pub fn all_finished(&self) -> bool {
-        self.users.values().all(UserProgress::is_finished)
+        self.finished_users == self.users.len()
     }
 
     pub fn results(&self) -> Vec<UserResult> {

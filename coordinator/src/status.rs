@@ -1,8 +1,8 @@
 //! What a running migration looks like from outside: every user's result for `/status`, and
 //! the users-per-state and queue-depth gauges for `/metrics`.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,7 +23,12 @@ pub struct StatusBoard {
     results: RwLock<Vec<UserResult>>,
     users: Family<StateLabel, Gauge>,
     pending_tasks: Gauge,
+    last_update: Mutex<Option<Instant>>,
 }
+
+/// How stale `/status` and the user gauges may be. Building every user's result is linear in
+/// the batch, so doing it per report would make a 50,000-user run quadratic.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl StatusBoard {
     pub fn new() -> Arc<Self> {
@@ -41,6 +46,17 @@ impl StatusBoard {
             "Tasks waiting in the broker's task queue",
             self.pending_tasks.clone(),
         );
+    }
+
+    /// `update` with `results()`, unless the board was updated less than a second ago.
+    pub fn refresh(&self, results: impl FnOnce() -> Vec<UserResult>) {
+        let mut last = self.last_update.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        self.update(results());
     }
 
     pub fn update(&self, results: Vec<UserResult>) {

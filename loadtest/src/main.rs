@@ -1,5 +1,7 @@
-//! `loadtest`: corpus seeding now; the benchmarks of the performance issue join here.
+//! `loadtest`: seed realistic corpora into local IMAP servers, and benchmark mailfleet
+//! (`loadtest bench plan|fleet`; see BENCHMARKS.md).
 
+mod bench;
 mod seed;
 
 use clap::{Parser, Subcommand};
@@ -15,11 +17,15 @@ struct Cli {
 enum Command {
     /// Fill mailboxes on a local IMAP server with realistic, deterministic mail.
     Seed(seed::SeedArgs),
+    /// Measure mailfleet on this machine's RabbitMQ, Redis and Dovecot.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed(args) => seed::run(&args).await,
+        Command::Bench(command) => bench::run(command).await,
     }
 }

@@ -35,6 +35,11 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::rabbitmq_link::{Link, Links, broker_error};
 
+/// Redeliveries before RabbitMQ dead-letters a task. Above the worker's own limit, so the
+/// worker reports a failing task itself; the broker's limit catches workers that die on it.
+/// Every process declaring the queues must use the same value (queue arguments must match).
+pub const DELIVERY_LIMIT: u32 = 10;
+
 /// Queue names: `mailfleet.tasks`, `mailfleet.reports`, `mailfleet.dead` for prefix `mailfleet`.
 #[derive(Debug, Clone)]
 pub struct QueueNames {

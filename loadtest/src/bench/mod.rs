@@ -1,0 +1,25 @@
+//! `loadtest bench …`: measurements of the real `mailfleet` binary (release build) against the
+//! machine's real RabbitMQ, Redis and Dovecot. Each prints a table and writes JSON under
+//! `target/loadtest/`; BENCHMARKS.md records the figures. Nothing here asserts a time.
+
+pub mod fleet;
+pub mod plan;
+mod process;
+mod report;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Plan a 50,000-row CSV: validate, seal the credentials into Redis, publish one discovery
+    /// task per user to RabbitMQ with confirms. Prints the time and the coordinator's peak RSS.
+    Plan(plan::PlanArgs),
+    /// Migrate many seeded mailboxes between two local Dovecot servers through the distributed
+    /// mode (coordinator + worker processes on RabbitMQ and Redis). Prints messages/s and MB/s.
+    Fleet(fleet::FleetArgs),
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Plan(args) => plan::run(&args).await,
+        BenchCommand::Fleet(args) => fleet::run(&args).await,
+    }
+}
