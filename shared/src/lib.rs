@@ -10,8 +10,10 @@
 //!   separators and special-use folders; [`folder_filter`]: the include/exclude rules of a batch.
 //! - [`fingerprint`]: the identity of a message that does not depend on UIDs (correctness rule 1).
 //! - [`job_spec`]: what workers need to know about a batch (endpoints, rules, limits).
+//! - [`lifecycle`]: batches, their states and transitions, the scheduler's decisions.
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
-//! - [`queue`], [`checkpoint`], [`credentials`]: the seams whose backends live in `mailfleet-stores`.
+//! - [`queue`], [`checkpoint`], [`credentials`], [`state`]: the seams whose backends live in
+//!   `mailfleet-stores`.
 //!
 //! Nothing here performs I/O except through the traits; dependencies point one way:
 //! `shared` ← `stores`, `worker` ← `coordinator`.
@@ -23,7 +25,9 @@ pub mod fingerprint;
 pub mod folder_filter;
 pub mod folder_map;
 pub mod job_spec;
+pub mod lifecycle;
 pub mod messages;
 pub mod migration_csv;
 pub mod mutf7;
 pub mod queue;
+pub mod state;

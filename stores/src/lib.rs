@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
 //! - [`sqlite`]: embedded mode's checkpoints and credentials in `state.db` (WAL).
+//! - [`sqlite_state`]: the state store (endpoints, batches, users) in the same file.
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
 //! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms);
 //!   `rabbitmq_link`: its connection, replaced with backoff when it breaks.
@@ -18,5 +19,6 @@ mod rabbitmq_link;
 pub mod rabbitmq_queue;
 pub mod redis_store;
 pub mod sqlite;
+pub mod sqlite_state;
 
 pub use error::StoresError;

@@ -1,0 +1,537 @@
+//! Batches and their lifecycle (design.md §1): the names users know from Microsoft's service,
+//! which command is allowed in which state, and what the scheduler does next.
+//!
+//! Everything here is pure — the time is always passed in — so every transition is tested
+//! without a clock, and the service (`mailfleet run`) is only a loop that loads a batch, asks
+//! [`BatchRecord::due`], runs that sync pass and hands the outcome to
+//! [`BatchRecord::pass_finished`].
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::messages::SkippedItem;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchState {
+    Created,
+    Starting,
+    Syncing,
+    Synced,
+    SyncedWithErrors,
+    IncrementalSyncing,
+    Stopping,
+    Stopped,
+    Completing,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+    Removing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserState {
+    Queued,
+    Provisioning,
+    Validating,
+    Syncing,
+    Synced,
+    IncrementalSyncing,
+    IncrementalSynced,
+    Completing,
+    Completed,
+    CompletedWithWarnings,
+    Failed,
+    IncrementalFailed,
+    Stopped,
+    Removing,
+}
+
+impl fmt::Display for BatchState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl fmt::Display for UserState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A sync pass over every user of a batch. All three copy only what the target lacks
+/// (checkpoints and the fingerprint guard); they differ in the states they lead to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PassKind {
+    Initial,
+    Incremental,
+    Final,
+}
+
+impl PassKind {
+    /// The batch's state while the pass runs.
+    pub fn running_state(self) -> BatchState {
+        match self {
+            PassKind::Initial => BatchState::Syncing,
+            PassKind::Incremental => BatchState::IncrementalSyncing,
+            PassKind::Final => BatchState::Completing,
+        }
+    }
+
+    /// A user's state while the pass works on it.
+    pub fn user_running_state(self) -> UserState {
+        match self {
+            PassKind::Initial => UserState::Syncing,
+            PassKind::Incremental => UserState::IncrementalSyncing,
+            PassKind::Final => UserState::Completing,
+        }
+    }
+
+    /// A user's state once the pass is done with it.
+    pub fn user_outcome(self, failed: bool, skipped_items: bool) -> UserState {
+        match (self, failed) {
+            (PassKind::Initial, false) => UserState::Synced,
+            (PassKind::Initial, true) => UserState::Failed,
+            (PassKind::Incremental, false) => UserState::IncrementalSynced,
+            (PassKind::Incremental, true) => UserState::IncrementalFailed,
+            (PassKind::Final, true) => UserState::Failed,
+            (PassKind::Final, false) if skipped_items => UserState::CompletedWithWarnings,
+            (PassKind::Final, false) => UserState::Completed,
+        }
+    }
+}
+
+/// How often and how long: 24 h between incremental syncs and a 72 h completion window in
+/// production; seconds in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecyclePolicy {
+    pub incremental_interval: Duration,
+    pub completion_window: Duration,
+}
+
+impl Default for LifecyclePolicy {
+    fn default() -> Self {
+        LifecyclePolicy {
+            incremental_interval: Duration::from_secs(24 * 3600),
+            completion_window: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+/// A batch name: unique, at most 64 characters, letters, digits, `-` and `_` only.
+pub fn validate_batch_name(name: &str) -> Result<(), LifecycleError> {
+    let invalid = |why: &str| Err(LifecycleError(format!("batch name {name:?} {why}")));
+    if name.is_empty() {
+        return invalid("is empty");
+    }
+    if name.chars().count() > 64 {
+        return invalid("is longer than 64 characters");
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return invalid(&format!(
+            "contains {bad:?}; use only letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LifecycleError(pub String);
+
+/// What an administrator asks of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchCommand {
+    Start,
+    Stop,
+    Resume,
+    Complete,
+    Remove,
+    SyncNow,
+}
+
+impl fmt::Display for BatchCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            BatchCommand::Start => "start",
+            BatchCommand::Stop => "stop",
+            BatchCommand::Resume => "resume",
+            BatchCommand::Complete => "complete",
+            BatchCommand::Remove => "remove",
+            BatchCommand::SyncNow => "sync-now",
+        };
+        f.write_str(name)
+    }
+}
+
+/// A migration batch as the state store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    pub name: String,
+    /// Names of the source and target endpoints.
+    pub source_endpoint: String,
+    pub target_endpoint: String,
+    pub include_folders: Vec<String>,
+    pub exclude_folders: Vec<String>,
+    /// Only messages received on or after this day are copied.
+    pub received_after: Option<NaiveDate>,
+    pub max_message_size: u64,
+    pub notify: Vec<String>,
+    pub state: BatchState,
+    pub created_at: DateTime<Utc>,
+    /// When the initial sync may begin; `None` until `batch start` (or `--autostart`).
+    pub start_after: Option<DateTime<Utc>>,
+    /// When completion begins by itself (as if `batch complete` had been run then).
+    pub complete_after: Option<DateTime<Utc>>,
+    pub initial_sync_finished_at: Option<DateTime<Utc>>,
+    pub last_sync_finished_at: Option<DateTime<Utc>>,
+    /// When the next incremental sync is due (also set by `sync-now`).
+    pub next_sync_at: Option<DateTime<Utc>>,
+    /// Set by completion: syncing continues until then, then the final sync runs.
+    pub completion_deadline: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl BatchRecord {
+    /// Applies an administrator's command at `now`, or says why it is not allowed in this state.
+    pub fn apply(
+        &mut self,
+        command: BatchCommand,
+        now: DateTime<Utc>,
+        policy: &LifecyclePolicy,
+    ) -> Result<(), LifecycleError> {
+        use BatchState::*;
+        let refused = |state: BatchState| {
+            Err(LifecycleError(format!(
+                "batch {}: cannot {command} a batch that is {state}",
+                self.name
+            )))
+        };
+        match (command, self.state) {
+            (BatchCommand::Start, Created) => {
+                self.state = Starting;
+                self.start_after = Some(now);
+            }
+            (BatchCommand::Start | BatchCommand::Resume, Stopped) => {
+                if self.initial_sync_finished_at.is_some() {
+                    self.state = Synced;
+                    self.next_sync_at = Some(now);
+                } else {
+                    self.state = Starting;
+                    self.start_after = Some(now);
+                }
+            }
+            (BatchCommand::Stop, Syncing | IncrementalSyncing) => self.state = Stopping,
+            (BatchCommand::Stop, Created | Starting | Synced | SyncedWithErrors) => {
+                self.state = Stopped;
+            }
+            (BatchCommand::Complete, Synced | SyncedWithErrors | IncrementalSyncing) => {
+                self.begin_completion(now, policy);
+            }
+            (BatchCommand::Complete, Created | Starting | Syncing) => {
+                return Err(LifecycleError(format!(
+                    "batch {}: cannot complete before the initial sync has finished (it is {})",
+                    self.name, self.state
+                )));
+            }
+            (
+                BatchCommand::Remove,
+                Created | Stopped | Completed | CompletedWithErrors | Failed,
+            ) => self.state = Removing,
+            (BatchCommand::SyncNow, Synced | SyncedWithErrors | Completing) => {
+                self.next_sync_at = Some(now);
+            }
+            (_, state) => return refused(state),
+        }
+        Ok(())
+    }
+
+    fn begin_completion(&mut self, now: DateTime<Utc>, policy: &LifecyclePolicy) {
+        if self.completion_deadline.is_none() {
+            self.completion_deadline = Some(now + policy.completion_window);
+        }
+        if self.state != BatchState::IncrementalSyncing {
+            self.state = BatchState::Completing;
+        }
+    }
+
+    /// The pass the scheduler should run now, if any. Also moves a batch whose `complete_after`
+    /// has come into its completion window.
+    pub fn due(&mut self, now: DateTime<Utc>, policy: &LifecyclePolicy) -> Option<PassKind> {
+        use BatchState::*;
+        let reached = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now);
+        if matches!(self.state, Synced | SyncedWithErrors) && reached(self.complete_after) {
+            self.begin_completion(now, policy);
+        }
+        match self.state {
+            Created | Starting if reached(self.start_after) => Some(PassKind::Initial),
+            Synced | SyncedWithErrors if reached(self.next_sync_at) => Some(PassKind::Incremental),
+            Completing if reached(self.completion_deadline) => Some(PassKind::Final),
+            Completing if reached(self.next_sync_at) => Some(PassKind::Incremental),
+            _ => None,
+        }
+    }
+
+    /// Marks the start of a pass (the state shown while it runs).
+    pub fn pass_started(&mut self, kind: PassKind) {
+        // During the completion window the batch stays Completing, incremental passes included.
+        if self.state != BatchState::Completing {
+            self.state = kind.running_state();
+        }
+    }
+
+    /// Records a finished pass. `self` must be freshly loaded: an administrator may have
+    /// stopped or completed the batch while the pass ran.
+    pub fn pass_finished(
+        &mut self,
+        kind: PassKind,
+        any_user_failed: bool,
+        now: DateTime<Utc>,
+        policy: &LifecyclePolicy,
+    ) {
+        use BatchState::*;
+        self.last_sync_finished_at = Some(now);
+        self.next_sync_at = Some(now + policy.incremental_interval);
+        if kind == PassKind::Initial {
+            self.initial_sync_finished_at.get_or_insert(now);
+        }
+        self.state = match (kind, self.state) {
+            (PassKind::Final, _) => {
+                self.finished_at = Some(now);
+                self.next_sync_at = None;
+                if any_user_failed {
+                    CompletedWithErrors
+                } else {
+                    Completed
+                }
+            }
+            (_, Stopping) => Stopped,
+            // `batch complete` while the pass ran: the window has begun.
+            (_, Completing) => Completing,
+            _ if self.completion_deadline.is_some() => Completing,
+            _ if any_user_failed => SyncedWithErrors,
+            _ => Synced,
+        };
+    }
+
+    /// Whether the batch will never sync again.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.state,
+            BatchState::Completed | BatchState::CompletedWithErrors | BatchState::Removing
+        )
+    }
+}
+
+/// How complete a user's copy is, as Microsoft's report grades it, from skipped vs synced items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsistencyScore {
+    /// Nothing skipped.
+    Perfect,
+    /// Under 0.1% of the items skipped (e.g. a few oversized messages in a large mailbox).
+    Good,
+    /// Under 1% skipped: look at the skipped items.
+    Investigate,
+    /// 1% or more skipped.
+    Poor,
+}
+
+impl ConsistencyScore {
+    pub fn of(synced: u64, skipped: u64) -> Self {
+        if skipped == 0 {
+            return ConsistencyScore::Perfect;
+        }
+        let ratio = skipped as f64 / (synced + skipped) as f64;
+        if ratio < 0.001 {
+            ConsistencyScore::Good
+        } else if ratio < 0.01 {
+            ConsistencyScore::Investigate
+        } else {
+            ConsistencyScore::Poor
+        }
+    }
+}
+
+/// One mailbox of a batch as the state store keeps it: its CSV row (no password) and the
+/// outcome of its latest pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub email: String,
+    pub user_name: String,
+    pub user_root: Option<String>,
+    pub state: UserState,
+    pub items_synced: u64,
+    pub items_skipped: u64,
+    /// Copied by every pass so far together.
+    pub items_copied_total: u64,
+    pub bytes_copied_total: u64,
+    pub skipped: Vec<SkippedItem>,
+    pub errors: Vec<String>,
+    pub last_successful_sync: Option<DateTime<Utc>>,
+    pub initial_sync_seconds: Option<f64>,
+    pub last_incremental_sync_seconds: Option<f64>,
+}
+
+impl UserRecord {
+    pub fn queued(email: &str, user_name: &str, user_root: Option<&str>) -> Self {
+        UserRecord {
+            email: email.to_owned(),
+            user_name: user_name.to_owned(),
+            user_root: user_root.map(str::to_owned),
+            state: UserState::Queued,
+            items_synced: 0,
+            items_skipped: 0,
+            items_copied_total: 0,
+            bytes_copied_total: 0,
+            skipped: Vec::new(),
+            errors: Vec::new(),
+            last_successful_sync: None,
+            initial_sync_seconds: None,
+            last_incremental_sync_seconds: None,
+        }
+    }
+
+    pub fn consistency(&self) -> ConsistencyScore {
+        ConsistencyScore::of(self.items_synced, self.items_skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    fn policy() -> LifecyclePolicy {
+        LifecyclePolicy {
+            incremental_interval: Duration::from_secs(100),
+            completion_window: Duration::from_secs(1000),
+        }
+    }
+
+    fn batch() -> BatchRecord {
+        BatchRecord {
+            name: "wave-1".into(),
+            source_endpoint: "old".into(),
+            target_endpoint: "new".into(),
+            include_folders: vec![],
+            exclude_folders: vec![],
+            received_after: None,
+            max_message_size: 1,
+            notify: vec![],
+            state: BatchState::Created,
+            created_at: at(0),
+            start_after: None,
+            complete_after: None,
+            initial_sync_finished_at: None,
+            last_sync_finished_at: None,
+            next_sync_at: None,
+            completion_deadline: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_goes_from_created_through_the_window_to_completed() {
+        let p = policy();
+        let mut b = batch();
+        assert_eq!(b.due(at(5), &p), None, "not started");
+        b.apply(BatchCommand::Start, at(10), &p).unwrap();
+        assert_eq!(b.due(at(10), &p), Some(PassKind::Initial));
+        b.pass_started(PassKind::Initial);
+        assert_eq!(b.state, BatchState::Syncing);
+        b.pass_finished(PassKind::Initial, false, at(20), &p);
+        assert_eq!(b.state, BatchState::Synced);
+        assert_eq!(b.due(at(119), &p), None);
+        assert_eq!(b.due(at(120), &p), Some(PassKind::Incremental));
+        b.pass_started(PassKind::Incremental);
+        assert_eq!(b.state, BatchState::IncrementalSyncing);
+        b.pass_finished(PassKind::Incremental, true, at(130), &p);
+        assert_eq!(b.state, BatchState::SyncedWithErrors);
+
+        b.apply(BatchCommand::Complete, at(140), &p).unwrap();
+        assert_eq!(b.state, BatchState::Completing);
+        assert_eq!(b.completion_deadline, Some(at(1140)));
+        assert_eq!(b.due(at(230), &p), Some(PassKind::Incremental), "window keeps syncing");
+        b.pass_started(PassKind::Incremental);
+        assert_eq!(b.state, BatchState::Completing);
+        b.pass_finished(PassKind::Incremental, false, at(240), &p);
+        assert_eq!(b.state, BatchState::Completing);
+        assert_eq!(b.due(at(1140), &p), Some(PassKind::Final));
+        b.pass_finished(PassKind::Final, false, at(1150), &p);
+        assert_eq!(b.state, BatchState::Completed);
+        assert_eq!(b.due(at(99_999), &p), None, "a completed batch never syncs again");
+    }
+
+    #[test]
+    fn complete_after_and_autostart_need_no_command() {
+        let p = policy();
+        let mut b = batch();
+        b.start_after = Some(at(50));
+        b.complete_after = Some(at(60));
+        assert_eq!(b.due(at(49), &p), None);
+        assert_eq!(b.due(at(50), &p), Some(PassKind::Initial));
+        b.pass_finished(PassKind::Initial, false, at(55), &p);
+        assert_eq!(b.due(at(60), &p), None, "window begun, next sync not yet due");
+        assert_eq!(b.state, BatchState::Completing);
+        assert_eq!(b.completion_deadline, Some(at(1060)));
+    }
+
+    #[test]
+    fn stop_during_a_pass_takes_effect_when_it_ends_and_resume_continues() {
+        let p = policy();
+        let mut b = batch();
+        b.apply(BatchCommand::Start, at(0), &p).unwrap();
+        b.pass_started(PassKind::Initial);
+        b.apply(BatchCommand::Stop, at(1), &p).unwrap();
+        assert_eq!(b.state, BatchState::Stopping);
+        b.pass_finished(PassKind::Initial, false, at(2), &p);
+        assert_eq!(b.state, BatchState::Stopped);
+        assert_eq!(b.due(at(500), &p), None, "a stopped batch does not sync");
+        b.apply(BatchCommand::Resume, at(600), &p).unwrap();
+        assert_eq!(b.due(at(600), &p), Some(PassKind::Incremental));
+    }
+
+    #[test]
+    fn invalid_transitions_name_the_batch_the_command_and_the_state() {
+        let p = policy();
+        let mut b = batch();
+        let error = b.apply(BatchCommand::Complete, at(0), &p).unwrap_err();
+        assert!(error.0.contains("before the initial sync"), "{error}");
+        let error = b.apply(BatchCommand::SyncNow, at(0), &p).unwrap_err();
+        assert_eq!(error.0, "batch wave-1: cannot sync-now a batch that is Created");
+        b.state = BatchState::Syncing;
+        let error = b.apply(BatchCommand::Remove, at(0), &p).unwrap_err();
+        assert_eq!(error.0, "batch wave-1: cannot remove a batch that is Syncing");
+        b.state = BatchState::Completed;
+        for command in [BatchCommand::Start, BatchCommand::Stop, BatchCommand::Complete] {
+            assert!(b.apply(command, at(0), &p).is_err(), "{command}");
+        }
+        b.apply(BatchCommand::Remove, at(0), &p).unwrap();
+    }
+
+    #[test]
+    fn batch_names_follow_the_rules() {
+        validate_batch_name("Wave_2-final").unwrap();
+        for bad in ["", "has space", "ümlaut", "dot.name", &"x".repeat(65)] {
+            assert!(validate_batch_name(bad).is_err(), "{bad:?}");
+        }
+        validate_batch_name(&"x".repeat(64)).unwrap();
+    }
+
+    #[test]
+    fn consistency_grades_skipped_against_synced() {
+        assert_eq!(ConsistencyScore::of(100, 0), ConsistencyScore::Perfect);
+        assert_eq!(ConsistencyScore::of(10_000, 1), ConsistencyScore::Good);
+        assert_eq!(ConsistencyScore::of(1_000, 5), ConsistencyScore::Investigate);
+        assert_eq!(ConsistencyScore::of(10, 1), ConsistencyScore::Poor);
+    }
+}

@@ -1,0 +1,334 @@
+//! The state store in SQLite: endpoints, batches and users in `state.db` beside the embedded
+//! checkpoints. Records are JSON documents keyed by name — the domain types evolve without a
+//! schema migration per field, and nothing queries inside them.
+//!
+//! Several processes share the file (the service, `batch` commands, `report`): WAL mode and a
+//! busy timeout make their writes wait for each other instead of failing.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
+use mailfleet_shared::state::{EndpointRecord, StateStore};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StoresError;
+use crate::sqlite::open_connection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_users (
+    batch TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    email TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (batch, email)
+);
+";
+
+#[derive(Clone)]
+pub struct SqliteStateStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStateStore {
+    /// Opens (creating if needed) the state tables in `state_dir/state.db`.
+    pub fn open(state_dir: &Path) -> Result<Self, StoresError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoresError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        })?;
+        let connection = open_connection(&state_dir.join("state.db"))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(SqliteStateStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::from(StoresError::from(e)))?
+    }
+}
+
+fn sql(error: rusqlite::Error) -> StoreError {
+    StoresError::from(error).into()
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable state record: {e}")))
+}
+
+fn one<T: DeserializeOwned>(
+    db: &Connection,
+    query: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    db.query_row(query, [key], |row| row.get::<_, String>(0))
+        .optional()
+        .map_err(sql)?
+        .map(|text| from_json(&text))
+        .transpose()
+}
+
+fn all<T: DeserializeOwned>(db: &Connection, query: &str, key: &[&str]) -> Result<Vec<T>, StoreError> {
+    let mut statement = db.prepare(query).map_err(sql)?;
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(key), |row| row.get::<_, String>(0))
+        .map_err(sql)?;
+    rows.map(|row| from_json(&row.map_err(sql)?)).collect()
+}
+
+#[async_trait]
+impl StateStore for SqliteStateStore {
+    async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        let (name, record) = (endpoint.name.clone(), to_json(endpoint)?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
+                params![name, record],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |db| one(db, "SELECT record FROM endpoints WHERE name = ?1", &name))
+            .await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.with(|db| all(db, "SELECT record FROM endpoints ORDER BY name", &[]))
+            .await
+    }
+
+    async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(move |db| {
+            db.execute("DELETE FROM endpoints WHERE name = ?1", [name])
+                .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        users: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        let name = batch.name.clone();
+        let record = to_json(batch)?;
+        let users = users
+            .iter()
+            .map(|u| Ok((u.email.clone(), to_json(u)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.with(move |db| {
+            let transaction = db.transaction().map_err(sql)?;
+            let inserted = transaction
+                .execute(
+                    "INSERT OR IGNORE INTO batches (name, record) VALUES (?1, ?2)",
+                    params![name, record],
+                )
+                .map_err(sql)?;
+            if inserted == 0 {
+                return Err(StoreError(format!("a batch named {name} exists already")));
+            }
+            insert_users(&transaction, &name, 0, &users)?;
+            transaction.commit().map_err(sql)
+        })
+        .await
+    }
+
+    async fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
+        let (name, record) = (batch.name.clone(), to_json(batch)?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
+                params![name, record],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |db| one(db, "SELECT record FROM batches WHERE name = ?1", &name))
+            .await
+    }
+
+    async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.with(|db| all(db, "SELECT record FROM batches ORDER BY name", &[]))
+            .await
+    }
+
+    async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(move |db| {
+            let transaction = db.transaction().map_err(sql)?;
+            transaction
+                .execute("DELETE FROM batch_users WHERE batch = ?1", [&name])
+                .map_err(sql)?;
+            transaction
+                .execute("DELETE FROM batches WHERE name = ?1", [&name])
+                .map_err(sql)?;
+            transaction.commit().map_err(sql)
+        })
+        .await
+    }
+
+    async fn put_users(&self, batch: &str, users: &[UserRecord]) -> Result<(), StoreError> {
+        let batch = batch.to_owned();
+        let users = users
+            .iter()
+            .map(|u| Ok((u.email.clone(), to_json(u)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.with(move |db| {
+            let transaction = db.transaction().map_err(sql)?;
+            let next: i64 = transaction
+                .query_row(
+                    "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = ?1",
+                    [&batch],
+                    |row| row.get(0),
+                )
+                .map_err(sql)?;
+            insert_users(&transaction, &batch, next, &users)?;
+            transaction.commit().map_err(sql)
+        })
+        .await
+    }
+
+    async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
+        let batch = batch.to_owned();
+        self.with(move |db| {
+            all(
+                db,
+                "SELECT record FROM batch_users WHERE batch = ?1 ORDER BY position",
+                &[&batch],
+            )
+        })
+        .await
+    }
+}
+
+/// Inserts new users at positions from `first`; a user already there keeps its position.
+fn insert_users(
+    db: &Connection,
+    batch: &str,
+    first: i64,
+    users: &[(String, String)],
+) -> Result<(), StoreError> {
+    let mut statement = db
+        .prepare(
+            "INSERT INTO batch_users (batch, position, email, record) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (batch, email) DO UPDATE SET record = excluded.record",
+        )
+        .map_err(sql)?;
+    for (offset, (email, record)) in users.iter().enumerate() {
+        statement
+            .execute(params![batch, first + offset as i64, email, record])
+            .map_err(sql)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use mailfleet_shared::endpoint::Endpoint;
+    use mailfleet_shared::lifecycle::{BatchState, UserState};
+
+    fn batch(name: &str) -> BatchRecord {
+        BatchRecord {
+            name: name.into(),
+            source_endpoint: "old".into(),
+            target_endpoint: "new".into(),
+            include_folders: vec![],
+            exclude_folders: vec![],
+            received_after: None,
+            max_message_size: 10,
+            notify: vec![],
+            state: BatchState::Created,
+            created_at: Utc::now(),
+            start_after: None,
+            complete_after: None,
+            initial_sync_finished_at: None,
+            last_sync_finished_at: None,
+            next_sync_at: None,
+            completion_deadline: None,
+            finished_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_users_and_endpoints_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStateStore::open(dir.path()).unwrap();
+        let endpoint = EndpointRecord {
+            name: "old".into(),
+            endpoint: Endpoint::from_url("imaps://imap.example.com:993").unwrap(),
+            max_concurrent_migrations: 20,
+            max_concurrent_incremental_syncs: 10,
+        };
+        store.put_endpoint(&endpoint).await.unwrap();
+        assert_eq!(store.endpoint("old").await.unwrap(), Some(endpoint));
+
+        let users = [
+            UserRecord::queued("b@x.org", "b", None),
+            UserRecord::queued("a@x.org", "a", None),
+        ];
+        store.create_batch(&batch("w1"), &users).await.unwrap();
+        let error = store.create_batch(&batch("w1"), &[]).await.unwrap_err();
+        assert!(error.to_string().contains("exists already"), "{error}");
+
+        let mut updated = users[0].clone();
+        updated.state = UserState::Synced;
+        let added = UserRecord::queued("c@x.org", "c", None);
+        store.put_users("w1", &[updated, added]).await.unwrap();
+        let stored = store.users("w1").await.unwrap();
+        let order: Vec<(&str, UserState)> =
+            stored.iter().map(|u| (u.email.as_str(), u.state)).collect();
+        assert_eq!(
+            order,
+            [
+                ("b@x.org", UserState::Synced),
+                ("a@x.org", UserState::Queued),
+                ("c@x.org", UserState::Queued)
+            ],
+            "CSV order kept, updates in place, additions at the end"
+        );
+
+        store.remove_batch("w1").await.unwrap();
+        assert!(store.batch("w1").await.unwrap().is_none());
+        assert!(store.users("w1").await.unwrap().is_empty());
+    }
+}
