@@ -5,7 +5,6 @@
 use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{MailboxUser, Task};
-use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::queue::TaskQueue;
 
 /// Discovery tasks awaiting their publisher confirm at once.
@@ -13,38 +12,38 @@ const PUBLISHES_IN_FLIGHT: usize = 256;
 
 pub struct Admission<'a> {
     batch: String,
-    waiting: std::slice::Iter<'a, MigrationRow>,
+    waiting: std::slice::Iter<'a, MailboxUser>,
 }
 
 impl<'a> Admission<'a> {
-    pub fn new(batch: &str, rows: &'a [MigrationRow]) -> Self {
+    pub fn new(batch: &str, users: &'a [MailboxUser]) -> Self {
         Admission {
             batch: batch.to_owned(),
-            waiting: rows.iter(),
+            waiting: users.iter(),
         }
     }
 
     /// Publishes the discovery tasks of up to `count` more users. Several publishes await
     /// their broker confirms at once (in CSV order), so admitting a whole large CSV is bounded
-    /// by the broker's throughput, not by one round trip per user.
-    pub async fn admit(&mut self, queue: &dyn TaskQueue, count: usize) -> Result<(), StoreError> {
-        let tasks: Vec<Task> = self
-            .waiting
-            .by_ref()
-            .take(count)
-            .map(|row| Task::DiscoverUser {
+    /// by the broker's throughput, not by one round trip per user. Returns the users admitted.
+    pub async fn admit(
+        &mut self,
+        queue: &dyn TaskQueue,
+        count: usize,
+    ) -> Result<Vec<&'a MailboxUser>, StoreError> {
+        let admitted: Vec<&MailboxUser> = self.waiting.by_ref().take(count).collect();
+        let tasks: Vec<Task> = admitted
+            .iter()
+            .map(|user| Task::DiscoverUser {
                 batch: self.batch.clone(),
-                user: MailboxUser {
-                    email: row.email.clone(),
-                    user_name: row.user_name.clone(),
-                    user_root: row.user_root.clone(),
-                },
+                user: (*user).clone(),
             })
             .collect();
         futures_util::stream::iter(&tasks)
             .map(|task| queue.publish_task(task))
             .buffered(PUBLISHES_IN_FLIGHT)
             .try_collect::<()>()
-            .await
+            .await?;
+        Ok(admitted)
     }
 }

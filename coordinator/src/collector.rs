@@ -5,6 +5,7 @@
 //! announced folder tasks.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 
 use mailfleet_shared::messages::{Report, SkippedItem};
 use serde::Serialize;
@@ -43,11 +44,15 @@ pub struct UserResult {
     pub bytes_copied: u64,
     pub skipped: Vec<SkippedItem>,
     pub errors: Vec<String>,
+    /// From the user's admission (its discovery task published) to its last report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug)]
 struct UserProgress {
     result: UserResult,
+    admitted_at: Option<Instant>,
     folder_tasks: Option<u32>,
     folder_reports: u32,
     discovery_failed: bool,
@@ -84,7 +89,9 @@ impl Collector {
                         bytes_copied: 0,
                         skipped: Vec::new(),
                         errors: Vec::new(),
+                        seconds: None,
                     },
+                    admitted_at: None,
                     folder_tasks: None,
                     folder_reports: 0,
                     discovery_failed: false,
@@ -92,6 +99,16 @@ impl Collector {
             );
         }
         collector
+    }
+
+    /// The clock of these users' timings starts now.
+    pub fn admitted<'a>(&mut self, emails: impl IntoIterator<Item = &'a str>) {
+        let now = Instant::now();
+        for email in emails {
+            if let Some(user) = self.users.get_mut(email) {
+                user.admitted_at.get_or_insert(now);
+            }
+        }
     }
 
     /// Counts `report` once; returns the user's email when this report finished that user.
@@ -138,6 +155,7 @@ impl Collector {
         match (was_finished, user.is_finished()) {
             (false, true) => {
                 self.finished_users += 1;
+                user.result.seconds = user.admitted_at.map(|at| at.elapsed().as_secs_f64());
                 Some(user.result.email.clone())
             }
             (true, false) => {

@@ -19,6 +19,7 @@ mod endpoint_test;
 mod error;
 mod http;
 mod migrate;
+mod pass;
 mod progress;
 mod settings;
 mod status;

@@ -15,17 +15,17 @@ use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::job_spec::JobSpec;
+use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
-use mailfleet_worker::shutdown::shutdown_pair;
-use mailfleet_worker::{Job, SingleJob, Tuning, Worker};
+use mailfleet_worker::{Job, Tuning};
 use secrecy::SecretString;
 
-use crate::admission::Admission;
 use crate::backends::{self, Backends};
 use crate::cli::RunArgs;
-use crate::collector::{Collector, UserResult};
+use crate::collector::UserResult;
+use crate::pass::{Concurrency, run_pass};
 use crate::error::CliError;
 use crate::progress::TerminalProgress;
 use crate::settings::Settings;
@@ -103,18 +103,20 @@ pub async fn run(
     if let Some(dead) = dead_letters {
         tokio::spawn(report_dead_letters(dead));
     }
-    let results = run_job(
+    let users: Vec<MailboxUser> = plan.rows.iter().map(MigrationRow::mailbox_user).collect();
+    let results = run_pass(
         Arc::new(job),
-        queue,
-        &plan.rows,
+        queue.clone(),
+        &users,
         Concurrency {
             workers,
-            max_concurrent_migrations: args.max_concurrent_migrations,
+            max_concurrent_users: args.max_concurrent_migrations,
         },
         &progress,
         &board,
     )
     .await;
+    queue.close();
     // Passwords are needed only while the run lasts.
     credentials
         .remove_scope(&batch)
@@ -265,83 +267,3 @@ async fn store_credentials(
 /// Credential writes in flight at once while a run is planned.
 const PUTS_IN_FLIGHT: usize = 256;
 
-/// Task loops in this process, and users in flight at once.
-struct Concurrency {
-    workers: usize,
-    max_concurrent_migrations: usize,
-}
-
-/// Admits users (one discovery task each), runs the worker, and collects until every user is
-/// finished.
-async fn run_job(
-    job: Arc<Job>,
-    queue: Arc<dyn TaskQueue>,
-    rows: &[MigrationRow],
-    concurrency: Concurrency,
-    progress: &TerminalProgress,
-    board: &StatusBoard,
-) -> Result<Vec<UserResult>, CliError> {
-    let Concurrency {
-        workers,
-        max_concurrent_migrations: max_concurrent,
-    } = concurrency;
-    let queue_error = |e: mailfleet_shared::checkpoint::StoreError| CliError::State(e.to_string());
-    let mut admission = Admission::new(&job.batch, rows);
-    admission
-        .admit(queue.as_ref(), max_concurrent.max(1))
-        .await
-        .map_err(queue_error)?;
-    let (trigger, shutdown) = shutdown_pair();
-    let mut worker_run = if workers > 0 {
-        let worker = Arc::new(Worker::new(Arc::new(SingleJob(job)), queue.clone()));
-        tokio::spawn(worker.run(workers, shutdown))
-    } else {
-        // Coordinator only: `mailfleet worker` processes elsewhere take the tasks.
-        tokio::spawn(std::future::pending())
-    };
-
-    let mut collector = Collector::new(rows.iter().map(|r| r.email.as_str()));
-    board.update(collector.results());
-    while !collector.all_finished() {
-        let report = tokio::select! {
-            report = queue.next_report() => report.map_err(queue_error)?,
-            stopped = &mut worker_run => {
-                // The worker only stops early when the queue failed; never wait forever.
-                let reason = match stopped {
-                    Ok(Err(e)) => e.to_string(),
-                    Ok(Ok(())) => "stopped before every user finished".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(CliError::State(format!("worker: {reason}")));
-            }
-            _ = tokio::signal::ctrl_c() => {
-                // Running tasks finish and checkpoint; the rest resume on the next run.
-                trigger.trigger();
-                queue.close();
-                let _ = worker_run.await;
-                return Err(CliError::Interrupted);
-            }
-        };
-        let Some(report) = report else { break };
-        let finished = collector.apply(report);
-        board.refresh(|| collector.results());
-        if let Some(finished) = finished {
-            progress.finish(&finished);
-            admission
-                .admit(queue.as_ref(), 1)
-                .await
-                .map_err(queue_error)?;
-        }
-    }
-    board.update(collector.results());
-    queue.close();
-    if workers == 0 {
-        worker_run.abort();
-    } else {
-        worker_run
-            .await
-            .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
-            .map_err(queue_error)?;
-    }
-    Ok(collector.results())
-}

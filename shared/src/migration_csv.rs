@@ -23,6 +23,17 @@ pub struct MigrationRow {
     pub user_root: Option<String>,
 }
 
+impl MigrationRow {
+    /// The row as tasks carry it: everything but the password.
+    pub fn mailbox_user(&self) -> crate::messages::MailboxUser {
+        crate::messages::MailboxUser {
+            email: self.email.clone(),
+            user_name: self.user_name.clone(),
+            user_root: self.user_root.clone(),
+        }
+    }
+}
+
 /// One problem; `line` 0 means the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvError {
