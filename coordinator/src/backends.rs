@@ -18,6 +18,7 @@ use mailfleet_stores::memory_queue::InProcessQueue;
 use mailfleet_stores::rabbitmq_queue::{DELIVERY_LIMIT, QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
+use mailfleet_stores::sqlite_state::SqliteStateStore;
 
 use crate::error::CliError;
 use crate::settings::Settings;
@@ -58,9 +59,7 @@ pub async fn open(
         match checkpoints_url {
             None => {
                 let lock = lock_state_dir(state_dir)?;
-                let secrets = SecretBox::load_or_create_key_file(&state_dir.join("secret.key"))
-                    .map_err(state)?;
-                let store = Arc::new(SqliteStore::open(state_dir, secrets).map_err(state)?);
+                let store = Arc::new(open_sqlite(state_dir)?);
                 // This run owns the state dir: leases of a killed earlier run are stale.
                 store
                     .clear_leases()
@@ -70,14 +69,7 @@ pub async fn open(
                 (store.clone(), store, None)
             }
             Some(url) => {
-                let (url, tenant) =
-                    take_parameter(url, "--checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
-                let tenant = tenant.as_deref().unwrap_or("default");
-                let store = Arc::new(
-                    RedisStore::connect(&url, tenant, secret_key(settings)?)
-                        .await
-                        .map_err(|e| CliError::State(e.to_string()))?,
-                );
+                let store = open_redis(settings, url).await?;
                 (store.clone(), store.clone(), Some(store))
             }
         };
@@ -106,6 +98,41 @@ pub async fn open(
     })
 }
 
+/// What the `endpoint`, `batch` and `report` commands work on: the state store in the state
+/// dir and the credential store the settings name (no queue, no lock: the service may be
+/// running on the same state dir).
+pub struct AdminStores {
+    pub state: SqliteStateStore,
+    pub credentials: Arc<dyn CredentialStore>,
+}
+
+pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
+    let state_store = SqliteStateStore::open(state_dir).map_err(state)?;
+    let credentials: Arc<dyn CredentialStore> = match settings.checkpoints.as_deref() {
+        None => Arc::new(open_sqlite(state_dir)?),
+        Some(url) => open_redis(settings, url).await?,
+    };
+    Ok(AdminStores {
+        state: state_store,
+        credentials,
+    })
+}
+
+fn open_sqlite(state_dir: &Path) -> Result<SqliteStore, CliError> {
+    let secrets =
+        SecretBox::load_or_create_key_file(&state_dir.join("secret.key")).map_err(state)?;
+    SqliteStore::open(state_dir, secrets).map_err(state)
+}
+
+async fn open_redis(settings: &Settings, url: &str) -> Result<Arc<RedisStore>, CliError> {
+    let (url, tenant) = take_parameter(url, "--checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
+    let tenant = tenant.as_deref().unwrap_or("default");
+    let store = RedisStore::connect(&url, tenant, secret_key(settings)?)
+        .await
+        .map_err(|e| CliError::State(e.to_string()))?;
+    Ok(Arc::new(store))
+}
+
 /// The checks `open` makes before connecting (URL schemes, the key), for `mailfleet config`.
 pub fn check(settings: &Settings) -> Result<(), CliError> {
     if let Some(url) = &settings.queue {
@@ -121,7 +148,7 @@ pub fn check(settings: &Settings) -> Result<(), CliError> {
 }
 
 /// An exclusive lock on `state_dir/run.lock`, released when the process ends (even by kill -9).
-fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, CliError> {
+pub fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, CliError> {
     std::fs::create_dir_all(state_dir)
         .map_err(|e| CliError::State(format!("{}: {e}", state_dir.display())))?;
     let path = state_dir.join("run.lock");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::service_cli::{BatchCommand, EndpointCommand, ReportCommand, ServiceArgs, StateArgs};
 use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -41,10 +42,22 @@ pub enum Command {
     /// Print the effective settings (mailfleet.toml < MAILFLEET_* < flags) with secrets hidden,
     /// after the checks a process makes at start; exit 2 when one is invalid.
     Config,
-    /// Check that an IMAP endpoint answers and accepts logins.
+    /// Migration endpoints: create, list, show, test, remove.
     Endpoint {
         #[command(subcommand)]
         command: EndpointCommand,
+    },
+    /// Migration batches and their lifecycle.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+    /// The service: run every batch's initial, incremental and final syncs when they are due.
+    Run(Box<ServiceArgs>),
+    /// Reports about a batch.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
     },
 }
 
@@ -53,10 +66,7 @@ impl Command {
     pub fn service_name(&self) -> &'static str {
         match self {
             Command::Worker(_) => "mailfleet-worker",
-            Command::Migrate(_)
-            | Command::Coordinator(_)
-            | Command::Endpoint { .. }
-            | Command::Config => "mailfleet-coordinator",
+            _ => "mailfleet-coordinator",
         }
     }
 }
@@ -73,7 +83,11 @@ impl Cli {
             Command::Migrate(args) => (&args.run.fleet, None),
             Command::Coordinator(args) => (&args.fleet, None),
             Command::Worker(args) => (&args.fleet, args.concurrency),
-            Command::Endpoint { .. } | Command::Config => return common,
+            Command::Run(args) => (&args.fleet, None),
+            Command::Endpoint { .. }
+            | Command::Batch { .. }
+            | Command::Report { .. }
+            | Command::Config => return common,
         };
         Settings {
             queue: fleet.queue.clone(),
@@ -188,17 +202,20 @@ pub struct TargetAdminArgs {
     pub target_admin_format: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum EndpointCommand {
-    /// Connect, report capabilities, and try logins.
-    Test(EndpointTestArgs),
-}
-
 #[derive(Debug, Args)]
 pub struct EndpointTestArgs {
     /// The server to test (same URL forms as `migrate --source`).
+    #[arg(
+        long,
+        required_unless_present = "endpoint",
+        conflicts_with = "endpoint"
+    )]
+    pub source: Option<String>,
+    /// A stored endpoint to test instead of --source (its admin login included).
     #[arg(long)]
-    pub source: String,
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub source_admin: SourceAdminArgs,
     /// Log in as this user (repeatable). Without --source-admin the password comes from

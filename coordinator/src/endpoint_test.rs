@@ -9,9 +9,14 @@ use mailfleet_worker::imap::connect::{connect, probe};
 use secrecy::SecretString;
 use serde::Serialize;
 
+use mailfleet_shared::endpoint::Endpoint;
+
+use crate::backends::open_admin;
 use crate::cli::EndpointTestArgs;
+use crate::endpoints;
 use crate::error::CliError;
 use crate::migrate::{admin_login, admin_password, parse_endpoint};
+use crate::settings::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -22,17 +27,34 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Runs every check; the caller exits 1 when any failed.
-pub async fn run(args: &EndpointTestArgs) -> Result<Vec<Check>, CliError> {
-    let mut endpoint = parse_endpoint("--source", &args.source)?;
+/// The endpoint to test and its admin password: a stored endpoint, or the flags.
+async fn endpoint_to_test(
+    args: &EndpointTestArgs,
+    settings: &Settings,
+) -> Result<(Endpoint, Option<SecretString>), CliError> {
+    if let Some(name) = &args.endpoint {
+        let stores = open_admin(settings, &args.state.state_dir).await?;
+        let record = endpoints::load(&stores.state, name).await?;
+        let password = endpoints::stored_admin_password(stores.credentials.as_ref(), name).await?;
+        return Ok((record.endpoint, password));
+    }
+    let url = args.source.as_deref().unwrap_or_default();
+    let mut endpoint = parse_endpoint("--source", url)?;
     endpoint.admin = admin_login(
         args.source_admin.source_admin.as_deref(),
         args.source_admin.source_admin_format.as_deref(),
     )?;
-    let password = match admin_password(&endpoint, "MAILFLEET_SOURCE_ADMIN_PASSWORD")? {
-        Some(admin) => Some(admin),
-        None if !args.users.is_empty() => Some(user_password()?),
-        None => None,
+    let password = admin_password(&endpoint, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?;
+    Ok((endpoint, password))
+}
+
+/// Runs every check; the caller exits 1 when any failed.
+pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Check>, CliError> {
+    let (endpoint, admin_password) = endpoint_to_test(args, settings).await?;
+    let password = match admin_password {
+        Some(admin) if endpoint.admin.is_some() => Some(admin),
+        _ if !args.users.is_empty() => Some(user_password()?),
+        _ => None,
     };
     let label = endpoint.url();
     let mut checks = Vec::new();

@@ -13,18 +13,23 @@
 
 mod admission;
 mod backends;
+mod batches;
 mod cli;
 mod collector;
 mod endpoint_test;
+mod endpoints;
 mod error;
 mod http;
 mod migrate;
 mod pass;
 mod progress;
+mod service;
+mod service_cli;
 mod settings;
 mod status;
 mod summary;
 mod telemetry;
+mod users_report;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -32,9 +37,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::Instrument;
 
-use crate::cli::{Cli, Command, EndpointCommand};
+use crate::cli::{Cli, Command};
 use crate::collector::UserResult;
 use crate::error::CliError;
+use crate::service_cli::{EndpointCommand, ReportCommand};
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
@@ -97,10 +103,32 @@ async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, Cl
             worker_cmd::run(settings).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Endpoint {
-            command: EndpointCommand::Test(args),
+        Command::Endpoint { command } => endpoint(command, settings).await,
+        Command::Batch { command } => {
+            batches::run(command, settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            service::run(args, settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            command: ReportCommand::Users(args),
         } => {
-            let checks = endpoint_test::run(args).await?;
+            users_report::run(args, settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn endpoint(command: &EndpointCommand, settings: &Settings) -> Result<ExitCode, CliError> {
+    match command {
+        EndpointCommand::Create(args) => endpoints::create(args, settings).await?,
+        EndpointCommand::List(args) => endpoints::list(args, settings).await?,
+        EndpointCommand::Show(args) => endpoints::show(args, settings).await?,
+        EndpointCommand::Remove(args) => endpoints::remove(args, settings).await?,
+        EndpointCommand::Test(args) => {
+            let checks = endpoint_test::run(args, settings).await?;
             if args.json {
                 println!(
                     "{}",
@@ -116,13 +144,14 @@ async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, Cl
                     );
                 }
             }
-            Ok(ExitCode::from(if checks.iter().all(|c| c.ok) {
+            return Ok(ExitCode::from(if checks.iter().all(|c| c.ok) {
                 0
             } else {
                 1
-            }))
+            }));
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a run's results; exit 0 when every user completed, 1 otherwise.

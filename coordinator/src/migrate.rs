@@ -25,8 +25,8 @@ use secrecy::SecretString;
 use crate::backends::{self, Backends};
 use crate::cli::RunArgs;
 use crate::collector::UserResult;
-use crate::pass::{Concurrency, run_pass};
 use crate::error::CliError;
+use crate::pass::{Concurrency, run_pass};
 use crate::progress::TerminalProgress;
 use crate::settings::Settings;
 use crate::status::StatusBoard;
@@ -127,7 +127,7 @@ pub async fn run(
 
 /// Tasks the broker dead-lettered (every delivery crashed its worker) become failure reports,
 /// so their users finish as Failed instead of waiting forever.
-async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
+pub async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
     loop {
         match queue.next_dead_task().await {
             Ok(Some(report)) => {
@@ -145,11 +145,7 @@ async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
 }
 
 fn validate(args: &RunArgs) -> Result<Plan, CliError> {
-    let bytes = read_csv(&args.csv)?;
-    let rows = parse_migration_csv(&bytes).map_err(|errors| CliError::InvalidCsv {
-        path: args.csv.display().to_string(),
-        errors,
-    })?;
+    let rows = read_migration_csv(&args.csv)?;
     let mut source = parse_endpoint("--source", &args.source)?;
     let mut target = parse_endpoint("--target", &args.target)?;
     source.admin = admin_login(
@@ -160,6 +156,30 @@ fn validate(args: &RunArgs) -> Result<Plan, CliError> {
         args.target_admin.target_admin.as_deref(),
         args.target_admin.target_admin_format.as_deref(),
     )?;
+    check_user_roots(&source, &rows)?;
+    // Checked now so that a bad rule stops the run before it starts.
+    FolderFilter::new(&args.include_folders, &args.exclude_folders)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(Plan {
+        source_admin_password: admin_password(&source, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?,
+        target_admin_password: admin_password(&target, "MAILFLEET_TARGET_ADMIN_PASSWORD")?,
+        rows,
+        source,
+        target,
+    })
+}
+
+/// Reads and validates a migration CSV; every error with its line number (exit 2).
+pub fn read_migration_csv(path: &Path) -> Result<Vec<MigrationRow>, CliError> {
+    let bytes = read_csv(path)?;
+    parse_migration_csv(&bytes).map_err(|errors| CliError::InvalidCsv {
+        path: path.display().to_string(),
+        errors,
+    })
+}
+
+/// The courier admin format reaches each user's folders through the CSV's UserRoot.
+pub fn check_user_roots(source: &Endpoint, rows: &[MigrationRow]) -> Result<(), CliError> {
     if source
         .admin
         .as_ref()
@@ -171,16 +191,7 @@ fn validate(args: &RunArgs) -> Result<Plan, CliError> {
             row.line, row.email
         )));
     }
-    // Checked now so that a bad rule stops the run before it starts.
-    FolderFilter::new(&args.include_folders, &args.exclude_folders)
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
-    Ok(Plan {
-        source_admin_password: admin_password(&source, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?,
-        target_admin_password: admin_password(&target, "MAILFLEET_TARGET_ADMIN_PASSWORD")?,
-        rows,
-        source,
-        target,
-    })
+    Ok(())
 }
 
 fn read_csv(path: &Path) -> Result<Vec<u8>, CliError> {
@@ -266,4 +277,3 @@ async fn store_credentials(
 
 /// Credential writes in flight at once while a run is planned.
 const PUTS_IN_FLIGHT: usize = 256;
-

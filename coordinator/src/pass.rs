@@ -77,7 +77,10 @@ pub async fn run_pass(
         board.refresh(|| collector.results());
         if let Some(finished) = finished {
             progress.finish(&finished);
-            let admitted = admission.admit(queue.as_ref(), 1).await.map_err(queue_error)?;
+            let admitted = admission
+                .admit(queue.as_ref(), 1)
+                .await
+                .map_err(queue_error)?;
             collector.admitted(admitted.iter().map(|u| u.email.as_str()));
         }
     }

@@ -104,8 +104,9 @@ impl PassKind {
 }
 
 /// How often and how long: 24 h between incremental syncs and a 72 h completion window in
-/// production; seconds in tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// production; seconds in tests. Each batch keeps its own, so a restarted service keeps every
+/// deadline it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecyclePolicy {
     pub incremental_interval: Duration,
     pub completion_window: Duration,
@@ -182,6 +183,7 @@ pub struct BatchRecord {
     pub received_after: Option<NaiveDate>,
     pub max_message_size: u64,
     pub notify: Vec<String>,
+    pub policy: LifecyclePolicy,
     pub state: BatchState,
     pub created_at: DateTime<Utc>,
     /// When the initial sync may begin; `None` until `batch start` (or `--autostart`).
@@ -203,7 +205,6 @@ impl BatchRecord {
         &mut self,
         command: BatchCommand,
         now: DateTime<Utc>,
-        policy: &LifecyclePolicy,
     ) -> Result<(), LifecycleError> {
         use BatchState::*;
         let refused = |state: BatchState| {
@@ -231,7 +232,7 @@ impl BatchRecord {
                 self.state = Stopped;
             }
             (BatchCommand::Complete, Synced | SyncedWithErrors | IncrementalSyncing) => {
-                self.begin_completion(now, policy);
+                self.begin_completion(now);
             }
             (BatchCommand::Complete, Created | Starting | Syncing) => {
                 return Err(LifecycleError(format!(
@@ -251,9 +252,9 @@ impl BatchRecord {
         Ok(())
     }
 
-    fn begin_completion(&mut self, now: DateTime<Utc>, policy: &LifecyclePolicy) {
+    fn begin_completion(&mut self, now: DateTime<Utc>) {
         if self.completion_deadline.is_none() {
-            self.completion_deadline = Some(now + policy.completion_window);
+            self.completion_deadline = Some(now + self.policy.completion_window);
         }
         if self.state != BatchState::IncrementalSyncing {
             self.state = BatchState::Completing;
@@ -262,11 +263,11 @@ impl BatchRecord {
 
     /// The pass the scheduler should run now, if any. Also moves a batch whose `complete_after`
     /// has come into its completion window.
-    pub fn due(&mut self, now: DateTime<Utc>, policy: &LifecyclePolicy) -> Option<PassKind> {
+    pub fn due(&mut self, now: DateTime<Utc>) -> Option<PassKind> {
         use BatchState::*;
         let reached = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now);
         if matches!(self.state, Synced | SyncedWithErrors) && reached(self.complete_after) {
-            self.begin_completion(now, policy);
+            self.begin_completion(now);
         }
         match self.state {
             Created | Starting if reached(self.start_after) => Some(PassKind::Initial),
@@ -287,16 +288,10 @@ impl BatchRecord {
 
     /// Records a finished pass. `self` must be freshly loaded: an administrator may have
     /// stopped or completed the batch while the pass ran.
-    pub fn pass_finished(
-        &mut self,
-        kind: PassKind,
-        any_user_failed: bool,
-        now: DateTime<Utc>,
-        policy: &LifecyclePolicy,
-    ) {
+    pub fn pass_finished(&mut self, kind: PassKind, any_user_failed: bool, now: DateTime<Utc>) {
         use BatchState::*;
         self.last_sync_finished_at = Some(now);
-        self.next_sync_at = Some(now + policy.incremental_interval);
+        self.next_sync_at = Some(now + self.policy.incremental_interval);
         if kind == PassKind::Initial {
             self.initial_sync_finished_at.get_or_insert(now);
         }
@@ -316,6 +311,19 @@ impl BatchRecord {
             _ if self.completion_deadline.is_some() => Completing,
             _ if any_user_failed => SyncedWithErrors,
             _ => Synced,
+        };
+    }
+
+    /// A service killed mid-pass left the batch in the pass's running state; put it back where
+    /// the scheduler runs that pass again (checkpoints make the repeat a resume).
+    pub fn recover_after_restart(&mut self) {
+        use BatchState::*;
+        self.state = match self.state {
+            Syncing => Starting,
+            IncrementalSyncing if self.completion_deadline.is_some() => Completing,
+            IncrementalSyncing => Synced,
+            Stopping => Stopped,
+            other => other,
         };
     }
 
@@ -410,13 +418,6 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
     }
 
-    fn policy() -> LifecyclePolicy {
-        LifecyclePolicy {
-            incremental_interval: Duration::from_secs(100),
-            completion_window: Duration::from_secs(1000),
-        }
-    }
-
     fn batch() -> BatchRecord {
         BatchRecord {
             name: "wave-1".into(),
@@ -427,6 +428,10 @@ mod tests {
             received_after: None,
             max_message_size: 1,
             notify: vec![],
+            policy: LifecyclePolicy {
+                incremental_interval: Duration::from_secs(100),
+                completion_window: Duration::from_secs(1000),
+            },
             state: BatchState::Created,
             created_at: at(0),
             start_after: None,
@@ -441,81 +446,112 @@ mod tests {
 
     #[test]
     fn a_batch_goes_from_created_through_the_window_to_completed() {
-        let p = policy();
         let mut b = batch();
-        assert_eq!(b.due(at(5), &p), None, "not started");
-        b.apply(BatchCommand::Start, at(10), &p).unwrap();
-        assert_eq!(b.due(at(10), &p), Some(PassKind::Initial));
+        assert_eq!(b.due(at(5)), None, "not started");
+        b.apply(BatchCommand::Start, at(10)).unwrap();
+        assert_eq!(b.due(at(10)), Some(PassKind::Initial));
         b.pass_started(PassKind::Initial);
         assert_eq!(b.state, BatchState::Syncing);
-        b.pass_finished(PassKind::Initial, false, at(20), &p);
+        b.pass_finished(PassKind::Initial, false, at(20));
         assert_eq!(b.state, BatchState::Synced);
-        assert_eq!(b.due(at(119), &p), None);
-        assert_eq!(b.due(at(120), &p), Some(PassKind::Incremental));
+        assert_eq!(b.due(at(119)), None);
+        assert_eq!(b.due(at(120)), Some(PassKind::Incremental));
         b.pass_started(PassKind::Incremental);
         assert_eq!(b.state, BatchState::IncrementalSyncing);
-        b.pass_finished(PassKind::Incremental, true, at(130), &p);
+        b.pass_finished(PassKind::Incremental, true, at(130));
         assert_eq!(b.state, BatchState::SyncedWithErrors);
 
-        b.apply(BatchCommand::Complete, at(140), &p).unwrap();
+        b.apply(BatchCommand::Complete, at(140)).unwrap();
         assert_eq!(b.state, BatchState::Completing);
         assert_eq!(b.completion_deadline, Some(at(1140)));
-        assert_eq!(b.due(at(230), &p), Some(PassKind::Incremental), "window keeps syncing");
+        assert_eq!(
+            b.due(at(230)),
+            Some(PassKind::Incremental),
+            "window keeps syncing"
+        );
         b.pass_started(PassKind::Incremental);
         assert_eq!(b.state, BatchState::Completing);
-        b.pass_finished(PassKind::Incremental, false, at(240), &p);
+        b.pass_finished(PassKind::Incremental, false, at(240));
         assert_eq!(b.state, BatchState::Completing);
-        assert_eq!(b.due(at(1140), &p), Some(PassKind::Final));
-        b.pass_finished(PassKind::Final, false, at(1150), &p);
+        assert_eq!(b.due(at(1140)), Some(PassKind::Final));
+        b.pass_finished(PassKind::Final, false, at(1150));
         assert_eq!(b.state, BatchState::Completed);
-        assert_eq!(b.due(at(99_999), &p), None, "a completed batch never syncs again");
+        assert_eq!(
+            b.due(at(99_999)),
+            None,
+            "a completed batch never syncs again"
+        );
     }
 
     #[test]
     fn complete_after_and_autostart_need_no_command() {
-        let p = policy();
         let mut b = batch();
         b.start_after = Some(at(50));
         b.complete_after = Some(at(60));
-        assert_eq!(b.due(at(49), &p), None);
-        assert_eq!(b.due(at(50), &p), Some(PassKind::Initial));
-        b.pass_finished(PassKind::Initial, false, at(55), &p);
-        assert_eq!(b.due(at(60), &p), None, "window begun, next sync not yet due");
+        assert_eq!(b.due(at(49)), None);
+        assert_eq!(b.due(at(50)), Some(PassKind::Initial));
+        b.pass_finished(PassKind::Initial, false, at(55));
+        assert_eq!(b.due(at(60)), None, "window begun, next sync not yet due");
         assert_eq!(b.state, BatchState::Completing);
         assert_eq!(b.completion_deadline, Some(at(1060)));
     }
 
     #[test]
     fn stop_during_a_pass_takes_effect_when_it_ends_and_resume_continues() {
-        let p = policy();
         let mut b = batch();
-        b.apply(BatchCommand::Start, at(0), &p).unwrap();
+        b.apply(BatchCommand::Start, at(0)).unwrap();
         b.pass_started(PassKind::Initial);
-        b.apply(BatchCommand::Stop, at(1), &p).unwrap();
+        b.apply(BatchCommand::Stop, at(1)).unwrap();
         assert_eq!(b.state, BatchState::Stopping);
-        b.pass_finished(PassKind::Initial, false, at(2), &p);
+        b.pass_finished(PassKind::Initial, false, at(2));
         assert_eq!(b.state, BatchState::Stopped);
-        assert_eq!(b.due(at(500), &p), None, "a stopped batch does not sync");
-        b.apply(BatchCommand::Resume, at(600), &p).unwrap();
-        assert_eq!(b.due(at(600), &p), Some(PassKind::Incremental));
+        assert_eq!(b.due(at(500)), None, "a stopped batch does not sync");
+        b.apply(BatchCommand::Resume, at(600)).unwrap();
+        assert_eq!(b.due(at(600)), Some(PassKind::Incremental));
     }
 
     #[test]
     fn invalid_transitions_name_the_batch_the_command_and_the_state() {
-        let p = policy();
         let mut b = batch();
-        let error = b.apply(BatchCommand::Complete, at(0), &p).unwrap_err();
+        let error = b.apply(BatchCommand::Complete, at(0)).unwrap_err();
         assert!(error.0.contains("before the initial sync"), "{error}");
-        let error = b.apply(BatchCommand::SyncNow, at(0), &p).unwrap_err();
-        assert_eq!(error.0, "batch wave-1: cannot sync-now a batch that is Created");
+        let error = b.apply(BatchCommand::SyncNow, at(0)).unwrap_err();
+        assert_eq!(
+            error.0,
+            "batch wave-1: cannot sync-now a batch that is Created"
+        );
         b.state = BatchState::Syncing;
-        let error = b.apply(BatchCommand::Remove, at(0), &p).unwrap_err();
-        assert_eq!(error.0, "batch wave-1: cannot remove a batch that is Syncing");
+        let error = b.apply(BatchCommand::Remove, at(0)).unwrap_err();
+        assert_eq!(
+            error.0,
+            "batch wave-1: cannot remove a batch that is Syncing"
+        );
         b.state = BatchState::Completed;
-        for command in [BatchCommand::Start, BatchCommand::Stop, BatchCommand::Complete] {
-            assert!(b.apply(command, at(0), &p).is_err(), "{command}");
+        for command in [
+            BatchCommand::Start,
+            BatchCommand::Stop,
+            BatchCommand::Complete,
+        ] {
+            assert!(b.apply(command, at(0)).is_err(), "{command}");
         }
-        b.apply(BatchCommand::Remove, at(0), &p).unwrap();
+        b.apply(BatchCommand::Remove, at(0)).unwrap();
+    }
+
+    #[test]
+    fn a_pass_cut_short_by_a_restart_runs_again() {
+        let mut b = batch();
+        b.apply(BatchCommand::Start, at(0)).unwrap();
+        b.pass_started(PassKind::Initial);
+        b.recover_after_restart();
+        assert_eq!(b.due(at(1)), Some(PassKind::Initial));
+        b.pass_finished(PassKind::Initial, false, at(2));
+        b.apply(BatchCommand::Complete, at(3)).unwrap();
+        let deadline = b.completion_deadline;
+        b.recover_after_restart();
+        assert_eq!(
+            (b.state, b.completion_deadline),
+            (BatchState::Completing, deadline)
+        );
     }
 
     #[test]
@@ -531,7 +567,10 @@ mod tests {
     fn consistency_grades_skipped_against_synced() {
         assert_eq!(ConsistencyScore::of(100, 0), ConsistencyScore::Perfect);
         assert_eq!(ConsistencyScore::of(10_000, 1), ConsistencyScore::Good);
-        assert_eq!(ConsistencyScore::of(1_000, 5), ConsistencyScore::Investigate);
+        assert_eq!(
+            ConsistencyScore::of(1_000, 5),
+            ConsistencyScore::Investigate
+        );
         assert_eq!(ConsistencyScore::of(10, 1), ConsistencyScore::Poor);
     }
 }

@@ -94,10 +94,16 @@ fn one<T: DeserializeOwned>(
         .transpose()
 }
 
-fn all<T: DeserializeOwned>(db: &Connection, query: &str, key: &[&str]) -> Result<Vec<T>, StoreError> {
+fn all<T: DeserializeOwned>(
+    db: &Connection,
+    query: &str,
+    key: &[&str],
+) -> Result<Vec<T>, StoreError> {
     let mut statement = db.prepare(query).map_err(sql)?;
     let rows = statement
-        .query_map(rusqlite::params_from_iter(key), |row| row.get::<_, String>(0))
+        .query_map(rusqlite::params_from_iter(key), |row| {
+            row.get::<_, String>(0)
+        })
         .map_err(sql)?;
     rows.map(|row| from_json(&row.map_err(sql)?)).collect()
 }
@@ -277,6 +283,7 @@ mod tests {
             received_after: None,
             max_message_size: 10,
             notify: vec![],
+            policy: Default::default(),
             state: BatchState::Created,
             created_at: Utc::now(),
             start_after: None,

@@ -1,0 +1,331 @@
+//! `mailfleet batch …`: create a batch from a migration CSV, move it through its lifecycle,
+//! look at it. These commands only change the state store; `mailfleet run` on the same state
+//! dir notices and does the syncing.
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::folder_filter::FolderFilter;
+use mailfleet_shared::lifecycle::{
+    BatchCommand as Command, BatchRecord, BatchState, LifecyclePolicy, UserRecord,
+    validate_batch_name,
+};
+use mailfleet_shared::migration_csv::MigrationRow;
+use mailfleet_shared::state::{StateStore, batch_scope};
+
+use crate::backends::{AdminStores, open_admin};
+use crate::endpoints;
+use crate::error::CliError;
+use crate::migrate::{check_user_roots, read_migration_csv};
+use crate::service_cli::{AddUsersArgs, BatchCommand, BatchCreateArgs, ListArgs, NamedArgs};
+use crate::settings::Settings;
+
+pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
+    match command {
+        BatchCommand::Create(args) => create(args, settings).await,
+        BatchCommand::Start(args) => transition(args, Command::Start, settings).await,
+        BatchCommand::Stop(args) => transition(args, Command::Stop, settings).await,
+        BatchCommand::Resume(args) => transition(args, Command::Resume, settings).await,
+        BatchCommand::Complete(args) => transition(args, Command::Complete, settings).await,
+        BatchCommand::Remove(args) => transition(args, Command::Remove, settings).await,
+        BatchCommand::SyncNow(args) => transition(args, Command::SyncNow, settings).await,
+        BatchCommand::List(args) => list(args, settings).await,
+        BatchCommand::Status(args) => status(args, settings).await,
+        BatchCommand::AddUsers(args) => add_users(args, settings).await,
+    }
+}
+
+async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliError> {
+    validate_batch_name(&args.name).map_err(|e| CliError::Invalid(e.0))?;
+    let now = Utc::now();
+    let start_after = match (&args.start_after, args.autostart) {
+        (Some(text), _) => Some(parse_time("--start-after", text, now)?),
+        (None, true) => Some(now),
+        (None, false) => None,
+    };
+    let complete_after = args
+        .complete_after
+        .as_deref()
+        .map(|text| parse_time("--complete-after", text, now))
+        .transpose()?;
+    FolderFilter::new(&args.include_folders, &args.exclude_folders)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let rows = read_migration_csv(&args.csv)?;
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let source = endpoints::load(&stores.state, &args.endpoint).await?;
+    endpoints::load(&stores.state, &args.target_endpoint).await?;
+    check_user_roots(&source.endpoint, &rows)?;
+    if stores
+        .state
+        .batch(&args.name)
+        .await
+        .map_err(state)?
+        .is_some()
+    {
+        return Err(CliError::Invalid(format!(
+            "a batch named {} exists already",
+            args.name
+        )));
+    }
+    let scope = batch_scope(&args.name);
+    store_passwords(stores.credentials.as_ref(), &scope, &rows).await?;
+    copy_admin_password(&stores, &args.endpoint, CredentialId::source_admin(&scope)).await?;
+    copy_admin_password(
+        &stores,
+        &args.target_endpoint,
+        CredentialId::target_admin(&scope),
+    )
+    .await?;
+    let batch = BatchRecord {
+        name: args.name.clone(),
+        source_endpoint: args.endpoint.clone(),
+        target_endpoint: args.target_endpoint.clone(),
+        include_folders: args.include_folders.clone(),
+        exclude_folders: args.exclude_folders.clone(),
+        received_after: args.received_after,
+        max_message_size: args.max_message_size,
+        notify: args.notify.clone(),
+        policy: LifecyclePolicy {
+            incremental_interval: args.incremental_interval,
+            completion_window: args.completion_window,
+        },
+        state: BatchState::Created,
+        created_at: now,
+        start_after,
+        complete_after,
+        initial_sync_finished_at: None,
+        last_sync_finished_at: None,
+        next_sync_at: None,
+        completion_deadline: None,
+        finished_at: None,
+    };
+    let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
+    stores
+        .state
+        .create_batch(&batch, &users)
+        .await
+        .map_err(state)?;
+    println!(
+        "batch {} created with {} users; {}",
+        batch.name,
+        users.len(),
+        match batch.start_after {
+            Some(at) => format!("starts at {at}"),
+            None => "start it with `mailfleet batch start`".to_owned(),
+        }
+    );
+    Ok(())
+}
+
+async fn transition(
+    args: &NamedArgs,
+    command: Command,
+    settings: &Settings,
+) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let mut batch = load(&stores.state, &args.name).await?;
+    batch
+        .apply(command, Utc::now())
+        .map_err(|e| CliError::Invalid(e.0))?;
+    if batch.state == BatchState::Removing {
+        stores
+            .credentials
+            .remove_scope(&batch_scope(&batch.name))
+            .await
+            .map_err(state)?;
+        stores
+            .state
+            .remove_batch(&batch.name)
+            .await
+            .map_err(state)?;
+        println!("batch {} removed", batch.name);
+        return Ok(());
+    }
+    stores.state.put_batch(&batch).await.map_err(state)?;
+    match command {
+        Command::Complete => println!(
+            "batch {} is {}: syncing goes on until {}, then a final sync",
+            batch.name,
+            batch.state,
+            batch
+                .completion_deadline
+                .map_or_else(String::new, |at| at.to_rfc3339())
+        ),
+        _ => println!("batch {} is {}", batch.name, batch.state),
+    }
+    Ok(())
+}
+
+async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let batches = stores.state.batches().await.map_err(state)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&batches).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    for batch in &batches {
+        println!(
+            "{:<24} {:<20} {} -> {}",
+            batch.name, batch.state, batch.source_endpoint, batch.target_endpoint
+        );
+    }
+    Ok(())
+}
+
+async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let batch = load(&stores.state, &args.name).await?;
+    let users = stores.state.users(&batch.name).await.map_err(state)?;
+    if args.json {
+        let document = serde_json::json!({ "batch": batch, "users": users });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!("batch {}: {}", batch.name, batch.state);
+    let time = |at: Option<DateTime<Utc>>| at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+    println!(
+        "  last sync finished: {}",
+        time(batch.last_sync_finished_at)
+    );
+    println!("  next sync:          {}", time(batch.next_sync_at));
+    if batch.completion_deadline.is_some() {
+        println!(
+            "  completion window ends: {}",
+            time(batch.completion_deadline)
+        );
+    }
+    for user in &users {
+        println!(
+            "  {:<32} {:<22} synced {:>7}  skipped {:>4}  {}",
+            user.email,
+            user.state.to_string(),
+            user.items_synced,
+            user.items_skipped,
+            user.errors.join("; ")
+        );
+    }
+    Ok(())
+}
+
+async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliError> {
+    let rows = read_migration_csv(&args.csv)?;
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let mut batch = load(&stores.state, &args.name).await?;
+    if batch.is_finished() {
+        return Err(CliError::Invalid(format!(
+            "batch {} is {}; users can only be added before it completes",
+            batch.name, batch.state
+        )));
+    }
+    let source = endpoints::load(&stores.state, &batch.source_endpoint).await?;
+    check_user_roots(&source.endpoint, &rows)?;
+    let existing = stores.state.users(&batch.name).await.map_err(state)?;
+    if let Some(row) = rows.iter().find(|row| {
+        existing
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case(&row.email))
+    }) {
+        return Err(CliError::Invalid(format!(
+            "line {}: {} is in batch {} already",
+            row.line, row.email, batch.name
+        )));
+    }
+    store_passwords(
+        stores.credentials.as_ref(),
+        &batch_scope(&batch.name),
+        &rows,
+    )
+    .await?;
+    let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
+    stores
+        .state
+        .put_users(&batch.name, &users)
+        .await
+        .map_err(state)?;
+    // Users added after the initial sync get theirs with the next pass, which is now.
+    if batch.apply(Command::SyncNow, Utc::now()).is_ok() {
+        stores.state.put_batch(&batch).await.map_err(state)?;
+    }
+    println!("{} users added to batch {}", users.len(), batch.name);
+    Ok(())
+}
+
+/// The stored batch `name`, or an error naming it.
+pub async fn load(store: &dyn StateStore, name: &str) -> Result<BatchRecord, CliError> {
+    store
+        .batch(name)
+        .await
+        .map_err(state)?
+        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
+}
+
+fn user_record(row: &MigrationRow) -> UserRecord {
+    UserRecord::queued(&row.email, &row.user_name, row.user_root.as_deref())
+}
+
+async fn store_passwords(
+    credentials: &dyn CredentialStore,
+    scope: &str,
+    rows: &[MigrationRow],
+) -> Result<(), CliError> {
+    futures_util::stream::iter(rows)
+        .map(|row| async move {
+            credentials
+                .put(&CredentialId::user(scope, &row.email), &row.password)
+                .await
+        })
+        .buffer_unordered(64)
+        .try_collect::<()>()
+        .await
+        .map_err(state)
+}
+
+/// The batch keeps its own copy of an endpoint's admin password, so workers find every secret
+/// of a pass under the batch's scope.
+async fn copy_admin_password(
+    stores: &AdminStores,
+    endpoint: &str,
+    id: CredentialId,
+) -> Result<(), CliError> {
+    if let Some(password) =
+        endpoints::stored_admin_password(stores.credentials.as_ref(), endpoint).await?
+    {
+        stores
+            .credentials
+            .put(&id, &password)
+            .await
+            .map_err(state)?;
+    }
+    Ok(())
+}
+
+/// RFC 3339, or `+DURATION` from `now` (`+90s`, `+2h`).
+fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
+    let invalid = |why: String| CliError::Invalid(format!("{flag} {text:?}: {why}"));
+    match text.strip_prefix('+') {
+        Some(relative) => {
+            let duration =
+                humantime::parse_duration(relative).map_err(|e| invalid(e.to_string()))?;
+            chrono::Duration::from_std(duration)
+                .map(|d| now + d)
+                .map_err(|e| invalid(e.to_string()))
+        }
+        None => DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| {
+                invalid(format!(
+                    "{e}; use RFC 3339 (2026-12-01T22:00:00Z) or +DURATION"
+                ))
+            }),
+    }
+}
+
+fn state(error: mailfleet_shared::checkpoint::StoreError) -> CliError {
+    CliError::State(error.to_string())
+}

@@ -1,0 +1,171 @@
+//! `mailfleet endpoint create|list|show|remove`: named migration endpoints in the state store,
+//! their admin password sealed in the credential store under the endpoint's scope.
+
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::lifecycle::validate_batch_name;
+use mailfleet_shared::state::{EndpointRecord, StateStore, endpoint_scope};
+use secrecy::SecretString;
+
+use crate::backends::open_admin;
+use crate::error::CliError;
+use crate::migrate::{admin_login, admin_password, parse_endpoint};
+use crate::service_cli::{EndpointCreateArgs, ListArgs, NamedArgs};
+use crate::settings::Settings;
+
+/// Where `endpoint create` reads the admin password (never a flag: it would show in `ps`).
+pub const ADMIN_PASSWORD_VARIABLE: &str = "MAILFLEET_ADMIN_PASSWORD";
+
+pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
+    validate_batch_name(&args.name)
+        .map_err(|e| CliError::Invalid(e.0.replacen("batch name", "endpoint name", 1)))?;
+    if !args.authentication.eq_ignore_ascii_case("basic") {
+        return Err(CliError::Invalid(format!(
+            "authentication {:?} is not supported; use basic (LOGIN or SASL PLAIN, over TLS)",
+            args.authentication
+        )));
+    }
+    let mut endpoint = parse_endpoint("--server", &args.server)?;
+    endpoint.admin = admin_login(args.admin.as_deref(), args.admin_format.as_deref())?;
+    let password = admin_password(&endpoint, ADMIN_PASSWORD_VARIABLE)?;
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    if stores
+        .state
+        .endpoint(&args.name)
+        .await
+        .map_err(state)?
+        .is_some()
+    {
+        return Err(CliError::Invalid(format!(
+            "an endpoint named {} exists already",
+            args.name
+        )));
+    }
+    if let Some(password) = &password {
+        stores
+            .credentials
+            .put(&admin_credential(&args.name), password)
+            .await
+            .map_err(state)?;
+    }
+    let record = EndpointRecord {
+        name: args.name.clone(),
+        endpoint,
+        max_concurrent_migrations: args.max_concurrent_migrations.max(1),
+        max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs.max(1),
+    };
+    stores.state.put_endpoint(&record).await.map_err(state)?;
+    println!("endpoint {} created: {}", record.name, describe(&record));
+    Ok(())
+}
+
+pub async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let endpoints = stores.state.endpoints().await.map_err(state)?;
+    if args.json {
+        print_json(&endpoints);
+    } else {
+        for record in &endpoints {
+            println!("{}  {}", record.name, describe(record));
+        }
+    }
+    Ok(())
+}
+
+pub async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let record = load(&stores.state, &args.name).await?;
+    if args.json {
+        print_json(&record);
+    } else {
+        println!("{}  {}", record.name, describe(&record));
+    }
+    Ok(())
+}
+
+pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    load(&stores.state, &args.name).await?;
+    let users: Vec<String> = stores
+        .state
+        .batches()
+        .await
+        .map_err(state)?
+        .into_iter()
+        .filter(|b| b.source_endpoint == args.name || b.target_endpoint == args.name)
+        .map(|b| b.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "endpoint {} is used by batch {}; remove the batch first",
+            args.name,
+            users.join(", ")
+        )));
+    }
+    stores
+        .credentials
+        .remove_scope(&endpoint_scope(&args.name))
+        .await
+        .map_err(state)?;
+    stores
+        .state
+        .remove_endpoint(&args.name)
+        .await
+        .map_err(state)?;
+    println!("endpoint {} removed", args.name);
+    Ok(())
+}
+
+/// The stored endpoint `name`, or an error naming it.
+pub async fn load(store: &dyn StateStore, name: &str) -> Result<EndpointRecord, CliError> {
+    store
+        .endpoint(name)
+        .await
+        .map_err(state)?
+        .ok_or_else(|| CliError::Invalid(format!("no endpoint named {name}")))
+}
+
+/// The admin password stored with endpoint `name`, if it has an admin login.
+pub async fn stored_admin_password(
+    credentials: &dyn CredentialStore,
+    name: &str,
+) -> Result<Option<SecretString>, CliError> {
+    credentials
+        .get(&admin_credential(name))
+        .await
+        .map_err(state)
+}
+
+/// Where an endpoint's admin password is sealed.
+fn admin_credential(endpoint: &str) -> CredentialId {
+    CredentialId {
+        scope: endpoint_scope(endpoint),
+        name: "admin".to_owned(),
+    }
+}
+
+fn describe(record: &EndpointRecord) -> String {
+    let admin = record
+        .endpoint
+        .admin
+        .as_ref()
+        .map_or(String::new(), |admin| {
+            format!(", admin {} ({:?})", admin.user, admin.format)
+        });
+    format!(
+        "{}{admin}, max {} migrations / {} incremental syncs at once",
+        record.endpoint.url(),
+        record.max_concurrent_migrations,
+        record.max_concurrent_incremental_syncs
+    )
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn state(error: mailfleet_shared::checkpoint::StoreError) -> CliError {
+    CliError::State(error.to_string())
+}

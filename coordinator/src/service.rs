@@ -1,0 +1,270 @@
+//! `mailfleet run`: the migration service. It owns a state dir, finds the batch whose next
+//! pass is due (initial sync at StartAfter, incremental syncs at the batch's interval, the
+//! final sync when the completion window ends), runs that pass over every user of the batch
+//! and records the outcome: users' states and counts, the batch's next step.
+//!
+//! Passes run one at a time per service process: a pass already spreads over the worker's
+//! task loops (or over `mailfleet worker` processes), bounded by the endpoint's
+//! max_concurrent_migrations (initial) or max_concurrent_incremental_syncs (later passes).
+//! Everything the scheduler knows is in the state store, so a restarted service carries on
+//! with the same deadlines; a pass cut short by the restart runs again (checkpoints and the
+//! fingerprint guard make that a resume).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
+use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
+use mailfleet_shared::messages::MailboxUser;
+use mailfleet_shared::state::{StateStore, batch_scope};
+use mailfleet_stores::sqlite_state::SqliteStateStore;
+use mailfleet_worker::{Job, NoProgress, Tuning};
+
+use crate::backends::{self, Backends};
+use crate::collector::{UserResult, UserStatus};
+use crate::endpoints;
+use crate::error::CliError;
+use crate::pass::{Concurrency, run_pass};
+use crate::progress::TerminalProgress;
+use crate::service_cli::ServiceArgs;
+use crate::settings::Settings;
+use crate::status::StatusBoard;
+use crate::{http, migrate, telemetry};
+
+struct Service {
+    state: SqliteStateStore,
+    backends: Backends,
+    workers: usize,
+    board: Arc<StatusBoard>,
+}
+
+pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError> {
+    let state_dir = &args.state.state_dir;
+    let backends = backends::open(settings, state_dir, args.workers.max(1)).await?;
+    if args.workers == 0 && !backends.is_distributed() {
+        return Err(CliError::Invalid(
+            "a service without workers needs a broker and a store (--queue and --checkpoints) and `mailfleet worker` processes".into(),
+        ));
+    }
+    // One scheduler per state dir, in distributed mode too (embedded `open` already locked it).
+    let _lock = match backends.state_dir_lock {
+        Some(_) => None,
+        None => Some(backends::lock_state_dir(state_dir)?),
+    };
+    let board = StatusBoard::new();
+    if let Some(listen) = settings.metrics_listen {
+        let mut registry = telemetry::engine_registry();
+        board.register(&mut registry);
+        http::serve(listen, registry, Some(board.clone())).await?;
+    }
+    if let Some(broker) = &backends.dead_letters {
+        board.watch_queue_depth(broker.clone());
+        tokio::spawn(migrate::report_dead_letters(broker.clone()));
+    }
+    let service = Service {
+        state: SqliteStateStore::open(state_dir).map_err(|e| CliError::State(e.to_string()))?,
+        backends,
+        workers: args.workers,
+        board,
+    };
+    service.recover().await?;
+    tracing::info!(state_dir = %state_dir.display(), "service started");
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        match service.next_due().await? {
+            Some((batch, kind)) => {
+                tokio::select! {
+                    result = service.run_pass(batch, kind) => result?,
+                    () = &mut stop => break,
+                }
+            }
+            None => tokio::select! {
+                () = tokio::time::sleep(args.poll_interval) => {}
+                () = &mut stop => break,
+            },
+        }
+    }
+    tracing::info!("service stopping");
+    service.backends.queue.close();
+    Ok(())
+}
+
+impl Service {
+    /// Batches a killed service left mid-pass go back to where that pass starts again.
+    async fn recover(&self) -> Result<(), CliError> {
+        for mut batch in self.state.batches().await.map_err(state)? {
+            let before = batch.state;
+            batch.recover_after_restart();
+            if batch.state != before {
+                tracing::info!(batch = %batch.name, from = %before, to = %batch.state, "recovered after restart");
+                self.state.put_batch(&batch).await.map_err(state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first batch (by name) with a pass due now; time-driven changes (CompleteAfter
+    /// reached) are stored on the way.
+    async fn next_due(&self) -> Result<Option<(BatchRecord, PassKind)>, CliError> {
+        let now = Utc::now();
+        for mut batch in self.state.batches().await.map_err(state)? {
+            let before = batch.clone();
+            let due = batch.due(now);
+            if batch != before {
+                self.state.put_batch(&batch).await.map_err(state)?;
+            }
+            if let Some(kind) = due {
+                return Ok(Some((batch, kind)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn run_pass(&self, mut batch: BatchRecord, kind: PassKind) -> Result<(), CliError> {
+        let source = endpoints::load(&self.state, &batch.source_endpoint).await?;
+        let target = endpoints::load(&self.state, &batch.target_endpoint).await?;
+        let scope = batch_scope(&batch.name);
+        let spec = JobSpec {
+            batch: scope.clone(),
+            source: source.endpoint.clone(),
+            target: target.endpoint,
+            include_folders: batch.include_folders.clone(),
+            exclude_folders: batch.exclude_folders.clone(),
+            max_message_size: batch.max_message_size,
+            folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
+        };
+        if let Some(redis) = &self.backends.redis {
+            redis.put_job_spec(&spec).await.map_err(state)?;
+        }
+        let job = Job::from_spec(
+            spec,
+            self.backends.checkpoints.clone(),
+            self.backends.credentials.clone(),
+            Tuning::default(),
+            Arc::new(NoProgress),
+        )
+        .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
+
+        let mut users = self.state.users(&batch.name).await.map_err(state)?;
+        batch.pass_started(kind);
+        self.state.put_batch(&batch).await.map_err(state)?;
+        for user in &mut users {
+            user.state = user_pass_kind(user, kind).user_running_state();
+        }
+        self.state
+            .put_users(&batch.name, &users)
+            .await
+            .map_err(state)?;
+        tracing::info!(batch = %batch.name, ?kind, users = users.len(), "pass started");
+
+        let mailboxes: Vec<MailboxUser> = users
+            .iter()
+            .map(|u| MailboxUser {
+                email: u.email.clone(),
+                user_name: u.user_name.clone(),
+                user_root: u.user_root.clone(),
+            })
+            .collect();
+        let max_concurrent_users = match kind {
+            PassKind::Initial => source.max_concurrent_migrations,
+            PassKind::Incremental | PassKind::Final => source.max_concurrent_incremental_syncs,
+        };
+        let results = run_pass(
+            Arc::new(job),
+            self.backends.queue.clone(),
+            &mailboxes,
+            Concurrency {
+                workers: self.workers,
+                max_concurrent_users,
+            },
+            &TerminalProgress::new(false),
+            &self.board,
+        )
+        .await?;
+
+        let now = Utc::now();
+        let results: HashMap<&str, &UserResult> =
+            results.iter().map(|r| (r.email.as_str(), r)).collect();
+        for user in &mut users {
+            if let Some(result) = results.get(user.email.as_str()) {
+                record_outcome(user, result, user_pass_kind(user, kind), now);
+            }
+        }
+        self.state
+            .put_users(&batch.name, &users)
+            .await
+            .map_err(state)?;
+        let any_failed = results.values().any(|r| r.status == UserStatus::Failed);
+        // Reloaded: the batch may have been stopped or completed while the pass ran.
+        let Some(mut batch) = self.state.batch(&batch.name).await.map_err(state)? else {
+            return Ok(());
+        };
+        batch.pass_finished(kind, any_failed, now);
+        self.state.put_batch(&batch).await.map_err(state)?;
+        if batch.is_finished() {
+            // The batch never syncs again: its passwords are no longer needed.
+            self.backends
+                .credentials
+                .remove_scope(&scope)
+                .await
+                .map_err(state)?;
+        }
+        tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
+        Ok(())
+    }
+}
+
+/// A user added to a batch after its initial sync gets its own initial sync in the next pass.
+fn user_pass_kind(user: &UserRecord, kind: PassKind) -> PassKind {
+    if kind == PassKind::Incremental && user.initial_sync_seconds.is_none() {
+        PassKind::Initial
+    } else {
+        kind
+    }
+}
+
+/// The user's record after a pass: counts as of this pass, copies added up over all passes.
+fn record_outcome(
+    user: &mut UserRecord,
+    result: &UserResult,
+    kind: PassKind,
+    now: chrono::DateTime<Utc>,
+) {
+    let failed = result.status == UserStatus::Failed;
+    user.state = kind.user_outcome(failed, result.items_skipped > 0);
+    user.items_synced = result.items_synced;
+    user.items_skipped = result.items_skipped;
+    user.items_copied_total += result.items_copied;
+    user.bytes_copied_total += result.bytes_copied;
+    user.skipped = result.skipped.clone();
+    user.errors = result.errors.clone();
+    if !failed {
+        user.last_successful_sync = Some(now);
+    }
+    match kind {
+        PassKind::Initial => user.initial_sync_seconds = result.seconds,
+        PassKind::Incremental | PassKind::Final => {
+            user.last_incremental_sync_seconds = result.seconds;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn state(error: StoreError) -> CliError {
+    CliError::State(error.to_string())
+}

@@ -1,0 +1,196 @@
+//! The command line of the migration service (design.md §1): named endpoints, batches and
+//! their lifecycle, the scheduler process, and the users status report. Every command works
+//! on the state store in `--state-dir`; `mailfleet run` on the same dir does the syncing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::cli::{EndpointTestArgs, FleetArgs};
+
+/// Where the state store (and, embedded, checkpoints and sealed passwords) lives.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// The service's state directory (shared by `mailfleet run` and these commands).
+    #[arg(long, default_value = "mailfleet-state")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Store a named migration endpoint (admin password: env MAILFLEET_ADMIN_PASSWORD).
+    Create(EndpointCreateArgs),
+    /// List the stored endpoints.
+    List(ListArgs),
+    /// Show one endpoint.
+    Show(NamedArgs),
+    /// Connect, report capabilities, and try logins (a stored endpoint or a URL).
+    Test(EndpointTestArgs),
+    /// Remove an endpoint no batch uses.
+    Remove(NamedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointCreateArgs {
+    /// Endpoint name (letters, digits, '-' and '_').
+    pub name: String,
+    /// imap://host:port, imap+starttls://host:port or imaps://host:port
+    /// (`?accept_untrusted_certs=true` to skip certificate verification).
+    #[arg(long)]
+    pub server: String,
+    /// basic (LOGIN / SASL PLAIN). NTLM is not supported.
+    #[arg(long, default_value = "basic")]
+    pub authentication: String,
+    /// Log in as this admin on behalf of each user (password: MAILFLEET_ADMIN_PASSWORD).
+    #[arg(long, requires = "admin_format")]
+    pub admin: Option<String>,
+    /// exchange | dovecot | mirapoint | courier | cyrus
+    #[arg(long, requires = "admin")]
+    pub admin_format: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub max_concurrent_migrations: usize,
+    #[arg(long, default_value_t = 10)]
+    pub max_concurrent_incremental_syncs: usize,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NamedArgs {
+    pub name: String,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Create a batch from a migration CSV; it starts at --start-after, at once with
+    /// --autostart, or on `batch start`.
+    Create(Box<BatchCreateArgs>),
+    /// Start a created batch (or resume a stopped one).
+    Start(NamedArgs),
+    /// Stop syncing (a running pass finishes first).
+    Stop(NamedArgs),
+    /// Resume a stopped batch.
+    Resume(NamedArgs),
+    /// MX switched: keep syncing for the completion window, then a final sync, then stop.
+    Complete(NamedArgs),
+    /// Remove a batch that is not syncing (created, stopped, completed or failed).
+    Remove(NamedArgs),
+    /// List batches with their states.
+    List(ListArgs),
+    /// The batch's state and every user's.
+    Status(NamedArgs),
+    /// Add the users of another migration CSV to the batch.
+    AddUsers(AddUsersArgs),
+    /// Run the next incremental sync now instead of at its time.
+    SyncNow(NamedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchCreateArgs {
+    /// Batch name: unique, at most 64 characters, letters, digits, '-' and '_'.
+    pub name: String,
+    /// The source endpoint (see `endpoint create`).
+    #[arg(long)]
+    pub endpoint: String,
+    /// The target endpoint: without an admin, users log in to it with their CSV password.
+    #[arg(long)]
+    pub target_endpoint: String,
+    /// Migration CSV: header `EmailAddress,UserName,Password` (+ optional `UserRoot`).
+    #[arg(long)]
+    pub csv: PathBuf,
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_folders: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub include_folders: Vec<String>,
+    /// Copy only messages received on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub received_after: Option<chrono::NaiveDate>,
+    /// Start the initial sync at this time: RFC 3339 (`2026-12-01T22:00:00Z`) or `+DURATION`
+    /// from now (`+2h`).
+    #[arg(long, conflicts_with = "autostart")]
+    pub start_after: Option<String>,
+    /// Start the initial sync as soon as the service sees the batch.
+    #[arg(long)]
+    pub autostart: bool,
+    /// Begin completion by itself at this time (same forms as --start-after).
+    #[arg(long)]
+    pub complete_after: Option<String>,
+    /// Who hears of initial sync done, failures and completion (addresses, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub notify: Vec<String>,
+    /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
+    #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
+    pub max_message_size: u64,
+    /// Time between incremental syncs (`24h`; tests use seconds).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub incremental_interval: std::time::Duration,
+    /// How long syncing goes on after `batch complete` (`72h`).
+    #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+    pub completion_window: std::time::Duration,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AddUsersArgs {
+    pub name: String,
+    #[arg(long)]
+    pub csv: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// `mailfleet run`: the scheduler.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Tasks worked on at once in this process; 0 with --queue/--checkpoints leaves the
+    /// copying to `mailfleet worker` processes.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// How often the scheduler looks for due work.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_interval: std::time::Duration,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The migration users status report of a batch.
+    Users(ReportUsersArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportUsersArgs {
+    pub batch: String,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReportFormat,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}

@@ -1,0 +1,317 @@
+//! The migration service end to end with seconds-scale intervals: endpoints and a batch are
+//! created with the CLI, `mailfleet run` syncs it, new mail is picked up by incremental syncs,
+//! `batch complete` opens the completion window (which survives a restart of the service),
+//! the final sync takes the mail sent during the window, and after completion nothing more is
+//! copied. The users report tells the same numbers in CSV, JSON and HTML.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use chrono::{FixedOffset, TimeZone};
+use common::{Pair, mailfleet};
+use mailfleet_testkit::corpus::CorpusSpec;
+use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
+use serde_json::Value;
+
+struct Service<'a> {
+    pair: &'a Pair,
+}
+
+impl Service<'_> {
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.pair.state_dir()
+    }
+
+    /// `mailfleet ARGS --state-dir DIR`, run to the end.
+    fn cli(&self, args: &[&str]) -> Output {
+        mailfleet()
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "mailfleet {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The error text of a command that must be refused as invalid (exit 2).
+    fn refused(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "mailfleet {} was accepted",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn start(&self, log: &Path) -> Child {
+        mailfleet()
+            .args([
+                "run",
+                "--poll-interval",
+                "200ms",
+                "--workers",
+                "4",
+                "--log",
+                "info",
+            ])
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["batch", "status", "wave-1", "--json"])).unwrap()
+    }
+
+    /// Polls the batch until `done` holds for its status (the service works on its own time).
+    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..1500 {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("batch never reached: {what}\n{}", self.status());
+    }
+}
+
+fn stop(mut service: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    service.wait().unwrap();
+}
+
+fn batch_state(status: &Value) -> &str {
+    status["batch"]["state"].as_str().unwrap_or_default()
+}
+
+fn user<'a>(status: &'a Value, email: &str) -> &'a Value {
+    status["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .unwrap()
+}
+
+/// Appends one message with a unique subject to the user's source INBOX.
+async fn new_mail(pair: &Pair, user: usize, subject: &str) {
+    let (login, password) = &pair.users[user];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    let message = NewMessage {
+        bytes: format!(
+            "From: a@example.org\r\nTo: {login}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@lifecycle>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{subject}\r\n"
+        )
+        .into_bytes(),
+        flags: vec![],
+        internal_date: FixedOffset::east_opt(0)
+            .unwrap()
+            .with_ymd_and_hms(2026, 11, 24, 10, 0, 0)
+            .unwrap(),
+    };
+    append_all(&mut session, "INBOX", &[message]).await.unwrap();
+    session.logout().await.unwrap();
+}
+
+async fn target_has(pair: &Pair, user: usize, subject: &str) -> bool {
+    let snapshot = pair.target_snapshot(user).await;
+    snapshot.folder("INBOX").is_some_and(|inbox| {
+        inbox
+            .messages
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.bytes).contains(subject))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops() {
+    let alice = "life-a@example.com";
+    let pair = Pair::start(&[(alice, "life-pw-a"), ("life-b@example.com", "life-pw-b")]);
+    pair.seed_all(&CorpusSpec {
+        messages: 30,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    let csv = csv.to_str().unwrap();
+    let service = Service { pair: &pair };
+    let log = pair.dir.path().join("service.log");
+
+    // Names and transitions are checked before anything runs.
+    service.ok(&[
+        "endpoint",
+        "create",
+        "old-imap",
+        "--server",
+        &pair.source.url(),
+    ]);
+    service.ok(&[
+        "endpoint",
+        "create",
+        "new-imap",
+        "--server",
+        &pair.target.url(),
+    ]);
+    let error = service.refused(&[
+        "endpoint",
+        "create",
+        "old-imap",
+        "--server",
+        &pair.source.url(),
+    ]);
+    assert!(error.contains("exists already"), "{error}");
+    let batch_args = |name: &str| -> Vec<String> {
+        [
+            "batch",
+            "create",
+            name,
+            "--endpoint",
+            "old-imap",
+            "--target-endpoint",
+            "new-imap",
+            "--csv",
+            csv,
+            "--autostart",
+            "--incremental-interval",
+            "3s",
+            "--completion-window",
+            "25s",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let args = batch_args("wave 1");
+    let error = service.refused(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(error.contains("use only letters, digits"), "{error}");
+    let error = service.refused(&["batch", "complete", "nothing-here"]);
+    assert!(error.contains("no batch named nothing-here"), "{error}");
+    let args = batch_args("wave-1");
+    service.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let error = service.refused(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(error.contains("exists already"), "{error}");
+    let error = service.refused(&["batch", "complete", "wave-1"]);
+    assert!(
+        error.contains("before the initial sync has finished"),
+        "{error}"
+    );
+
+    // Initial sync.
+    let running = service.start(&log);
+    let status = service
+        .wait_for("Synced", |s| batch_state(s) == "Synced")
+        .await;
+    for (i, (email, _)) in pair.users.iter().enumerate() {
+        assert_eq!(user(&status, email)["state"], "Synced");
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+    let copied_initially = user(&status, alice)["items_copied_total"].as_u64().unwrap();
+    let error = service.refused(&["endpoint", "remove", "old-imap"]);
+    assert!(error.contains("used by batch wave-1"), "{error}");
+
+    // New mail arrives: an incremental sync copies exactly it.
+    new_mail(&pair, 0, "after-initial-sync").await;
+    let status = service
+        .wait_for("the new message counted", |s| {
+            user(s, alice)["items_copied_total"].as_u64() == Some(copied_initially + 1)
+        })
+        .await;
+    assert!(target_has(&pair, 0, "after-initial-sync").await);
+    assert_eq!(user(&status, alice)["state"], "IncrementalSynced");
+
+    // MX switched: complete. The window outlives a restart of the service.
+    let said = service.ok(&["batch", "complete", "wave-1"]);
+    assert!(said.contains("Completing"), "{said}");
+    let deadline = service.status()["batch"]["completion_deadline"].clone();
+    stop(running);
+    let running = service.start(&log);
+    new_mail(&pair, 0, "during-the-window").await;
+    assert_eq!(service.status()["batch"]["completion_deadline"], deadline);
+    let error = service.refused(&["batch", "start", "wave-1"]);
+    assert!(error.contains("cannot start a batch that is"), "{error}");
+
+    let status = service
+        .wait_for("Completed", |s| batch_state(s) == "Completed")
+        .await;
+    for (i, (email, _)) in pair.users.iter().enumerate() {
+        assert_eq!(user(&status, email)["state"], "Completed", "{status}");
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+    assert!(target_has(&pair, 0, "during-the-window").await);
+    assert_eq!(status["batch"]["completion_deadline"], deadline);
+
+    // After completion nothing is copied any more.
+    new_mail(&pair, 0, "after-completion").await;
+    let error = service.refused(&["batch", "sync-now", "wave-1"]);
+    assert!(
+        error.contains("cannot sync-now a batch that is Completed"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await; // longer than the incremental interval
+    assert!(!target_has(&pair, 0, "after-completion").await);
+    stop(running);
+
+    // The report in three formats, with the same numbers.
+    let json: Value =
+        serde_json::from_str(&service.ok(&["report", "users", "wave-1", "--format", "json"]))
+            .unwrap();
+    let csv_report = service.ok(&["report", "users", "wave-1", "--format", "csv"]);
+    let html = service.ok(&["report", "users", "wave-1", "--format", "html"]);
+    let mut csv_rows = csv::Reader::from_reader(csv_report.as_bytes());
+    let headers = csv_rows.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for (row, reported) in csv_rows.records().zip(json["users"].as_array().unwrap()) {
+        let row = row.unwrap();
+        assert_eq!(
+            row[column("EmailAddress")],
+            reported["email"].as_str().unwrap().to_owned()
+        );
+        assert_eq!(row[column("Status")], *"Completed");
+        let synced = reported["items_synced"].as_u64().unwrap();
+        assert_eq!(row[column("ItemsSynced")], synced.to_string());
+        assert_eq!(row[column("DataConsistencyScore")], *"Perfect");
+        assert!(html.contains(&format!("<td>{}</td>", reported["email"].as_str().unwrap())));
+        assert!(html.contains(&format!("<td>{synced}</td>")), "{html}");
+    }
+    assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
+
+    service.ok(&["batch", "remove", "wave-1"]);
+    service.ok(&["endpoint", "remove", "old-imap"]);
+    let listed = service.ok(&["batch", "list"]);
+    assert!(!listed.contains("wave-1"), "{listed}");
+}
