@@ -104,17 +104,26 @@ pub async fn open(
 pub struct AdminStores {
     pub state: SqliteStateStore,
     pub credentials: Arc<dyn CredentialStore>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
 }
 
 pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
     let state_store = SqliteStateStore::open(state_dir).map_err(state)?;
-    let credentials: Arc<dyn CredentialStore> = match settings.checkpoints.as_deref() {
-        None => Arc::new(open_sqlite(state_dir)?),
-        Some(url) => open_redis(settings, url).await?,
-    };
+    let (credentials, checkpoints): (Arc<dyn CredentialStore>, Arc<dyn CheckpointStore>) =
+        match settings.checkpoints.as_deref() {
+            None => {
+                let store = Arc::new(open_sqlite(state_dir)?);
+                (store.clone(), store)
+            }
+            Some(url) => {
+                let store = open_redis(settings, url).await?;
+                (store.clone(), store)
+            }
+        };
     Ok(AdminStores {
         state: state_store,
         credentials,
+        checkpoints,
     })
 }
 

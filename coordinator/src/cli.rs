@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::service_cli::{BatchCommand, EndpointCommand, ReportCommand, ServiceArgs, StateArgs};
+use crate::service_cli::{
+    BatchCommand, EndpointCommand, ReportCommand, ServiceArgs, StateArgs, VerifyArgs,
+};
 use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -59,6 +61,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Compare source and target of a batch's users now: every message missing on the target
+    /// or present twice; exit 1 on any difference.
+    Verify(VerifyArgs),
 }
 
 impl Command {
@@ -87,6 +92,7 @@ impl Cli {
             Command::Endpoint { .. }
             | Command::Batch { .. }
             | Command::Report { .. }
+            | Command::Verify(_)
             | Command::Config => return common,
         };
         Settings {

@@ -30,6 +30,7 @@ mod status;
 mod summary;
 mod telemetry;
 mod users_report;
+mod verify_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -112,6 +113,7 @@ async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, Cl
             service::run(args, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify(args) => verify_cmd::run(args, settings).await,
         Command::Report {
             command: ReportCommand::Users(args),
         } => {

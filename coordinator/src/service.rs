@@ -14,11 +14,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::checkpoint::{CheckpointStore, StoreError};
+use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
 use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
-use mailfleet_shared::state::{StateStore, batch_scope};
+use mailfleet_shared::state::{EndpointRecord, StateStore, batch_scope};
 use mailfleet_stores::sqlite_state::SqliteStateStore;
 use mailfleet_worker::{Job, NoProgress, Tuning};
 
@@ -124,30 +125,16 @@ impl Service {
     }
 
     async fn run_pass(&self, mut batch: BatchRecord, kind: PassKind) -> Result<(), CliError> {
-        let source = endpoints::load(&self.state, &batch.source_endpoint).await?;
-        let target = endpoints::load(&self.state, &batch.target_endpoint).await?;
-        let scope = batch_scope(&batch.name);
-        let spec = JobSpec {
-            batch: scope.clone(),
-            source: source.endpoint.clone(),
-            target: target.endpoint,
-            include_folders: batch.include_folders.clone(),
-            exclude_folders: batch.exclude_folders.clone(),
-            max_message_size: batch.max_message_size,
-            folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
-        };
+        let BatchJob { job, spec, source } = batch_job(
+            &batch,
+            &self.state,
+            self.backends.checkpoints.clone(),
+            self.backends.credentials.clone(),
+        )
+        .await?;
         if let Some(redis) = &self.backends.redis {
             redis.put_job_spec(&spec).await.map_err(state)?;
         }
-        let job = Job::from_spec(
-            spec,
-            self.backends.checkpoints.clone(),
-            self.backends.credentials.clone(),
-            Tuning::default(),
-            Arc::new(NoProgress),
-        )
-        .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
-
         let mut users = self.state.users(&batch.name).await.map_err(state)?;
         batch.pass_started(kind);
         self.state.put_batch(&batch).await.map_err(state)?;
@@ -204,17 +191,47 @@ impl Service {
         };
         batch.pass_finished(kind, any_failed, now);
         self.state.put_batch(&batch).await.map_err(state)?;
-        if batch.is_finished() {
-            // The batch never syncs again: its passwords are no longer needed.
-            self.backends
-                .credentials
-                .remove_scope(&scope)
-                .await
-                .map_err(state)?;
-        }
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }
+}
+
+/// The job of a batch's passes (and of `verify`), with the spec it was built from (distributed
+/// workers load that) and the source endpoint (its concurrency limits).
+pub struct BatchJob {
+    pub job: Job,
+    pub spec: JobSpec,
+    pub source: EndpointRecord,
+}
+
+/// Endpoints, rules and limits of `batch`; checkpoints and passwords under the batch's scope.
+/// Passwords stay until the batch is removed, so a completed batch can still be verified.
+pub async fn batch_job(
+    batch: &BatchRecord,
+    state: &dyn StateStore,
+    checkpoints: Arc<dyn CheckpointStore>,
+    credentials: Arc<dyn CredentialStore>,
+) -> Result<BatchJob, CliError> {
+    let source = endpoints::load(state, &batch.source_endpoint).await?;
+    let target = endpoints::load(state, &batch.target_endpoint).await?;
+    let spec = JobSpec {
+        batch: batch_scope(&batch.name),
+        source: source.endpoint.clone(),
+        target: target.endpoint,
+        include_folders: batch.include_folders.clone(),
+        exclude_folders: batch.exclude_folders.clone(),
+        max_message_size: batch.max_message_size,
+        folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
+    };
+    let job = Job::from_spec(
+        spec.clone(),
+        checkpoints,
+        credentials,
+        Tuning::default(),
+        Arc::new(NoProgress),
+    )
+    .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
+    Ok(BatchJob { job, spec, source })
 }
 
 /// A user added to a batch after its initial sync gets its own initial sync in the next pass.

@@ -194,3 +194,16 @@ pub struct ReportUsersArgs {
     #[command(flatten)]
     pub state: StateArgs,
 }
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub batch: String,
+    /// Only this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}

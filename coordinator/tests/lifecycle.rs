@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone};
 use common::{Pair, mailfleet};
+use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
 use serde_json::Value;
@@ -83,6 +84,14 @@ impl Service<'_> {
             .unwrap()
     }
 
+    /// `mailfleet verify wave-1 --json`: exit code and document.
+    fn verify(&self) -> (Option<i32>, Value) {
+        let output = self.cli(&["verify", "wave-1", "--json"]);
+        let json = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("verify: {}", String::from_utf8_lossy(&output.stderr)));
+        (output.status.code(), json)
+    }
+
     fn status(&self) -> Value {
         serde_json::from_str(&self.ok(&["batch", "status", "wave-1", "--json"])).unwrap()
     }
@@ -149,6 +158,50 @@ async fn target_has(pair: &Pair, user: usize, subject: &str) -> bool {
             .iter()
             .any(|m| String::from_utf8_lossy(&m.bytes).contains(subject))
     })
+}
+
+/// Deletes the first message of the user's target INBOX and appends the second one again;
+/// returns their subjects.
+async fn tamper_with_target(pair: &Pair, user: usize) -> (String, String) {
+    let inbox = pair
+        .target_snapshot(user)
+        .await
+        .folder("INBOX")
+        .unwrap()
+        .clone();
+    let subject = |bytes: &[u8]| {
+        mailfleet_shared::fingerprint::header_value(bytes, "SUBJECT")
+            .map(|v| String::from_utf8_lossy(&v).trim().to_owned())
+            .unwrap()
+    };
+    let (first, second) = (&inbox.messages[0], &inbox.messages[1]);
+    let (login, password) = &pair.users[user];
+    let mut session = connect_login(pair.target.port(), login, password)
+        .await
+        .unwrap();
+    session.select("INBOX").await.unwrap();
+    let _: Vec<_> = session
+        .uid_store(first.uid.to_string(), "+FLAGS (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = session
+        .expunge()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let again = NewMessage {
+        bytes: second.bytes.clone(),
+        flags: vec![],
+        internal_date: second.internal_date.unwrap(),
+    };
+    append_all(&mut session, "INBOX", &[again]).await.unwrap();
+    session.logout().await.unwrap();
+    (subject(&first.bytes), subject(&second.bytes))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,6 +327,15 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     }
     assert!(target_has(&pair, 0, "during-the-window").await);
     assert_eq!(status["batch"]["completion_deadline"], deadline);
+    let (exit, verified) = service.verify();
+    assert_eq!(exit, Some(0), "{verified}");
+    assert!(
+        verified["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["exact"] == true)
+    );
 
     // After completion nothing is copied any more.
     new_mail(&pair, 0, "after-completion").await;
@@ -285,6 +347,28 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     tokio::time::sleep(Duration::from_secs(4)).await; // longer than the incremental interval
     assert!(!target_has(&pair, 0, "after-completion").await);
     stop(running);
+
+    // Verify finds what is not right: the message that came too late, one deleted from the
+    // target, one appended to it twice.
+    let (deleted, duplicated) = tamper_with_target(&pair, 1).await;
+    let (exit, verified) = service.verify();
+    assert_eq!(exit, Some(1), "{verified}");
+    let subjects = |email: &str, list: &str| -> Vec<String> {
+        user(&verified, email)[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d["message"]["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(subjects(alice, "missing"), ["after-completion"]);
+    assert_eq!(subjects("life-b@example.com", "missing"), [deleted]);
+    assert_eq!(subjects("life-b@example.com", "duplicated"), [duplicated]);
 
     // The report in three formats, with the same numbers.
     let json: Value =

@@ -34,13 +34,28 @@ pub struct Discovery {
 /// them would duplicate every message.
 const VIRTUAL_ATTRIBUTES: [&str; 2] = ["\\All", "\\Flagged"];
 
-pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, WorkerError> {
-    let mut source = job.open(Side::Source, user).await?;
-    let mut target = job.open(Side::Target, user).await?;
-    let source_folders = list_folders(&mut source, user.user_root.as_deref()).await?;
-    let target_folders = list_folders(&mut target, None).await?;
-    let source_namespace = namespace_of(&mut source, &source_folders).await?;
-    let target_namespace = namespace_of(&mut target, &target_folders).await?;
+/// The user's source folders the batch migrates, with their target names, and what the target
+/// already has: everything discovery decides before it changes anything.
+pub struct FolderSelection {
+    /// Wanted folders, parents before children (`\Noselect` parents only as hierarchy).
+    pub wanted: Vec<MappedFolder>,
+    /// Raw names of the folders that exist on the target.
+    pub target_folders: HashSet<String>,
+    /// Folders not migrated, with the reason.
+    pub skipped: Vec<SkippedItem>,
+}
+
+/// LIST and NAMESPACE on both sides, names mapped, the batch's rules applied.
+pub async fn select_user_folders(
+    job: &Job,
+    user: &MailboxUser,
+    source: &mut ImapConnection,
+    target: &mut ImapConnection,
+) -> Result<FolderSelection, WorkerError> {
+    let source_folders = list_folders(source, user.user_root.as_deref()).await?;
+    let target_folders = list_folders(target, None).await?;
+    let source_namespace = namespace_of(source, &source_folders).await?;
+    let target_namespace = namespace_of(target, &target_folders).await?;
 
     let mapper = FolderMapper::new(
         source_namespace,
@@ -49,15 +64,31 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         &target_folders,
     );
     let (mapped, unmappable) = mapper.map_all(&source_folders);
-    let mut discovery = Discovery::default();
-    for skip in unmappable {
-        discovery
-            .skipped
-            .push(folder_skip(&skip.display_name, skip.reason));
-    }
-    let wanted = select_folders(job, &source_folders, mapped, &mut discovery.skipped);
+    let mut skipped: Vec<SkippedItem> = unmappable
+        .into_iter()
+        .map(|skip| folder_skip(&skip.display_name, skip.reason))
+        .collect();
+    let wanted = select_folders(job, &source_folders, mapped, &mut skipped);
+    Ok(FolderSelection {
+        wanted,
+        target_folders: target_folders.into_iter().map(|f| f.raw_name).collect(),
+        skipped,
+    })
+}
 
-    let mut existing: HashSet<String> = target_folders.into_iter().map(|f| f.raw_name).collect();
+pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, WorkerError> {
+    let mut source = job.open(Side::Source, user).await?;
+    let mut target = job.open(Side::Target, user).await?;
+    let FolderSelection {
+        wanted,
+        target_folders: mut existing,
+        skipped,
+    } = select_user_folders(job, user, &mut source, &mut target).await?;
+    let mut discovery = Discovery {
+        skipped,
+        ..Discovery::default()
+    };
+
     let mut refused: Vec<String> = Vec::new();
     for folder in wanted {
         if refused

@@ -14,6 +14,7 @@
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
 //! - [`metrics`]: Prometheus counters of messages, bytes, tasks and retries.
+//! - [`verify`]: source against target, folder by folder, as fingerprint multisets.
 
 pub mod discovery;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod runner;
 pub mod shutdown;
 pub mod target_index;
 pub mod uid_set;
+pub mod verify;
 
 pub use job::{Job, NoProgress, Progress, Tuning};
 pub use job_source::{JobSource, SingleJob};

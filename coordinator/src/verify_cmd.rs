@@ -1,0 +1,139 @@
+//! `mailfleet verify BATCH [--user EMAIL]`: reads source and target now and lists every
+//! message missing on the target or present there more often than on the source. Exit 0 when
+//! every verified user is exact, 1 otherwise (also when a user cannot be read).
+
+use std::process::ExitCode;
+
+use mailfleet_shared::messages::MailboxUser;
+use mailfleet_shared::state::StateStore;
+use mailfleet_worker::verify::{UserVerification, verify_user};
+use serde::Serialize;
+
+use crate::backends::open_admin;
+use crate::batches;
+use crate::error::CliError;
+use crate::service::{BatchJob, batch_job};
+use crate::service_cli::VerifyArgs;
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct Verified {
+    email: String,
+    exact: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten)]
+    result: Option<UserVerification>,
+}
+
+pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let batch = batches::load(&stores.state, &args.batch).await?;
+    let BatchJob { job, .. } = batch_job(
+        &batch,
+        &stores.state,
+        stores.checkpoints.clone(),
+        stores.credentials.clone(),
+    )
+    .await?;
+    let users = stores
+        .state
+        .users(&batch.name)
+        .await
+        .map_err(|e| CliError::State(e.to_string()))?;
+    let selected: Vec<_> = users
+        .iter()
+        .filter(|u| {
+            args.user
+                .as_ref()
+                .is_none_or(|only| u.email.eq_ignore_ascii_case(only))
+        })
+        .collect();
+    if let (Some(only), true) = (&args.user, selected.is_empty()) {
+        return Err(CliError::Invalid(format!(
+            "batch {} has no user {only}",
+            batch.name
+        )));
+    }
+    let mut verified = Vec::new();
+    for user in selected {
+        let mailbox = MailboxUser {
+            email: user.email.clone(),
+            user_name: user.user_name.clone(),
+            user_root: user.user_root.clone(),
+        };
+        verified.push(match verify_user(&job, &mailbox).await {
+            Ok(result) => Verified {
+                email: user.email.clone(),
+                exact: result.is_exact(),
+                error: None,
+                result: Some(result),
+            },
+            Err(error) => Verified {
+                email: user.email.clone(),
+                exact: false,
+                error: Some(error.to_string()),
+                result: None,
+            },
+        });
+    }
+    if args.json {
+        let document = serde_json::json!({ "batch": batch.name, "users": verified });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+    } else {
+        print_human(&verified);
+    }
+    let all_exact = verified.iter().all(|v| v.exact);
+    Ok(ExitCode::from(if all_exact { 0 } else { 1 }))
+}
+
+fn print_human(verified: &[Verified]) {
+    for user in verified {
+        let Some(result) = &user.result else {
+            println!(
+                "{}: cannot verify: {}",
+                user.email,
+                user.error.as_deref().unwrap_or_default()
+            );
+            continue;
+        };
+        println!(
+            "{}: {} ({} folders, {} messages on the source, {} on the target{}{})",
+            user.email,
+            if user.exact { "exact" } else { "DIFFERS" },
+            result.folders,
+            result.source_messages,
+            result.target_messages,
+            match result.over_size_limit {
+                0 => String::new(),
+                n => format!(", {n} over the size limit"),
+            },
+            match result.target_only {
+                0 => String::new(),
+                n => format!(", {n} only on the target"),
+            },
+        );
+        for (what, list) in [
+            ("missing", &result.missing),
+            ("duplicated", &result.duplicated),
+        ] {
+            for item in list {
+                println!(
+                    "  {what} x{} in {}: {} | {} | {} | {} bytes",
+                    item.copies,
+                    item.folder,
+                    item.message.subject.as_deref().unwrap_or("(no subject)"),
+                    item.message.date.as_deref().unwrap_or("(no date)"),
+                    item.message
+                        .message_id
+                        .as_deref()
+                        .unwrap_or("(no Message-ID)"),
+                    item.message.size
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Verification: is every source message on the target exactly once? Independent of
+//! checkpoints and of what any run reported — it reads both servers now.
+//!
+//! For each folder the batch migrates, both sides' messages are fingerprinted (one FETCH of
+//! the fingerprint's header fields and sizes per folder) and compared as multisets: a source
+//! message with fewer copies on the target is *missing*, one with more copies is *duplicated*.
+//! Messages only on the target (mail delivered there after the MX switch) are counted, not
+//! faulted; messages over the batch's size limit are expected to be missing.
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint, header_value};
+use mailfleet_shared::messages::MailboxUser;
+use serde::Serialize;
+
+use crate::discovery::select_user_folders;
+use crate::error::WorkerError;
+use crate::imap::ImapConnection;
+use crate::job::{Job, Side};
+
+/// Enough of a message for a person to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageSummary {
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub message_id: Option<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Discrepancy {
+    pub folder: String,
+    /// Copies missing on the target, or extra copies on it.
+    pub copies: u32,
+    pub message: MessageSummary,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct UserVerification {
+    pub folders: usize,
+    pub source_messages: u64,
+    pub target_messages: u64,
+    pub missing: Vec<Discrepancy>,
+    pub duplicated: Vec<Discrepancy>,
+    /// Missing because they exceed the batch's size limit (reported as skipped when synced).
+    pub over_size_limit: u64,
+    /// On the target only (e.g. delivered there after the MX switch).
+    pub target_only: u64,
+}
+
+impl UserVerification {
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty() && self.duplicated.is_empty()
+    }
+}
+
+/// How many copies of each fingerprint a folder holds, with one message to describe it.
+type FolderIndex = HashMap<Fingerprint, (u32, MessageSummary)>;
+
+pub async fn verify_user(job: &Job, user: &MailboxUser) -> Result<UserVerification, WorkerError> {
+    let mut source = job.open(Side::Source, user).await?;
+    let mut target = job.open(Side::Target, user).await?;
+    let selection = select_user_folders(job, user, &mut source, &mut target).await?;
+    let mut result = UserVerification::default();
+    for folder in selection.wanted.iter().filter(|f| f.selectable) {
+        result.folders += 1;
+        let source_index = index_folder(&mut source, &folder.source_name).await?;
+        let target_index = if selection.target_folders.contains(&folder.target_name) {
+            index_folder(&mut target, &folder.target_name).await?
+        } else {
+            FolderIndex::new()
+        };
+        compare(
+            &folder.display_name,
+            &source_index,
+            &target_index,
+            job.max_message_size,
+            &mut result,
+        );
+    }
+    source.logout().await;
+    target.logout().await;
+    Ok(result)
+}
+
+fn compare(
+    folder: &str,
+    source: &FolderIndex,
+    target: &FolderIndex,
+    max_message_size: u64,
+    result: &mut UserVerification,
+) {
+    result.source_messages += source.values().map(|(n, _)| u64::from(*n)).sum::<u64>();
+    result.target_messages += target.values().map(|(n, _)| u64::from(*n)).sum::<u64>();
+    for (fingerprint, (copies, message)) in source {
+        let on_target = target.get(fingerprint).map_or(0, |(n, _)| *n);
+        let discrepancy = |copies: u32| Discrepancy {
+            folder: folder.to_owned(),
+            copies,
+            message: message.clone(),
+        };
+        if on_target < *copies {
+            if message.size > max_message_size {
+                result.over_size_limit += u64::from(copies - on_target);
+            } else {
+                result.missing.push(discrepancy(copies - on_target));
+            }
+        } else if on_target > *copies {
+            result.duplicated.push(discrepancy(on_target - copies));
+        }
+    }
+    result.target_only += target
+        .iter()
+        .filter(|(fingerprint, _)| !source.contains_key(fingerprint))
+        .map(|(_, (n, _))| u64::from(*n))
+        .sum::<u64>();
+}
+
+/// Fingerprints of every message of `folder`, read-only (EXAMINE), checked complete.
+async fn index_folder(
+    connection: &mut ImapConnection,
+    folder: &str,
+) -> Result<FolderIndex, WorkerError> {
+    let mailbox = connection.run("EXAMINE", |s| s.examine(folder)).await?;
+    let mut index = FolderIndex::new();
+    if mailbox.exists == 0 {
+        return Ok(index);
+    }
+    let query = format!(
+        "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
+        FINGERPRINT_FIELDS.join(" ")
+    );
+    let fetched = connection
+        .run("FETCH fingerprints", |s| async move {
+            let mut answers = s.fetch("1:*", query).await?;
+            let mut fetched = Vec::new();
+            while let Some(fetch) = answers.try_next().await? {
+                let header = fetch.header().unwrap_or_default();
+                let size = u64::from(fetch.size.unwrap_or(0));
+                fetched.push((
+                    Fingerprint::from_header(header, size),
+                    summary(header, size),
+                ));
+            }
+            Ok(fetched)
+        })
+        .await?;
+    connection.confirm_complete("FETCH fingerprints").await?;
+    if fetched.len() < mailbox.exists as usize {
+        return Err(WorkerError::Incomplete {
+            server: connection.server.clone(),
+            reason: format!(
+                "{folder}: fingerprints of {} of {} messages",
+                fetched.len(),
+                mailbox.exists
+            ),
+        });
+    }
+    for (fingerprint, message) in fetched {
+        index.entry(fingerprint).or_insert((0, message)).0 += 1;
+    }
+    connection.run("CLOSE", |s| s.close()).await?;
+    connection.discard_unsolicited();
+    Ok(index)
+}
+
+fn summary(header: &[u8], size: u64) -> MessageSummary {
+    let field = |name: &str| {
+        header_value(header, name).map(|value| String::from_utf8_lossy(&value).trim().to_owned())
+    };
+    MessageSummary {
+        subject: field("SUBJECT"),
+        date: field("DATE"),
+        message_id: field("MESSAGE-ID"),
+        size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(entries: &[(u8, u32, u64)]) -> FolderIndex {
+        entries
+            .iter()
+            .map(|&(id, copies, size)| {
+                let message = MessageSummary {
+                    subject: Some(format!("m{id}")),
+                    date: None,
+                    message_id: None,
+                    size,
+                };
+                (Fingerprint([id; 16]), (copies, message))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn missing_duplicated_oversized_and_target_only_are_told_apart() {
+        let source = index(&[(1, 1, 10), (2, 2, 10), (3, 1, 10), (4, 1, 999)]);
+        let target = index(&[(1, 1, 10), (2, 1, 10), (3, 3, 10), (9, 2, 10)]);
+        let mut result = UserVerification::default();
+        compare("INBOX", &source, &target, 100, &mut result);
+        let names = |list: &[Discrepancy]| -> Vec<(Option<String>, u32)> {
+            list.iter()
+                .map(|d| (d.message.subject.clone(), d.copies))
+                .collect()
+        };
+        assert_eq!(names(&result.missing), [(Some("m2".into()), 1)]);
+        assert_eq!(names(&result.duplicated), [(Some("m3".into()), 2)]);
+        assert_eq!((result.over_size_limit, result.target_only), (1, 2));
+        assert_eq!((result.source_messages, result.target_messages), (5, 7));
+        assert!(!result.is_exact());
+    }
+}
