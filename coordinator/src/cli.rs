@@ -163,6 +163,9 @@ pub struct RunArgs {
     /// task stays short and a huge folder moves on whichever worker is free.
     #[arg(long, default_value_t = mailfleet_shared::job_spec::DEFAULT_FOLDER_PART_MESSAGES)]
     pub folder_part_messages: usize,
+    /// Copy only messages received on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub received_after: Option<chrono::NaiveDate>,
     /// Users migrated at once (the endpoint's max_concurrent_migrations); the next starts when
     /// one finishes.
     #[arg(long, default_value_t = 20)]

@@ -81,6 +81,7 @@ pub async fn run(
         exclude_folders: args.exclude_folders.clone(),
         max_message_size: args.max_message_size,
         folder_part_messages: args.folder_part_messages,
+        received_after: args.received_after,
     };
     let batch = spec.batch.clone();
     store_credentials(credentials.as_ref(), &batch, &plan).await?;

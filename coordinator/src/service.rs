@@ -222,6 +222,7 @@ pub async fn batch_job(
         exclude_folders: batch.exclude_folders.clone(),
         max_message_size: batch.max_message_size,
         folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
+        received_after: batch.received_after,
     };
     let job = Job::from_spec(
         spec.clone(),

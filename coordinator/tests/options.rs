@@ -280,3 +280,43 @@ async fn passwords_appear_in_no_output_log_or_state_file() {
         }
     }
 }
+
+#[tokio::test]
+async fn received_after_copies_only_newer_mail_and_a_rerun_adds_nothing() {
+    let pair = Pair::start(&[("recent@example.com", "recent-pw")]);
+    pair.seed_all(&CorpusSpec {
+        messages: 80,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    let cutoff = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let args = ["--received-after", "2020-01-01"];
+
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &args));
+    assert_eq!(code, 0, "{stderr}");
+    // The corpus spans 2015–2024; the server's SEARCH SINCE compares the dates it reports.
+    let mut expected = pair.source_snapshot(0).await;
+    for folder in expected.folders.values_mut() {
+        folder
+            .messages
+            .retain(|m| m.internal_date.is_some_and(|d| d.date_naive() >= cutoff));
+    }
+    let older = pair.source_snapshot(0).await.message_count() - expected.message_count();
+    assert!(
+        older > 10 && expected.message_count() > 10,
+        "the corpus straddles the cutoff"
+    );
+    assert_same_mail(&expected, &pair.target_snapshot(0).await, str::to_owned);
+    let result = user_result(&json, "recent@example.com");
+    assert_eq!(result["items_synced"], expected.message_count() as u64);
+    assert_eq!(
+        result["items_skipped"], 0,
+        "out-of-range mail is not a skipped item"
+    );
+
+    let (code, json, _) = run(&mut pair.migrate_command(&csv, &args));
+    assert_eq!(code, 0);
+    assert_eq!(user_result(&json, "recent@example.com")["items_copied"], 0);
+    assert_same_mail(&expected, &pair.target_snapshot(0).await, str::to_owned);
+}

@@ -22,6 +22,9 @@ pub struct JobSpec {
     /// each (see `FolderPart`).
     #[serde(default = "default_folder_part_messages")]
     pub folder_part_messages: usize,
+    /// Only messages received (INTERNALDATE) on or after this day are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_after: Option<chrono::NaiveDate>,
 }
 
 /// Small enough that a part takes a few minutes at worst, far inside RabbitMQ's 30-minute

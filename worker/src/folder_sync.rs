@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_imap::types::Fetch;
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::{CheckpointKey, FolderCheckpoint};
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
@@ -143,8 +143,14 @@ async fn attempt(
     } else {
         FolderPart::default()
     };
-    let (uids, checkpointed) =
-        pending_uids(&mut source, &part, from_uid, source_box.exists).await?;
+    let (uids, checkpointed) = pending_uids(
+        &mut source,
+        &part,
+        from_uid,
+        source_box.exists,
+        job.received_after,
+    )
+    .await?;
     if !run.counted_checkpointed {
         run.outcome.already_present += checkpointed;
         metrics::engine()
@@ -451,34 +457,42 @@ async fn ensure_target_folder(target: &mut ImapConnection, name: &str) -> Result
 
 /// The source UIDs of `part` still to copy (those ≥ `from_uid`, ascending), and how many of the
 /// part's messages lie below `from_uid` (already copied, per the checkpoint). UID SEARCH keeps
-/// this to 4 bytes a message, whatever the folder's size.
+/// this to 4 bytes a message, whatever the folder's size. With `since`, messages received
+/// before that day are out of scope: neither copied nor counted.
 async fn pending_uids(
     source: &mut ImapConnection,
     part: &FolderPart,
     from_uid: u32,
     folder_messages: u32,
+    since: Option<NaiveDate>,
 ) -> Result<(Vec<u32>, u64), WorkerError> {
-    if part.is_whole() {
-        let pending = uid_search(source, from_uid, None).await?;
+    if part.is_whole() && since.is_none() {
+        let pending = uid_search(source, from_uid, None, None).await?;
         let checkpointed = u64::from(folder_messages).saturating_sub(pending.len() as u64);
         return Ok((pending, checkpointed));
     }
-    let in_part = uid_search(source, part.after_uid + 1, part.upper_uid()).await?;
+    let in_part = uid_search(source, part.after_uid + 1, part.upper_uid(), since).await?;
     let (done, pending): (Vec<u32>, Vec<u32>) =
         in_part.into_iter().partition(|&uid| uid < from_uid);
     Ok((pending, done.len() as u64))
 }
 
-/// Source UIDs from `first` up to `last` (the highest UID when `None`), ascending.
+/// Source UIDs from `first` up to `last` (the highest UID when `None`), received on or after
+/// `since` if given, ascending.
 async fn uid_search(
     source: &mut ImapConnection,
     first: u32,
     last: Option<u32>,
+    since: Option<NaiveDate>,
 ) -> Result<Vec<u32>, WorkerError> {
     let last_text = last.map_or_else(|| "*".to_owned(), |uid| uid.to_string());
+    // RFC 3501 date: 1-Feb-2024 (English month names whatever the locale).
+    let since_text = since.map_or_else(String::new, |day| {
+        format!(" SINCE {}", day.format("%-d-%b-%Y"))
+    });
     let found = source
         .run("UID SEARCH", |s| {
-            s.uid_search(format!("UID {first}:{last_text}"))
+            s.uid_search(format!("UID {first}:{last_text}{since_text}"))
         })
         .await?;
     source.confirm_complete("UID SEARCH").await?;

@@ -30,6 +30,8 @@ pub struct Job {
     pub max_message_size: u64,
     /// Folders with more messages are copied in parts of this many, one task each.
     pub folder_part_messages: usize,
+    /// Only messages received on or after this day are copied (IMAP `SINCE`).
+    pub received_after: Option<chrono::NaiveDate>,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub tuning: Tuning,

@@ -46,6 +46,7 @@ impl Job {
             target: spec.target,
             max_message_size: spec.max_message_size,
             folder_part_messages: spec.folder_part_messages,
+            received_after: spec.received_after,
             checkpoints,
             credentials,
             tuning,

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
 use futures_util::TryStreamExt;
 use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint, header_value};
 use mailfleet_shared::messages::MailboxUser;
@@ -26,6 +27,9 @@ pub struct MessageSummary {
     pub date: Option<String>,
     pub message_id: Option<String>,
     pub size: u64,
+    /// INTERNALDATE's day (what `received_after` compares with).
+    #[serde(skip)]
+    pub received: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +51,8 @@ pub struct UserVerification {
     pub over_size_limit: u64,
     /// On the target only (e.g. delivered there after the MX switch).
     pub target_only: u64,
+    /// On the source, received before the batch's `received_after` day: not migrated.
+    pub before_received_after: u64,
 }
 
 impl UserVerification {
@@ -75,7 +81,10 @@ pub async fn verify_user(job: &Job, user: &MailboxUser) -> Result<UserVerificati
             &folder.display_name,
             &source_index,
             &target_index,
-            job.max_message_size,
+            Scope {
+                max_message_size: job.max_message_size,
+                received_after: job.received_after,
+            },
             &mut result,
         );
     }
@@ -84,11 +93,18 @@ pub async fn verify_user(job: &Job, user: &MailboxUser) -> Result<UserVerificati
     Ok(result)
 }
 
+/// Which source messages the batch migrates at all.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    max_message_size: u64,
+    received_after: Option<NaiveDate>,
+}
+
 fn compare(
     folder: &str,
     source: &FolderIndex,
     target: &FolderIndex,
-    max_message_size: u64,
+    scope: Scope,
     result: &mut UserVerification,
 ) {
     result.source_messages += source.values().map(|(n, _)| u64::from(*n)).sum::<u64>();
@@ -100,8 +116,14 @@ fn compare(
             copies,
             message: message.clone(),
         };
-        if on_target < *copies {
-            if message.size > max_message_size {
+        let too_old = scope
+            .received_after
+            .zip(message.received)
+            .is_some_and(|(after, received)| received < after);
+        if too_old && on_target == 0 {
+            result.before_received_after += u64::from(*copies);
+        } else if on_target < *copies {
+            if message.size > scope.max_message_size {
                 result.over_size_limit += u64::from(copies - on_target);
             } else {
                 result.missing.push(discrepancy(copies - on_target));
@@ -128,7 +150,7 @@ async fn index_folder(
         return Ok(index);
     }
     let query = format!(
-        "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
+        "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
         FINGERPRINT_FIELDS.join(" ")
     );
     let fetched = connection
@@ -138,10 +160,9 @@ async fn index_folder(
             while let Some(fetch) = answers.try_next().await? {
                 let header = fetch.header().unwrap_or_default();
                 let size = u64::from(fetch.size.unwrap_or(0));
-                fetched.push((
-                    Fingerprint::from_header(header, size),
-                    summary(header, size),
-                ));
+                let mut message = summary(header, size);
+                message.received = fetch.internal_date().map(|d| d.date_naive());
+                fetched.push((Fingerprint::from_header(header, size), message));
             }
             Ok(fetched)
         })
@@ -174,6 +195,7 @@ fn summary(header: &[u8], size: u64) -> MessageSummary {
         date: field("DATE"),
         message_id: field("MESSAGE-ID"),
         size,
+        received: None,
     }
 }
 
@@ -190,6 +212,7 @@ mod tests {
                     date: None,
                     message_id: None,
                     size,
+                    received: None,
                 };
                 (Fingerprint([id; 16]), (copies, message))
             })
@@ -201,7 +224,11 @@ mod tests {
         let source = index(&[(1, 1, 10), (2, 2, 10), (3, 1, 10), (4, 1, 999)]);
         let target = index(&[(1, 1, 10), (2, 1, 10), (3, 3, 10), (9, 2, 10)]);
         let mut result = UserVerification::default();
-        compare("INBOX", &source, &target, 100, &mut result);
+        let scope = Scope {
+            max_message_size: 100,
+            received_after: None,
+        };
+        compare("INBOX", &source, &target, scope, &mut result);
         let names = |list: &[Discrepancy]| -> Vec<(Option<String>, u32)> {
             list.iter()
                 .map(|d| (d.message.subject.clone(), d.copies))
