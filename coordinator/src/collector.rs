@@ -166,6 +166,10 @@ impl Collector {
         }
     }
 
+    pub fn result(&self, email: &str) -> Option<&UserResult> {
+        self.users.get(email).map(|u| &u.result)
+    }
+
     pub fn all_finished(&self) -> bool {
         self.finished_users == self.users.len()
     }

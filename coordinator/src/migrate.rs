@@ -26,7 +26,7 @@ use crate::backends::{self, Backends};
 use crate::cli::RunArgs;
 use crate::collector::UserResult;
 use crate::error::CliError;
-use crate::pass::{Concurrency, run_pass};
+use crate::pass::{Concurrency, Observers, run_pass};
 use crate::progress::TerminalProgress;
 use crate::settings::Settings;
 use crate::status::StatusBoard;
@@ -113,8 +113,11 @@ pub async fn run(
             workers,
             max_concurrent_users: args.max_concurrent_migrations,
         },
-        &progress,
-        &board,
+        Observers {
+            progress: &progress,
+            board: &board,
+            finished_users: None,
+        },
     )
     .await;
     queue.close();

@@ -10,6 +10,7 @@ use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, SingleJob, Worker};
+use tokio::sync::mpsc;
 
 use crate::admission::Admission;
 use crate::collector::{Collector, UserResult};
@@ -25,15 +26,27 @@ pub struct Concurrency {
     pub max_concurrent_users: usize,
 }
 
+/// Who watches a pass: the terminal, `/status`, and (for the service) each user's result the
+/// moment that user is finished, so the state store follows the pass as it goes.
+pub struct Observers<'a> {
+    pub progress: &'a TerminalProgress,
+    pub board: &'a StatusBoard,
+    pub finished_users: Option<mpsc::UnboundedSender<UserResult>>,
+}
+
 /// Runs one pass of `job` over `users` to the end; the results in email order.
 pub async fn run_pass(
     job: Arc<Job>,
     queue: Arc<dyn TaskQueue>,
     users: &[MailboxUser],
     concurrency: Concurrency,
-    progress: &TerminalProgress,
-    board: &StatusBoard,
+    observers: Observers<'_>,
 ) -> Result<Vec<UserResult>, CliError> {
+    let Observers {
+        progress,
+        board,
+        finished_users,
+    } = observers;
     let queue_error = |e: StoreError| CliError::State(e.to_string());
     let mut collector = Collector::new(users.iter().map(|u| u.email.as_str()));
     let mut admission = Admission::new(&job.batch, users);
@@ -77,6 +90,10 @@ pub async fn run_pass(
         board.refresh(|| collector.results());
         if let Some(finished) = finished {
             progress.finish(&finished);
+            if let (Some(sink), Some(result)) = (&finished_users, collector.result(&finished)) {
+                // The receiver only goes away with the service; nothing to do then.
+                let _ = sink.send(result.clone());
+            }
             let admitted = admission
                 .admit(queue.as_ref(), 1)
                 .await

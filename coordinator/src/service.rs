@@ -10,7 +10,6 @@
 //! with the same deadlines; a pass cut short by the restart runs again (checkpoints and the
 //! fingerprint guard make that a resume).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -22,12 +21,13 @@ use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::{EndpointRecord, StateStore, batch_scope};
 use mailfleet_stores::sqlite_state::SqliteStateStore;
 use mailfleet_worker::{Job, NoProgress, Tuning};
+use tokio::sync::mpsc;
 
 use crate::backends::{self, Backends};
 use crate::collector::{UserResult, UserStatus};
 use crate::endpoints;
 use crate::error::CliError;
-use crate::pass::{Concurrency, run_pass};
+use crate::pass::{Concurrency, Observers, run_pass};
 use crate::progress::TerminalProgress;
 use crate::service_cli::ServiceArgs;
 use crate::settings::Settings;
@@ -159,6 +159,7 @@ impl Service {
             PassKind::Initial => source.max_concurrent_migrations,
             PassKind::Incremental | PassKind::Final => source.max_concurrent_incremental_syncs,
         };
+        let (finished_users, recorder) = self.record_users_as_they_finish(&batch.name, users, kind);
         let results = run_pass(
             Arc::new(job),
             self.backends.queue.clone(),
@@ -167,24 +168,23 @@ impl Service {
                 workers: self.workers,
                 max_concurrent_users,
             },
-            &TerminalProgress::new(false),
-            &self.board,
+            Observers {
+                progress: &TerminalProgress::new(false),
+                board: &self.board,
+                finished_users: Some(finished_users),
+            },
         )
         .await?;
-
-        let now = Utc::now();
-        let results: HashMap<&str, &UserResult> =
-            results.iter().map(|r| (r.email.as_str(), r)).collect();
-        for user in &mut users {
-            if let Some(result) = results.get(user.email.as_str()) {
-                record_outcome(user, result, user_pass_kind(user, kind), now);
-            }
-        }
+        // Every user is finished, so every record is written; the sender is gone with the pass.
+        let users = recorder
+            .await
+            .map_err(|e| CliError::State(format!("recording users: {e}")))?;
         self.state
             .put_users(&batch.name, &users)
             .await
             .map_err(state)?;
-        let any_failed = results.values().any(|r| r.status == UserStatus::Failed);
+        let now = Utc::now();
+        let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
         // Reloaded: the batch may have been stopped or completed while the pass ran.
         let Some(mut batch) = self.state.batch(&batch.name).await.map_err(state)? else {
             return Ok(());
@@ -233,6 +233,38 @@ pub async fn batch_job(
     )
     .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
     Ok(BatchJob { job, spec, source })
+}
+
+impl Service {
+    /// A task that writes each user's record the moment the pass is done with that user, so
+    /// `batch status` and the report follow a long pass; it returns the records at the end.
+    fn record_users_as_they_finish(
+        &self,
+        batch: &str,
+        users: Vec<UserRecord>,
+        kind: PassKind,
+    ) -> (
+        mpsc::UnboundedSender<UserResult>,
+        tokio::task::JoinHandle<Vec<UserRecord>>,
+    ) {
+        let (sender, mut finished) = mpsc::unbounded_channel::<UserResult>();
+        let state = self.state.clone();
+        let batch = batch.to_owned();
+        let recorder = tokio::spawn(async move {
+            let mut users = users;
+            while let Some(result) = finished.recv().await {
+                let Some(user) = users.iter_mut().find(|u| u.email == result.email) else {
+                    continue;
+                };
+                record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
+                if let Err(error) = state.put_users(&batch, std::slice::from_ref(user)).await {
+                    tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
+                }
+            }
+            users
+        });
+        (sender, recorder)
+    }
 }
 
 /// A user added to a batch after its initial sync gets its own initial sync in the next pass.
