@@ -21,6 +21,7 @@ mod endpoints;
 mod error;
 mod http;
 mod migrate;
+mod notify;
 mod pass;
 mod progress;
 mod service;

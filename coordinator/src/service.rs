@@ -27,6 +27,7 @@ use crate::backends::{self, Backends};
 use crate::collector::{UserResult, UserStatus};
 use crate::endpoints;
 use crate::error::CliError;
+use crate::notify::{Event, EventKind, Notifier};
 use crate::pass::{Concurrency, Observers, run_pass};
 use crate::progress::TerminalProgress;
 use crate::service_cli::ServiceArgs;
@@ -39,6 +40,7 @@ struct Service {
     backends: Backends,
     workers: usize,
     board: Arc<StatusBoard>,
+    notifier: Notifier,
 }
 
 pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError> {
@@ -69,6 +71,7 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
         backends,
         workers: args.workers,
         board,
+        notifier: Notifier::from_settings(settings)?,
     };
     service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
@@ -191,6 +194,7 @@ impl Service {
         };
         batch.pass_finished(kind, any_failed, now);
         self.state.put_batch(&batch).await.map_err(state)?;
+        self.notify(&batch, &users, kind, any_failed).await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }
@@ -236,6 +240,32 @@ pub async fn batch_job(
 }
 
 impl Service {
+    /// Tells the batch's recipients what this pass means: the initial sync is done, users
+    /// failed, the batch is completed.
+    async fn notify(
+        &self,
+        batch: &BatchRecord,
+        users: &[UserRecord],
+        kind: PassKind,
+        failed: bool,
+    ) {
+        let mut events = Vec::new();
+        if kind == PassKind::Initial {
+            events.push(EventKind::InitialSyncFinished);
+        }
+        if failed {
+            events.push(EventKind::UsersFailed);
+        }
+        if kind == PassKind::Final {
+            events.push(EventKind::BatchCompleted);
+        }
+        for kind in events {
+            self.notifier
+                .send(batch, &Event::new(kind, batch, users))
+                .await;
+        }
+    }
+
     /// A task that writes each user's record the moment the pass is done with that user, so
     /// `batch status` and the report follow a long pass; it returns the records at the end.
     fn record_users_as_they_finish(

@@ -35,10 +35,17 @@ pub struct Settings {
     pub log: Option<String>,
     /// Logs as JSON lines.
     pub log_json: Option<bool>,
+    /// Where batch notifications are mailed through: `smtp://host:25`, `smtp://host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`.
+    pub smtp_url: Option<String>,
+    /// The From address of notification mail (default `mailfleet@localhost`).
+    pub notify_from: Option<String>,
+    /// Every batch notification is also POSTed here as JSON.
+    pub notify_webhook: Option<String>,
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 11] = [
     "queue",
     "checkpoints",
     "secret_key",
@@ -47,6 +54,9 @@ pub const KEYS: [&str; 8] = [
     "otlp_endpoint",
     "log",
     "log_json",
+    "smtp_url",
+    "notify_from",
+    "notify_webhook",
 ];
 
 const ENV_PREFIX: &str = "MAILFLEET";
@@ -81,6 +91,9 @@ impl Settings {
             otlp_endpoint: flags.otlp_endpoint.or(self.otlp_endpoint),
             log: flags.log.or(self.log),
             log_json: flags.log_json.or(self.log_json),
+            smtp_url: flags.smtp_url.or(self.smtp_url),
+            notify_from: flags.notify_from.or(self.notify_from),
+            notify_webhook: flags.notify_webhook.or(self.notify_webhook),
         }
     }
 }
@@ -106,6 +119,9 @@ impl Settings {
             ("otlp_endpoint", self.otlp_endpoint.as_ref().map(url)),
             ("log", self.log.as_deref().map(quoted)),
             ("log_json", self.log_json.map(|b| b.to_string())),
+            ("smtp_url", self.smtp_url.as_ref().map(url)),
+            ("notify_from", self.notify_from.as_deref().map(quoted)),
+            ("notify_webhook", self.notify_webhook.as_ref().map(url)),
         ]
     }
 }

@@ -4,6 +4,8 @@
 #  - dovecot-imapd: tests and the demo run their own Dovecot instances from
 #    deploy/dev/dovecot.conf.template; the system's Dovecot service is not used.
 #  - openssl: self-signed certificates for the TLS tests.
+#  - aiosmtpd (Python): the real SMTP server the notification test delivers to; from PyPI
+#    when python3 has pip, else Debian's python3-aiosmtpd.
 #  - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest) for the distributed
 #    backends' tests: used as they are when something already listens there, else installed
 #    and started in the background.
@@ -15,6 +17,8 @@ need=()
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v pkill >/dev/null 2>&1 || need+=(procps)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+has_aiosmtpd() { python3 -c 'import aiosmtpd' 2>/dev/null; }
+if ! has_aiosmtpd && ! python3 -m pip --version >/dev/null 2>&1; then need+=(python3-aiosmtpd); fi
 if ! listening 6379 && ! command -v redis-server >/dev/null 2>&1; then need+=(redis-server); fi
 if ! listening 5672 && ! command -v rabbitmq-server >/dev/null 2>&1; then need+=(rabbitmq-server); fi
 
@@ -27,6 +31,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! has_aiosmtpd; then
+  echo "install-deps: installing aiosmtpd from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd
 fi
 
 if ! listening 6379; then
