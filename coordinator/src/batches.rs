@@ -2,6 +2,8 @@
 //! look at it. These commands only change the state store; `mailfleet run` on the same state
 //! dir notices and does the syncing.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
@@ -14,10 +16,13 @@ use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::state::{StateStore, batch_scope};
 
 use crate::backends::{AdminStores, open_admin};
+use crate::dns_check;
 use crate::endpoints;
 use crate::error::CliError;
 use crate::migrate::{check_user_roots, read_migration_csv};
-use crate::service_cli::{AddUsersArgs, BatchCommand, BatchCreateArgs, ListArgs, NamedArgs};
+use crate::service_cli::{
+    AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs, ListArgs, NamedArgs,
+};
 use crate::settings::Settings;
 
 pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
@@ -26,7 +31,7 @@ pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliE
         BatchCommand::Start(args) => transition(args, Command::Start, settings).await,
         BatchCommand::Stop(args) => transition(args, Command::Stop, settings).await,
         BatchCommand::Resume(args) => transition(args, Command::Resume, settings).await,
-        BatchCommand::Complete(args) => transition(args, Command::Complete, settings).await,
+        BatchCommand::Complete(args) => complete(args, settings).await,
         BatchCommand::Remove(args) => transition(args, Command::Remove, settings).await,
         BatchCommand::SyncNow(args) => transition(args, Command::SyncNow, settings).await,
         BatchCommand::List(args) => list(args, settings).await,
@@ -85,6 +90,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         received_after: args.received_after,
         max_message_size: args.max_message_size,
         notify: args.notify.clone(),
+        target_mx: args.target_mx.clone(),
         policy: LifecyclePolicy {
             incremental_interval: args.incremental_interval,
             completion_window: args.completion_window,
@@ -115,6 +121,42 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         }
     );
     Ok(())
+}
+
+/// `batch complete`: when the batch names its target MX, the users' domains must point at it
+/// (the MX switch is what completion means) unless `--force`.
+async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = open_admin(settings, &args.state.state_dir).await?;
+    let batch = load(&stores.state, &args.name).await?;
+    if let Some(target_mx) = &batch.target_mx {
+        let users = stores.state.users(&batch.name).await.map_err(state)?;
+        let domains: BTreeSet<String> = users
+            .iter()
+            .filter_map(|u| u.email.rsplit_once('@'))
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .collect();
+        let mut not_switched = Vec::new();
+        for domain in &domains {
+            let check = dns_check::check(domain, Some(target_mx), settings.dns_server).await?;
+            dns_check::print(&check);
+            if check.points_at_target != Some(true) {
+                not_switched.push(domain.clone());
+            }
+        }
+        if !not_switched.is_empty() && !args.force {
+            return Err(CliError::Invalid(format!(
+                "batch {}: the MX of {} does not point at {target_mx} yet; switch it first, or complete with --force",
+                batch.name,
+                not_switched.join(", ")
+            )));
+        }
+    }
+    let named = NamedArgs {
+        name: args.name.clone(),
+        json: false,
+        state: args.state.clone(),
+    };
+    transition(&named, Command::Complete, settings).await
 }
 
 async fn transition(

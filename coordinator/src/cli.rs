@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::service_cli::{
-    BatchCommand, EndpointCommand, ReportCommand, ServiceArgs, StateArgs, VerifyArgs,
+    BatchCommand, DnsCommand, EndpointCommand, ReportCommand, ServiceArgs, StateArgs, VerifyArgs,
 };
 use crate::settings::Settings;
 
@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// DNS checks for the MX switch.
+    Dns {
+        #[command(subcommand)]
+        command: DnsCommand,
+    },
     /// Compare source and target of a batch's users now: every message missing on the target
     /// or present twice; exit 1 on any difference.
     Verify(VerifyArgs),
@@ -93,6 +98,7 @@ impl Cli {
             | Command::Batch { .. }
             | Command::Report { .. }
             | Command::Verify(_)
+            | Command::Dns { .. }
             | Command::Config => return common,
         };
         Settings {

@@ -16,6 +16,7 @@ mod backends;
 mod batches;
 mod cli;
 mod collector;
+mod dns_check;
 mod endpoint_test;
 mod endpoints;
 mod error;
@@ -42,7 +43,7 @@ use tracing::Instrument;
 use crate::cli::{Cli, Command};
 use crate::collector::UserResult;
 use crate::error::CliError;
-use crate::service_cli::{EndpointCommand, ReportCommand};
+use crate::service_cli::{DnsCommand, EndpointCommand, ReportCommand};
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
@@ -115,6 +116,24 @@ async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode, Cl
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify_cmd::run(args, settings).await,
+        Command::Dns {
+            command: DnsCommand::Check(args),
+        } => {
+            let check =
+                dns_check::check(&args.domain, args.expect_mx.as_deref(), settings.dns_server)
+                    .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&check).unwrap_or_default()
+                );
+            } else {
+                dns_check::print(&check);
+            }
+            Ok(ExitCode::from(u8::from(
+                check.points_at_target == Some(false),
+            )))
+        }
         Command::Report {
             command: ReportCommand::Users(args),
         } => {

@@ -86,7 +86,7 @@ pub enum BatchCommand {
     /// Resume a stopped batch.
     Resume(NamedArgs),
     /// MX switched: keep syncing for the completion window, then a final sync, then stop.
-    Complete(NamedArgs),
+    Complete(CompleteArgs),
     /// Remove a batch that is not syncing (created, stopped, completed or failed).
     Remove(NamedArgs),
     /// List batches with their states.
@@ -129,6 +129,10 @@ pub struct BatchCreateArgs {
     /// Begin completion by itself at this time (same forms as --start-after).
     #[arg(long)]
     pub complete_after: Option<String>,
+    /// The target's mail exchanger (e.g. `example-com.mail.protection.outlook.com`):
+    /// `batch complete` checks the users' domains point at it.
+    #[arg(long)]
+    pub target_mx: Option<String>,
     /// Who hears of initial sync done, failures and completion (addresses, comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub notify: Vec<String>,
@@ -143,6 +147,33 @@ pub struct BatchCreateArgs {
     pub completion_window: std::time::Duration,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    pub name: String,
+    /// Complete even though a domain's MX does not point at the batch's --target-mx yet.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Show a domain's MX records and their TTL; exit 1 when --expect-mx is not where mail goes.
+    Check(DnsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DnsCheckArgs {
+    pub domain: String,
+    /// The exchanger mail should go to after the switch.
+    #[arg(long)]
+    pub expect_mx: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -42,10 +42,12 @@ pub struct Settings {
     pub notify_from: Option<String>,
     /// Every batch notification is also POSTed here as JSON.
     pub notify_webhook: Option<String>,
+    /// The DNS server for MX checks, e.g. `10.0.0.53:53`; unset: the system's resolvers.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     "queue",
     "checkpoints",
     "secret_key",
@@ -57,6 +59,7 @@ pub const KEYS: [&str; 11] = [
     "smtp_url",
     "notify_from",
     "notify_webhook",
+    "dns_server",
 ];
 
 const ENV_PREFIX: &str = "MAILFLEET";
@@ -94,6 +97,7 @@ impl Settings {
             smtp_url: flags.smtp_url.or(self.smtp_url),
             notify_from: flags.notify_from.or(self.notify_from),
             notify_webhook: flags.notify_webhook.or(self.notify_webhook),
+            dns_server: flags.dns_server.or(self.dns_server),
         }
     }
 }
@@ -122,6 +126,10 @@ impl Settings {
             ("smtp_url", self.smtp_url.as_ref().map(url)),
             ("notify_from", self.notify_from.as_deref().map(quoted)),
             ("notify_webhook", self.notify_webhook.as_ref().map(url)),
+            (
+                "dns_server",
+                self.dns_server.map(|a| quoted(&a.to_string())),
+            ),
         ]
     }
 }

@@ -183,6 +183,10 @@ pub struct BatchRecord {
     pub received_after: Option<NaiveDate>,
     pub max_message_size: u64,
     pub notify: Vec<String>,
+    /// The target's mail exchanger: `batch complete` checks that the users' domains point at
+    /// it (`--force` to complete anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_mx: Option<String>,
     pub policy: LifecyclePolicy,
     pub state: BatchState,
     pub created_at: DateTime<Utc>,
@@ -428,6 +432,7 @@ mod tests {
             received_after: None,
             max_message_size: 1,
             notify: vec![],
+            target_mx: None,
             policy: LifecyclePolicy {
                 incremental_interval: Duration::from_secs(100),
                 completion_window: Duration::from_secs(1000),

@@ -283,6 +283,7 @@ mod tests {
             received_after: None,
             max_message_size: 10,
             notify: vec![],
+            target_mx: None,
             policy: Default::default(),
             state: BatchState::Created,
             created_at: Utc::now(),

@@ -1,0 +1,199 @@
+//! MX checks against a real DNS server on loopback (dnsmasq serving a test zone): `dns check`
+//! shows the records and their TTL and warns; `batch complete` refuses while the users' domain
+//! does not point at the batch's target MX, and goes ahead once it does (or with --force).
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::fleet::free_port;
+use common::{Pair, mailfleet};
+use mailfleet_testkit::corpus::CorpusSpec;
+
+/// dnsmasq answering for example.com with one MX record, nothing else.
+struct DnsServer {
+    process: Child,
+    port: u16,
+}
+
+impl DnsServer {
+    fn start(mx: &str, ttl: u32) -> Self {
+        let port = free_port();
+        let process = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--user=root",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--mx-host=example.com,{mx},10"))
+            .arg(format!("--local-ttl={ttl}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (deploy/dev/install-deps.sh installs dnsmasq-base)");
+        let server = DnsServer { process, port };
+        for _ in 0..100 {
+            if server.answers() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dnsmasq did not answer on {port}");
+    }
+
+    /// Whether something listens: dnsmasq binds its TCP port together with UDP.
+    fn answers(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn run(state_dir: &std::path::Path, dns: &DnsServer, args: &[&str]) -> Output {
+    mailfleet()
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("MAILFLEET_DNS_SERVER", dns.address())
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_checks_warn_and_gate_completion_until_the_switch() {
+    let old = DnsServer::start("mx.old.example", 7200);
+    let check = mailfleet()
+        .args([
+            "dns",
+            "check",
+            "example.com",
+            "--expect-mx",
+            "mx.new.example",
+        ])
+        .env("MAILFLEET_DNS_SERVER", old.address())
+        .output()
+        .unwrap();
+    let shown = text(&check);
+    assert_eq!(check.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("MX  10 mx.old.example  (TTL 7200 s)"),
+        "{shown}"
+    );
+    assert!(shown.contains("MX TTL is 7200 s"), "{shown}");
+    assert!(shown.contains("not at mx.new.example yet"), "{shown}");
+
+    // A synced batch whose users are @example.com, completing onto mx.new.example.
+    let pair = Pair::start(&[("dns-a@example.com", "dns-pw")]);
+    pair.seed_all(&CorpusSpec {
+        messages: 5,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    let state_dir = pair.state_dir();
+    for (name, url) in [("src", pair.source.url()), ("dst", pair.target.url())] {
+        assert!(
+            run(
+                &state_dir,
+                &old,
+                &["endpoint", "create", name, "--server", &url]
+            )
+            .status
+            .success()
+        );
+    }
+    let created = run(
+        &state_dir,
+        &old,
+        &[
+            "batch",
+            "create",
+            "mx-gated",
+            "--endpoint",
+            "src",
+            "--target-endpoint",
+            "dst",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--autostart",
+            "--target-mx",
+            "mx.new.example",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let mut service = mailfleet()
+        .args(["run", "--poll-interval", "200ms"])
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut synced = false;
+    for _ in 0..600 {
+        let status = text(&run(&state_dir, &old, &["batch", "status", "mx-gated"]));
+        if status.contains("batch mx-gated: Synced") {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    service.wait().unwrap();
+    assert!(synced, "the batch never synced");
+
+    let refused = run(&state_dir, &old, &["batch", "complete", "mx-gated"]);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("MX of example.com does not point at mx.new.example yet"),
+        "{said}"
+    );
+    assert!(said.contains("--force"), "{said}");
+
+    drop(old);
+    let switched = DnsServer::start("mx.new.example", 300);
+    let check = mailfleet()
+        .args([
+            "dns",
+            "check",
+            "example.com",
+            "--expect-mx",
+            "mx.new.example",
+        ])
+        .env("MAILFLEET_DNS_SERVER", switched.address())
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert!(!text(&check).contains("warning"), "{}", text(&check));
+    let completed = run(&state_dir, &switched, &["batch", "complete", "mx-gated"]);
+    assert!(completed.status.success(), "{}", text(&completed));
+    assert!(text(&completed).contains("syncing goes on until"));
+}
