@@ -205,3 +205,90 @@ async fn no_password_reaches_queue_messages_redis_or_logs() {
     }
     fleet.clean_up().await;
 }
+
+/// The service on the distributed backends: `mailfleet run --workers 0` schedules the batch,
+/// a `mailfleet worker` process copies it, passwords and checkpoints live in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_schedules_a_batch_for_worker_processes() {
+    let fleet = Fleet::new("service");
+    let pair = Pair::start(&[
+        ("svc-a@example.com", "svc-pw-a"),
+        ("svc-b@example.com", "svc-pw-b"),
+    ]);
+    pair.seed_all(&CorpusSpec {
+        messages: 20,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    let cli = |args: &[&str]| {
+        let mut command = common::mailfleet();
+        command.args(args).arg("--state-dir").arg(pair.state_dir());
+        fleet.configure(&mut command);
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "mailfleet {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    cli(&["endpoint", "create", "src", "--server", &pair.source.url()]);
+    cli(&["endpoint", "create", "dst", "--server", &pair.target.url()]);
+    cli(&[
+        "batch",
+        "create",
+        "fleet-batch",
+        "--endpoint",
+        "src",
+        "--target-endpoint",
+        "dst",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--autostart",
+    ]);
+    let (mut worker, _) = fleet.worker();
+    let mut service = common::mailfleet();
+    service
+        .args(["run", "--workers", "0", "--poll-interval", "200ms"])
+        .arg("--state-dir")
+        .arg(pair.state_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    fleet.configure(&mut service);
+    let mut service = service.spawn().unwrap();
+
+    let mut state = String::new();
+    for _ in 0..600 {
+        let status: serde_json::Value =
+            serde_json::from_str(&cli(&["batch", "status", "fleet-batch", "--json"])).unwrap();
+        state = status["batch"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if state == "Synced" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for child in [&mut service, &mut worker] {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+    }
+    assert_eq!(state, "Synced");
+    for i in 0..pair.users.len() {
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+    assert!(
+        !pair.state_dir().join("secret.key").exists(),
+        "distributed passwords are sealed in Redis with the shared key, not a local one"
+    );
+    fleet.clean_up().await;
+}

@@ -241,6 +241,11 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
         &pair.source.url(),
     ]);
     assert!(error.contains("exists already"), "{error}");
+    let tested = service.ok(&["endpoint", "test", "--endpoint", "old-imap"]);
+    assert!(
+        tested.starts_with("ok   connect to imap://127.0.0.1"),
+        "{tested}"
+    );
     let batch_args = |name: &str| -> Vec<String> {
         [
             "batch",
