@@ -3,12 +3,17 @@
 //! `target/loadtest/`; BENCHMARKS.md records the figures. Nothing here asserts a time.
 
 pub mod fleet;
+mod measured;
 pub mod plan;
 mod process;
 mod report;
+pub mod single;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// One large mailbox copied by mailfleet and by mbsync into fresh targets, then re-run
+    /// with nothing to copy; prints each tool's figures and mailfleet's ratios to mbsync.
+    Single(single::SingleArgs),
     /// Plan a 50,000-row CSV: validate, seal the credentials into Redis, publish one discovery
     /// task per user to RabbitMQ with confirms. Prints the time and the coordinator's peak RSS.
     Plan(plan::PlanArgs),
@@ -20,6 +25,7 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Plan(args) => plan::run(&args).await,
+        BenchCommand::Single(args) => single::run(&args).await,
         BenchCommand::Fleet(args) => fleet::run(&args).await,
     }
 }
