@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::fleet::{Fleet, KEY};
-use common::{ADMIN, Pair, run, user_result};
+use common::{ADMIN, Pair, Running, run, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{StartOptions, assert_same_mail};
 
@@ -111,12 +111,14 @@ async fn no_password_reaches_queue_messages_redis_or_logs() {
         ],
     );
     fleet.configure(&mut coordinator);
-    let coordinator = coordinator
-        .env("MAILFLEET_SOURCE_ADMIN_PASSWORD", ADMIN.1)
-        .stdout(log_file("coordinator.out"))
-        .stderr(log_file("coordinator.err"))
-        .spawn()
-        .unwrap();
+    let coordinator = Running::new(
+        coordinator
+            .env("MAILFLEET_SOURCE_ADMIN_PASSWORD", ADMIN.1)
+            .stdout(log_file("coordinator.out"))
+            .stderr(log_file("coordinator.err"))
+            .spawn()
+            .unwrap(),
+    );
 
     // No worker yet: the discovery tasks and the sealed credentials wait for one.
     let mut tasks = Vec::new();
@@ -140,24 +142,19 @@ async fn no_password_reaches_queue_messages_redis_or_logs() {
         "{redis_during_the_run:?}"
     );
 
-    let mut worker = fleet
-        .worker_command()
-        .args(["--log", "debug"])
-        .stdout(Stdio::null())
-        .stderr(log_file("worker.err"))
-        .spawn()
+    let worker = Running::new(
+        fleet
+            .worker_command()
+            .args(["--log", "debug"])
+            .stdout(Stdio::null())
+            .stderr(log_file("worker.err"))
+            .spawn()
+            .unwrap(),
+    );
+    let status = tokio::task::spawn_blocking(move || coordinator.wait_with_output().status)
+        .await
         .unwrap();
-    let status = tokio::task::spawn_blocking(move || {
-        let mut coordinator = coordinator;
-        coordinator.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status();
-    worker.wait().unwrap();
+    worker.terminate();
 
     let read = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap();
     let json: serde_json::Value = serde_json::from_str(&read("coordinator.out")).unwrap();
@@ -248,7 +245,7 @@ async fn the_service_schedules_a_batch_for_worker_processes() {
         csv.to_str().unwrap(),
         "--autostart",
     ]);
-    let (mut worker, _) = fleet.worker();
+    let (worker, _) = fleet.worker();
     let mut service = common::mailfleet();
     service
         .args(["run", "--workers", "0", "--poll-interval", "200ms"])
@@ -257,7 +254,7 @@ async fn the_service_schedules_a_batch_for_worker_processes() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     fleet.configure(&mut service);
-    let mut service = service.spawn().unwrap();
+    let service = Running::new(service.spawn().unwrap());
 
     let mut state = String::new();
     for _ in 0..600 {
@@ -272,12 +269,8 @@ async fn the_service_schedules_a_batch_for_worker_processes() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for child in [&mut service, &mut worker] {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        child.wait().unwrap();
-    }
+    service.terminate();
+    worker.terminate();
     assert_eq!(state, "Synced");
     for i in 0..pair.users.len() {
         assert_same_mail(

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::fleet::free_port;
-use common::{Pair, mailfleet};
+use common::{Pair, Running, mailfleet};
 use mailfleet_testkit::corpus::CorpusSpec;
 
 /// dnsmasq answering for example.com with one MX record, nothing else.
@@ -146,14 +146,16 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
         ],
     );
     assert!(created.status.success(), "{}", text(&created));
-    let mut service = mailfleet()
-        .args(["run", "--poll-interval", "200ms"])
-        .arg("--state-dir")
-        .arg(&state_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let service = Running::new(
+        mailfleet()
+            .args(["run", "--poll-interval", "200ms"])
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut synced = false;
     for _ in 0..600 {
         let status = text(&run(&state_dir, &old, &["batch", "status", "mx-gated"]));
@@ -163,10 +165,7 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status();
-    service.wait().unwrap();
+    service.terminate();
     assert!(synced, "the batch never synced");
 
     let refused = run(&state_dir, &old, &["batch", "complete", "mx-gated"]);

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Pair, run, user_result};
+use common::{Pair, Running, run, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::fault_proxy::{Action, FaultProxy};
 use mailfleet_testkit::{assert_same_mail, connect_login};
@@ -20,18 +20,19 @@ async fn kill_when_inbox_reaches(
     extra: &[&str],
     threshold: u32,
 ) -> bool {
-    let mut child = pair
-        .migrate_command(csv, &[&["--workers", "3"], extra].concat())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running::new(
+        pair.migrate_command(csv, &[&["--workers", "3"], extra].concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (user, password) = &pair.users[0];
     let mut session = connect_login(pair.target.port(), user, password)
         .await
         .unwrap();
     loop {
-        if child.try_wait().unwrap().is_some() {
+        if child.has_exited() {
             return false;
         }
         let count = session
@@ -40,8 +41,7 @@ async fn kill_when_inbox_reaches(
             .map(|m| m.exists)
             .unwrap_or(0);
         if count >= threshold {
-            child.kill().unwrap(); // SIGKILL: no chance to checkpoint or clean up
-            child.wait().unwrap();
+            child.kill(); // SIGKILL: no chance to checkpoint or clean up
             return true;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::fleet::{Fleet, free_port};
-use common::{Pair, user_result};
+use common::{Pair, Running, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{assert_same_mail, connect_login};
 use rand::Rng;
@@ -68,7 +68,7 @@ async fn assert_coordinator_shows_the_run(address: &str, users: usize) {
 }
 
 /// Messages the still-running workers say they appended, from their `/metrics`.
-async fn messages_copied_by(workers: &[(Child, u16)]) -> f64 {
+async fn messages_copied_by(workers: &[(Running, u16)]) -> f64 {
     let mut total = 0.0;
     for (_, port) in workers {
         let metrics = http_get(&format!("127.0.0.1:{port}"), "/metrics").await;
@@ -119,11 +119,13 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
         ],
     );
     fleet.configure(&mut coordinator);
-    let coordinator = coordinator
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let coordinator = Running::new(
+        coordinator
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
 
     let mut session = connect_login(pair.target.port(), users[0].0, users[0].1)
         .await
@@ -145,9 +147,8 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
             eprintln!("disrupting at {copied} INBOX messages");
             match scenario.disruption {
                 Disruption::KillAWorker => {
-                    let (mut victim, _) = workers.remove(0);
-                    victim.kill().unwrap(); // SIGKILL mid-task
-                    victim.wait().unwrap();
+                    let (victim, _) = workers.remove(0);
+                    victim.kill(); // SIGKILL mid-task
                     workers.push(fleet.worker());
                 }
                 Disruption::CloseBrokerConnectionsAndWipeCheckpoints => {
@@ -163,17 +164,12 @@ async fn migrate_through_a_disrupted_fleet(scenario: Scenario) {
 
     let output = tokio::task::spawn_blocking(move || coordinator.wait_with_output())
         .await
-        .unwrap()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     let copied_by_survivors = messages_copied_by(&workers).await;
-    for (worker, _) in &mut workers {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(worker.id().to_string())
-            .status();
-        worker.wait().unwrap();
+    for (worker, _) in workers {
+        worker.terminate();
     }
     assert!(disrupted, "no mail arrived to trigger the disruption");
     assert_eq!(output.status.code(), Some(0), "{stderr}\n{json}");

@@ -7,11 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone};
-use common::{Pair, mailfleet};
+use common::{Pair, Running, mailfleet};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
@@ -59,8 +59,8 @@ impl Service<'_> {
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
 
-    fn start(&self, log: &Path) -> Child {
-        mailfleet()
+    fn start(&self, log: &Path) -> Running {
+        let child = mailfleet()
             .args([
                 "run",
                 "--poll-interval",
@@ -81,7 +81,8 @@ impl Service<'_> {
                     .unwrap(),
             )
             .spawn()
-            .unwrap()
+            .unwrap();
+        Running::new(child)
     }
 
     /// `mailfleet verify wave-1 --json`: exit code and document.
@@ -109,11 +110,8 @@ impl Service<'_> {
     }
 }
 
-fn stop(mut service: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status();
-    service.wait().unwrap();
+fn stop(service: Running) {
+    service.terminate();
 }
 
 fn batch_state(status: &Value) -> &str {

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
 use common::fleet::free_port;
-use common::{Pair, mailfleet};
+use common::{Pair, Running, mailfleet};
 use mailfleet_testkit::corpus::CorpusSpec;
 use serde_json::Value;
 
@@ -148,19 +148,21 @@ async fn initial_sync_failures_and_completion_are_mailed_and_posted() {
         "1s",
     ]);
 
-    let mut service = mailfleet()
-        .args(["run", "--poll-interval", "200ms"])
-        .arg("--state-dir")
-        .arg(&state_dir)
-        .env(
-            "MAILFLEET_SMTP_URL",
-            format!("smtp://127.0.0.1:{}", smtp.port),
-        )
-        .env("MAILFLEET_NOTIFY_FROM", "mailfleet@example.com")
-        .env("MAILFLEET_NOTIFY_WEBHOOK", &webhook)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let service = Running::new(
+        mailfleet()
+            .args(["run", "--poll-interval", "200ms"])
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env(
+                "MAILFLEET_SMTP_URL",
+                format!("smtp://127.0.0.1:{}", smtp.port),
+            )
+            .env("MAILFLEET_NOTIFY_FROM", "mailfleet@example.com")
+            .env("MAILFLEET_NOTIFY_WEBHOOK", &webhook)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut kinds = Vec::new();
     for _ in 0..600 {
         kinds = events
@@ -174,10 +176,7 @@ async fn initial_sync_failures_and_completion_are_mailed_and_posted() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status();
-    service.wait().unwrap();
+    service.terminate();
 
     assert_eq!(
         kinds.first().map(String::as_str),

@@ -2,13 +2,13 @@
 //! tenant (both named after the test and process), mailfleet processes configured for them,
 //! and the means to break, inspect and finally remove them.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::rabbitmq_queue::{QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 
-use super::mailfleet;
+use super::{Running, mailfleet};
 
 pub const KEY: &str = "ZmxlZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZy0hIT8="; // 32 bytes, tests only
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -55,7 +55,7 @@ impl Fleet {
     }
 
     /// A quiet worker with `/metrics` on a port of its own (returned with it).
-    pub fn worker(&self) -> (Child, u16) {
+    pub fn worker(&self) -> (Running, u16) {
         let metrics_port = free_port();
         let mut command = self.worker_command();
         command
@@ -63,7 +63,7 @@ impl Fleet {
             .arg(format!("127.0.0.1:{metrics_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        (command.spawn().unwrap(), metrics_port)
+        (Running::new(command.spawn().unwrap()), metrics_port)
     }
 
     pub async fn redis(&self) -> RedisStore {
@@ -121,10 +121,39 @@ impl Fleet {
 
     /// Removes the test's queues and Redis keys.
     pub async fn clean_up(&self) {
-        self.redis().await.clear_tenant().await.unwrap();
-        let names = QueueNames::with_prefix(&self.isolation);
-        RabbitMqQueue::delete_queues(BROKER, &names).await.unwrap();
+        clean_up(&self.isolation).await.unwrap();
     }
+}
+
+impl Drop for Fleet {
+    /// A test that failed half-way still removes what it made (best effort, on a runtime of
+    /// its own: drop cannot await). Its processes are gone by now: declared later, dropped
+    /// earlier.
+    fn drop(&mut self) {
+        let isolation = self.isolation.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for clean-up");
+            runtime.block_on(clean_up(&isolation))
+        })
+        .join();
+    }
+}
+
+async fn clean_up(isolation: &str) -> Result<(), String> {
+    let secrets = SecretBox::from_base64(KEY).map_err(|e| e.to_string())?;
+    RedisStore::connect(REDIS, isolation, secrets)
+        .await
+        .map_err(|e| e.to_string())?
+        .clear_tenant()
+        .await
+        .map_err(|e| e.to_string())?;
+    let names = QueueNames::with_prefix(isolation);
+    RabbitMqQueue::delete_queues(BROKER, &names)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn connection() -> redis::aio::MultiplexedConnection {

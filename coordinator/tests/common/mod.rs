@@ -150,3 +150,58 @@ pub fn user_result<'a>(json: &'a Value, email: &str) -> &'a Value {
         .and_then(|users| users.iter().find(|u| u["email"] == email))
         .unwrap_or_else(|| panic!("no result for {email} in {json}"))
 }
+
+/// A child process that is killed and reaped when dropped, so a test that fails half-way
+/// leaves no mailfleet process running (it would keep redeclaring its queues).
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn new(child: std::process::Child) -> Self {
+        Running(Some(child))
+    }
+
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("a running process")
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// Whether it has exited by itself.
+    pub fn has_exited(&mut self) -> bool {
+        self.child().try_wait().unwrap().is_some()
+    }
+
+    /// SIGTERM (mailfleet stops gracefully), then waits.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status();
+        self.child().wait().unwrap()
+    }
+
+    /// SIGKILL mid-work, then reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child().kill();
+        let _ = self.child().wait();
+    }
+
+    /// Waits for it to exit by itself, with its captured output.
+    pub fn wait_with_output(mut self) -> Output {
+        self.0
+            .take()
+            .expect("a running process")
+            .wait_with_output()
+            .unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
