@@ -121,11 +121,13 @@ impl Collector {
         match report {
             Report::Discovered {
                 folder_tasks,
+                already_synced,
                 folders,
                 skipped,
                 ..
             } => {
                 user.folder_tasks = Some(folder_tasks);
+                user.result.items_synced += already_synced;
                 user.result.folders = folders;
                 user.result.items_skipped += skipped.len() as u64;
                 user.result.skipped.extend(skipped);
@@ -202,6 +204,7 @@ mod tests {
             batch: "b".into(),
             user: user.into(),
             folder_tasks: tasks,
+            already_synced: 0,
             folders: vec!["INBOX".into()],
             skipped: vec![],
         }

@@ -171,6 +171,9 @@ pub enum Report {
         batch: String,
         user: String,
         folder_tasks: u32,
+        /// Messages of folders that needed no task: complete on the target already.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        already_synced: u64,
         /// Every folder of the user on the target (display names), including empty ones.
         folders: Vec<String>,
         /// Folders not migrated (excluded by no rule the user chose, e.g. unmappable names).
@@ -213,6 +216,10 @@ impl Report {
             | Report::Failed { user, .. } => user,
         }
     }
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
+use mailfleet_shared::checkpoint::CheckpointKey;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
 use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
@@ -28,6 +29,8 @@ pub struct Discovery {
     pub skipped: Vec<SkippedItem>,
     /// Messages in the planned folders, for progress.
     pub total_messages: u64,
+    /// Messages of folders already complete on the target per their checkpoints: no task.
+    pub already_synced: u64,
 }
 
 /// Virtual folders that show messages stored elsewhere (Gmail's "All Mail", "Starred"); copying
@@ -114,13 +117,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         }
         discovery.folders.push(folder.display_name.clone());
         if folder.selectable {
-            plan_folder(
-                &mut source,
-                folder,
-                job.folder_part_messages,
-                &mut discovery,
-            )
-            .await?;
+            plan_folder(job, user, &mut source, &mut target, folder, &mut discovery).await?;
         }
     }
     source.logout().await;
@@ -174,19 +171,30 @@ fn is_under(path: &str, parent: &str) -> bool {
 }
 
 /// Plans one folder task; a folder above `part_size` messages is split into parts (by its UIDs
-/// now), of which only the first is planned: each part queues the next when it is done.
+/// now), of which only the first is planned: each part queues the next when it is done. A
+/// folder whose checkpoint already covers every UID (same UIDVALIDITY on both sides, nothing
+/// above it) needs no task: a re-run with nothing new costs one STATUS per side and folder.
 async fn plan_folder(
+    job: &Job,
+    user: &MailboxUser,
     source: &mut ImapConnection,
+    target: &mut ImapConnection,
     folder: MappedFolder,
-    part_size: usize,
     discovery: &mut Discovery,
 ) -> Result<(), WorkerError> {
+    let part_size = job.folder_part_messages;
     let name = folder.source_name.clone();
     let status = source
-        .run("STATUS", |s| s.status(&name, "(MESSAGES UIDVALIDITY)"))
+        .run("STATUS", |s| {
+            s.status(&name, "(MESSAGES UIDNEXT UIDVALIDITY)")
+        })
         .await?;
     source.discard_unsolicited();
     if status.exists == 0 {
+        return Ok(());
+    }
+    if is_up_to_date(job, user, target, &folder, &status).await? {
+        discovery.already_synced += u64::from(status.exists);
         return Ok(());
     }
     discovery.total_messages += u64::from(status.exists);
@@ -205,6 +213,43 @@ async fn plan_folder(
         part,
     });
     Ok(())
+}
+
+/// Whether the folder's checkpoint says every source message up to UIDNEXT is on the target.
+/// Not with a received-after filter: the folder's message count would then overstate what
+/// the batch migrates.
+async fn is_up_to_date(
+    job: &Job,
+    user: &MailboxUser,
+    target: &mut ImapConnection,
+    folder: &MappedFolder,
+    status: &async_imap::types::Mailbox,
+) -> Result<bool, WorkerError> {
+    let (Some(uid_next), Some(uid_validity)) = (status.uid_next, status.uid_validity) else {
+        return Ok(false);
+    };
+    if job.received_after.is_some() {
+        return Ok(false);
+    }
+    let key = CheckpointKey {
+        scope: job.batch.clone(),
+        user: user.email.clone(),
+        folder: folder.source_name.clone(),
+    };
+    let Some(checkpoint) = job.checkpoints.load(&key).await? else {
+        return Ok(false);
+    };
+    if checkpoint.source_uidvalidity != uid_validity
+        || u64::from(checkpoint.last_source_uid) + 1 < u64::from(uid_next)
+    {
+        return Ok(false);
+    }
+    let name = folder.target_name.clone();
+    let target_status = target
+        .run("STATUS", |s| s.status(&name, "(UIDVALIDITY)"))
+        .await?;
+    target.discard_unsolicited();
+    Ok(target_status.uid_validity == Some(checkpoint.target_uidvalidity))
 }
 
 /// Every UID of folder `name`, ascending (4 bytes a message in memory).

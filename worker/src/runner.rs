@@ -157,11 +157,15 @@ impl Worker {
             };
             self.queue.publish_task(&folder_task).await?;
         }
+        crate::metrics::engine()
+            .messages_already_present
+            .inc_by(discovery.already_synced);
         Ok(Report::Discovered {
             task_id: task.task_id(),
             batch: batch.to_owned(),
             user: user.email.clone(),
             folder_tasks: discovery.plans.len() as u32,
+            already_synced: discovery.already_synced,
             folders: discovery.folders,
             skipped: discovery.skipped,
         })
