@@ -403,3 +403,97 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     let listed = service.ok(&["batch", "list"]);
     assert!(!listed.contains("wave-1"), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_added_to_a_synced_batch_get_their_initial_sync_at_once() {
+    let pair = Pair::start(&[
+        ("add-a@example.com", "add-pw-a"),
+        ("add-b@example.com", "add-pw-b"),
+    ]);
+    pair.seed_all(&CorpusSpec {
+        messages: 12,
+        ..Default::default()
+    })
+    .await;
+    let first = pair.dir.path().join("first.csv");
+    std::fs::write(
+        &first,
+        "EmailAddress,UserName,Password\nadd-a@example.com,add-a@example.com,add-pw-a\n",
+    )
+    .unwrap();
+    let second = pair.dir.path().join("second.csv");
+    std::fs::write(
+        &second,
+        "EmailAddress,UserName,Password\nadd-b@example.com,add-b@example.com,add-pw-b\n",
+    )
+    .unwrap();
+    let service = Service { pair: &pair };
+    service.ok(&[
+        "endpoint",
+        "create",
+        "old-imap",
+        "--server",
+        &pair.source.url(),
+    ]);
+    service.ok(&[
+        "endpoint",
+        "create",
+        "new-imap",
+        "--server",
+        &pair.target.url(),
+    ]);
+    service.ok(&[
+        "batch",
+        "create",
+        "wave-1",
+        "--endpoint",
+        "old-imap",
+        "--target-endpoint",
+        "new-imap",
+        "--csv",
+        first.to_str().unwrap(),
+        "--autostart",
+    ]);
+    let running = service.start(&pair.dir.path().join("service.log"));
+    service
+        .wait_for("Synced", |s| batch_state(s) == "Synced")
+        .await;
+
+    let error = service.refused(&[
+        "batch",
+        "add-users",
+        "wave-1",
+        "--csv",
+        first.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("add-a@example.com is in batch wave-1 already"),
+        "{error}"
+    );
+    service.ok(&[
+        "batch",
+        "add-users",
+        "wave-1",
+        "--csv",
+        second.to_str().unwrap(),
+    ]);
+    // The next incremental sync is due at once (not in 24 h) and gives the new user its first.
+    let status = service
+        .wait_for("the added user synced", |s| {
+            s["users"].as_array().is_some_and(|users| {
+                users
+                    .iter()
+                    .any(|u| u["email"] == "add-b@example.com" && u["state"] == "Synced")
+            })
+        })
+        .await;
+    assert!(user(&status, "add-b@example.com")["initial_sync_seconds"].is_number());
+    stop(running);
+    for i in 0..2 {
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+}
