@@ -28,6 +28,7 @@ mod progress;
 mod service;
 mod service_cli;
 mod settings;
+mod signals;
 mod status;
 mod summary;
 mod telemetry;

@@ -17,8 +17,6 @@ use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::job_spec::JobSpec;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
-use mailfleet_shared::queue::TaskQueue;
-use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
 use mailfleet_worker::{Job, Tuning};
 use secrecy::SecretString;
 
@@ -30,7 +28,6 @@ use crate::pass::{Concurrency, Observers, run_pass};
 use crate::progress::TerminalProgress;
 use crate::settings::Settings;
 use crate::status::StatusBoard;
-use crate::{http, telemetry};
 
 /// Everything `migrate` needs, validated before anything starts (invalid input → exit 2).
 struct Plan {
@@ -55,20 +52,12 @@ pub async fn run(
             "a coordinator without workers needs a broker and a store (--queue and --checkpoints, or the settings queue and checkpoints), and `mailfleet worker` processes to do the work".into(),
         ));
     }
-    let board = StatusBoard::new();
-    if let Some(listen) = settings.metrics_listen {
-        let mut registry = telemetry::engine_registry();
-        board.register(&mut registry);
-        http::serve(listen, registry, Some(board.clone())).await?;
-    }
-    if let Some(broker) = &backends.dead_letters {
-        board.watch_queue_depth(broker.clone());
-    }
+    let board = StatusBoard::start(settings, backends.dead_letters.as_ref()).await?;
     let Backends {
         queue,
         checkpoints,
         credentials,
-        dead_letters,
+        dead_letters: _reported_by_the_board,
         redis,
         state_dir_lock: _held_for_the_run,
     } = backends;
@@ -101,9 +90,6 @@ pub async fn run(
         progress.clone(),
     )
     .map_err(|e| CliError::Invalid(e.to_string()))?;
-    if let Some(dead) = dead_letters {
-        tokio::spawn(report_dead_letters(dead));
-    }
     let users: Vec<MailboxUser> = plan.rows.iter().map(MigrationRow::mailbox_user).collect();
     let results = run_pass(
         Arc::new(job),
@@ -127,25 +113,6 @@ pub async fn run(
         .await
         .map_err(|e| CliError::State(e.to_string()))?;
     results
-}
-
-/// Tasks the broker dead-lettered (every delivery crashed its worker) become failure reports,
-/// so their users finish as Failed instead of waiting forever.
-pub async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
-    loop {
-        match queue.next_dead_task().await {
-            Ok(Some(report)) => {
-                if let Err(error) = queue.publish_report(&report).await {
-                    tracing::error!(%error, "cannot report a dead-lettered task");
-                }
-            }
-            Ok(None) => return,
-            Err(error) => {
-                tracing::error!(%error, "reading dead-lettered tasks failed");
-                return;
-            }
-        }
-    }
 }
 
 fn validate(args: &RunArgs) -> Result<Plan, CliError> {

@@ -32,8 +32,8 @@ use crate::pass::{Concurrency, Observers, run_pass};
 use crate::progress::TerminalProgress;
 use crate::service_cli::ServiceArgs;
 use crate::settings::Settings;
+use crate::signals;
 use crate::status::StatusBoard;
-use crate::{http, migrate, telemetry};
 
 struct Service {
     state: SqliteStateStore,
@@ -56,16 +56,7 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
-    let board = StatusBoard::new();
-    if let Some(listen) = settings.metrics_listen {
-        let mut registry = telemetry::engine_registry();
-        board.register(&mut registry);
-        http::serve(listen, registry, Some(board.clone())).await?;
-    }
-    if let Some(broker) = &backends.dead_letters {
-        board.watch_queue_depth(broker.clone());
-        tokio::spawn(migrate::report_dead_letters(broker.clone()));
-    }
+    let board = StatusBoard::start(settings, backends.dead_letters.as_ref()).await?;
     let service = Service {
         state: SqliteStateStore::open(state_dir).map_err(|e| CliError::State(e.to_string()))?,
         backends,
@@ -75,7 +66,7 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
     };
     service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
-    let stop = stop_signal();
+    let stop = signals::stop_requested();
     tokio::pin!(stop);
     loop {
         match service.next_due().await? {
@@ -329,19 +320,6 @@ fn record_outcome(
         PassKind::Incremental | PassKind::Final => {
             user.last_incremental_sync_seconds = result.seconds;
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn stop_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -18,7 +18,7 @@ use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
 use crate::backends;
 use crate::error::CliError;
 use crate::settings::Settings;
-use crate::{http, telemetry};
+use crate::{http, signals, telemetry};
 
 /// Tasks worked on at once when the settings do not say.
 const DEFAULT_CONCURRENCY: usize = 8;
@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        signals::stop_requested().await;
         tracing::info!("stopping: finishing running tasks");
         trigger.trigger();
     });
@@ -53,18 +53,6 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let result = worker.run(concurrency, shutdown).await;
     backends.queue.close();
     result.map_err(|e| CliError::State(e.to_string()))
-}
-
-async fn wait_for_stop_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// Jobs described in Redis by the coordinator, built once per batch and kept.

@@ -70,6 +70,34 @@ impl SqliteStateStore {
     }
 }
 
+/// The tables that hold one JSON record per name.
+#[derive(Clone, Copy)]
+enum Table {
+    Endpoints,
+    Batches,
+}
+
+impl SqliteStateStore {
+    /// Inserts or replaces the record stored under `name`.
+    async fn upsert(
+        &self,
+        table: Table,
+        name: &str,
+        record: &impl Serialize,
+    ) -> Result<(), StoreError> {
+        let statement = match table {
+            Table::Endpoints => "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
+            Table::Batches => "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
+        };
+        let (name, record) = (name.to_owned(), to_json(record)?);
+        self.with(move |db| {
+            db.execute(statement, params![name, record]).map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 fn sql(error: rusqlite::Error) -> StoreError {
     StoresError::from(error).into()
 }
@@ -111,16 +139,8 @@ fn all<T: DeserializeOwned>(
 #[async_trait]
 impl StateStore for SqliteStateStore {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
-        let (name, record) = (endpoint.name.clone(), to_json(endpoint)?);
-        self.with(move |db| {
-            db.execute(
-                "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
-                params![name, record],
-            )
-            .map_err(sql)?;
-            Ok(())
-        })
-        .await
+        self.upsert(Table::Endpoints, &endpoint.name, endpoint)
+            .await
     }
 
     async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
@@ -173,16 +193,7 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
-        let (name, record) = (batch.name.clone(), to_json(batch)?);
-        self.with(move |db| {
-            db.execute(
-                "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
-                params![name, record],
-            )
-            .map_err(sql)?;
-            Ok(())
-        })
-        .await
+        self.upsert(Table::Batches, &batch.name, batch).await
     }
 
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
