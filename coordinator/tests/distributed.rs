@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::fleet::{Fleet, KEY};
+use common::service::{ServiceCli, batch_state};
 use common::{ADMIN, Pair, Running, run, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{StartOptions, assert_same_mail};
@@ -218,60 +219,21 @@ async fn the_service_schedules_a_batch_for_worker_processes() {
     })
     .await;
     let csv = pair.write_csv();
-    let cli = |args: &[&str]| {
-        let mut command = common::mailfleet();
-        command.args(args).arg("--state-dir").arg(pair.state_dir());
-        fleet.configure(&mut command);
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "mailfleet {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    cli(&["endpoint", "create", "src", "--server", &pair.source.url()]);
-    cli(&["endpoint", "create", "dst", "--server", &pair.target.url()]);
-    cli(&[
-        "batch",
-        "create",
-        "fleet-batch",
-        "--endpoint",
-        "src",
-        "--target-endpoint",
-        "dst",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--autostart",
-    ]);
+    let service = fleet
+        .settings_env()
+        .into_iter()
+        .fold(ServiceCli::new(pair.state_dir()), |cli, (name, value)| {
+            cli.with_env(name, value)
+        });
+    service.create_endpoints(&pair);
+    service.create_batch("fleet-batch", &csv, &["--autostart"]);
     let (worker, _) = fleet.worker();
-    let mut service = common::mailfleet();
+    let running = service.start(&["--workers", "0"], &pair.dir.path().join("service.log"));
     service
-        .args(["run", "--workers", "0", "--poll-interval", "200ms"])
-        .arg("--state-dir")
-        .arg(pair.state_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    fleet.configure(&mut service);
-    let service = Running::new(service.spawn().unwrap());
-
-    let mut state = String::new();
-    for _ in 0..600 {
-        let status: serde_json::Value =
-            serde_json::from_str(&cli(&["batch", "status", "fleet-batch", "--json"])).unwrap();
-        state = status["batch"]["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if state == "Synced" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    service.terminate();
+        .wait_for("fleet-batch", "Synced", |s| batch_state(s) == "Synced")
+        .await;
+    running.terminate();
     worker.terminate();
-    assert_eq!(state, "Synced");
     for i in 0..pair.users.len() {
         assert_same_mail(
             &pair.source_snapshot(i).await,

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::fleet::free_port;
-use common::{Pair, Running, mailfleet};
+use common::service::{ServiceCli, batch_state};
+use common::{Pair, mailfleet};
 use mailfleet_testkit::corpus::CorpusSpec;
 
 /// dnsmasq answering for example.com with one MX record, nothing else.
@@ -66,16 +67,6 @@ impl Drop for DnsServer {
     }
 }
 
-fn run(state_dir: &std::path::Path, dns: &DnsServer, args: &[&str]) -> Output {
-    mailfleet()
-        .args(args)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env("MAILFLEET_DNS_SERVER", dns.address())
-        .output()
-        .unwrap()
-}
-
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -115,60 +106,25 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
     })
     .await;
     let csv = pair.write_csv();
-    let state_dir = pair.state_dir();
-    for (name, url) in [("src", pair.source.url()), ("dst", pair.target.url())] {
-        assert!(
-            run(
-                &state_dir,
-                &old,
-                &["endpoint", "create", name, "--server", &url]
-            )
-            .status
-            .success()
-        );
-    }
-    let created = run(
-        &state_dir,
-        &old,
-        &[
-            "batch",
-            "create",
-            "mx-gated",
-            "--endpoint",
-            "src",
-            "--target-endpoint",
-            "dst",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--autostart",
-            "--target-mx",
-            "mx.new.example",
-        ],
+    let service = ServiceCli::new(pair.state_dir());
+    service.create_endpoints(&pair);
+    service.create_batch(
+        "mx-gated",
+        &csv,
+        &["--autostart", "--target-mx", "mx.new.example"],
     );
-    assert!(created.status.success(), "{}", text(&created));
-    let service = Running::new(
-        mailfleet()
-            .args(["run", "--poll-interval", "200ms"])
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut synced = false;
-    for _ in 0..600 {
-        let status = text(&run(&state_dir, &old, &["batch", "status", "mx-gated"]));
-        if status.contains("batch mx-gated: Synced") {
-            synced = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    service.terminate();
-    assert!(synced, "the batch never synced");
+    let running = service.start(&[], &pair.dir.path().join("service.log"));
+    service
+        .wait_for("mx-gated", "Synced", |s| batch_state(s) == "Synced")
+        .await;
+    running.terminate();
+    let complete = |dns: &DnsServer| {
+        ServiceCli::new(pair.state_dir())
+            .with_env("MAILFLEET_DNS_SERVER", dns.address())
+            .cli(&["batch", "complete", "mx-gated"])
+    };
 
-    let refused = run(&state_dir, &old, &["batch", "complete", "mx-gated"]);
+    let refused = complete(&old);
     let said = text(&refused);
     assert_eq!(refused.status.code(), Some(2), "{said}");
     assert!(
@@ -192,7 +148,7 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
         .unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     assert!(!text(&check).contains("warning"), "{}", text(&check));
-    let completed = run(&state_dir, &switched, &["batch", "complete", "mx-gated"]);
+    let completed = complete(&switched);
     assert!(completed.status.success(), "{}", text(&completed));
     assert!(text(&completed).contains("syncing goes on until"));
 }

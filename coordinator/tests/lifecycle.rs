@@ -6,125 +6,26 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone};
-use common::{Pair, Running, mailfleet};
+use common::service::{ServiceCli, batch_state, user};
+use common::{Pair, Running};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
 use serde_json::Value;
 
-struct Service<'a> {
-    pair: &'a Pair,
-}
-
-impl Service<'_> {
-    fn state_dir(&self) -> std::path::PathBuf {
-        self.pair.state_dir()
-    }
-
-    /// `mailfleet ARGS --state-dir DIR`, run to the end.
-    fn cli(&self, args: &[&str]) -> Output {
-        mailfleet()
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.cli(args);
-        assert!(
-            output.status.success(),
-            "mailfleet {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// The error text of a command that must be refused as invalid (exit 2).
-    fn refused(&self, args: &[&str]) -> String {
-        let output = self.cli(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "mailfleet {} was accepted",
-            args.join(" ")
-        );
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-
-    fn start(&self, log: &Path) -> Running {
-        let child = mailfleet()
-            .args([
-                "run",
-                "--poll-interval",
-                "200ms",
-                "--workers",
-                "4",
-                "--log",
-                "info",
-            ])
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::options()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        Running::new(child)
-    }
-
-    /// `mailfleet verify wave-1 --json`: exit code and document.
-    fn verify(&self) -> (Option<i32>, Value) {
-        let output = self.cli(&["verify", "wave-1", "--json"]);
-        let json = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|_| panic!("verify: {}", String::from_utf8_lossy(&output.stderr)));
-        (output.status.code(), json)
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["batch", "status", "wave-1", "--json"])).unwrap()
-    }
-
-    /// Polls the batch until `done` holds for its status (the service works on its own time).
-    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..1500 {
-            let status = self.status();
-            if done(&status) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("batch never reached: {what}\n{}", self.status());
-    }
-}
-
 fn stop(service: Running) {
     service.terminate();
 }
 
-fn batch_state(status: &Value) -> &str {
-    status["batch"]["state"].as_str().unwrap_or_default()
-}
-
-fn user<'a>(status: &'a Value, email: &str) -> &'a Value {
-    status["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .unwrap()
+/// `mailfleet verify wave-1 --json`: exit code and document.
+fn verify(service: &ServiceCli) -> (Option<i32>, Value) {
+    let output = service.cli(&["verify", "wave-1", "--json"]);
+    let json = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("verify: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.code(), json)
 }
 
 /// Appends one message with a unique subject to the user's source INBOX.
@@ -212,25 +113,11 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     })
     .await;
     let csv = pair.write_csv();
-    let csv = csv.to_str().unwrap();
-    let service = Service { pair: &pair };
+    let service = ServiceCli::new(pair.state_dir());
     let log = pair.dir.path().join("service.log");
 
     // Names and transitions are checked before anything runs.
-    service.ok(&[
-        "endpoint",
-        "create",
-        "old-imap",
-        "--server",
-        &pair.source.url(),
-    ]);
-    service.ok(&[
-        "endpoint",
-        "create",
-        "new-imap",
-        "--server",
-        &pair.target.url(),
-    ]);
+    service.create_endpoints(&pair);
     let error = service.refused(&[
         "endpoint",
         "create",
@@ -244,25 +131,15 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
         tested.starts_with("ok   connect to imap://127.0.0.1"),
         "{tested}"
     );
-    let batch_args = |name: &str| -> Vec<String> {
-        [
-            "batch",
-            "create",
-            name,
-            "--endpoint",
-            "old-imap",
-            "--target-endpoint",
-            "new-imap",
-            "--csv",
-            csv,
+    let batch_args = |name: &str| {
+        let timing = [
             "--autostart",
             "--incremental-interval",
             "3s",
             "--completion-window",
             "25s",
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        ];
+        ServiceCli::batch_args(name, &csv, &timing)
     };
     let args = batch_args("wave 1");
     let error = service.refused(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -280,9 +157,9 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     );
 
     // Initial sync.
-    let running = service.start(&log);
+    let running = service.start(&["--workers", "4", "--log", "info"], &log);
     let status = service
-        .wait_for("Synced", |s| batch_state(s) == "Synced")
+        .wait_for("wave-1", "Synced", |s| batch_state(s) == "Synced")
         .await;
     for (i, (email, _)) in pair.users.iter().enumerate() {
         assert_eq!(user(&status, email)["state"], "Synced");
@@ -299,7 +176,7 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     // New mail arrives: an incremental sync copies exactly it.
     new_mail(&pair, 0, "after-initial-sync").await;
     let status = service
-        .wait_for("the new message counted", |s| {
+        .wait_for("wave-1", "the new message counted", |s| {
             user(s, alice)["items_copied_total"].as_u64() == Some(copied_initially + 1)
         })
         .await;
@@ -310,16 +187,19 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     let said = service.ok(&["batch", "complete", "wave-1"]);
     // Completing, or IncrementalSyncing when a pass was running: the window has begun either way.
     assert!(said.contains("syncing goes on until"), "{said}");
-    let deadline = service.status()["batch"]["completion_deadline"].clone();
+    let deadline = service.status("wave-1")["batch"]["completion_deadline"].clone();
     stop(running);
-    let running = service.start(&log);
+    let running = service.start(&["--workers", "4", "--log", "info"], &log);
     new_mail(&pair, 0, "during-the-window").await;
-    assert_eq!(service.status()["batch"]["completion_deadline"], deadline);
+    assert_eq!(
+        service.status("wave-1")["batch"]["completion_deadline"],
+        deadline
+    );
     let error = service.refused(&["batch", "start", "wave-1"]);
     assert!(error.contains("cannot start a batch that is"), "{error}");
 
     let status = service
-        .wait_for("Completed", |s| batch_state(s) == "Completed")
+        .wait_for("wave-1", "Completed", |s| batch_state(s) == "Completed")
         .await;
     for (i, (email, _)) in pair.users.iter().enumerate() {
         assert_eq!(user(&status, email)["state"], "Completed", "{status}");
@@ -331,7 +211,7 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     }
     assert!(target_has(&pair, 0, "during-the-window").await);
     assert_eq!(status["batch"]["completion_deadline"], deadline);
-    let (exit, verified) = service.verify();
+    let (exit, verified) = verify(&service);
     assert_eq!(exit, Some(0), "{verified}");
     assert!(
         verified["users"]
@@ -355,7 +235,7 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     // Verify finds what is not right: the message that came too late, one deleted from the
     // target, one appended to it twice.
     let (deleted, duplicated) = tamper_with_target(&pair, 1).await;
-    let (exit, verified) = service.verify();
+    let (exit, verified) = verify(&service);
     assert_eq!(exit, Some(1), "{verified}");
     let subjects = |email: &str, list: &str| -> Vec<String> {
         user(&verified, email)[list]
@@ -427,36 +307,12 @@ async fn users_added_to_a_synced_batch_get_their_initial_sync_at_once() {
         "EmailAddress,UserName,Password\nadd-b@example.com,add-b@example.com,add-pw-b\n",
     )
     .unwrap();
-    let service = Service { pair: &pair };
-    service.ok(&[
-        "endpoint",
-        "create",
-        "old-imap",
-        "--server",
-        &pair.source.url(),
-    ]);
-    service.ok(&[
-        "endpoint",
-        "create",
-        "new-imap",
-        "--server",
-        &pair.target.url(),
-    ]);
-    service.ok(&[
-        "batch",
-        "create",
-        "wave-1",
-        "--endpoint",
-        "old-imap",
-        "--target-endpoint",
-        "new-imap",
-        "--csv",
-        first.to_str().unwrap(),
-        "--autostart",
-    ]);
-    let running = service.start(&pair.dir.path().join("service.log"));
+    let service = ServiceCli::new(pair.state_dir());
+    service.create_endpoints(&pair);
+    service.create_batch("wave-1", &first, &["--autostart"]);
+    let running = service.start(&["--workers", "4"], &pair.dir.path().join("service.log"));
     service
-        .wait_for("Synced", |s| batch_state(s) == "Synced")
+        .wait_for("wave-1", "Synced", |s| batch_state(s) == "Synced")
         .await;
 
     let error = service.refused(&[
@@ -479,7 +335,7 @@ async fn users_added_to_a_synced_batch_get_their_initial_sync_at_once() {
     ]);
     // The next incremental sync is due at once (not in 24 h) and gives the new user its first.
     let status = service
-        .wait_for("the added user synced", |s| {
+        .wait_for("wave-1", "the added user synced", |s| {
             s["users"].as_array().is_some_and(|users| {
                 users
                     .iter()

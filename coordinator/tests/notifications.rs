@@ -12,8 +12,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
+use common::Pair;
 use common::fleet::free_port;
-use common::{Pair, Running, mailfleet};
+use common::service::ServiceCli;
 use mailfleet_testkit::corpus::CorpusSpec;
 use serde_json::Value;
 
@@ -110,59 +111,22 @@ async fn initial_sync_failures_and_completion_are_mailed_and_posted() {
     .await
     .unwrap();
     let csv = pair.write_csv();
-    let state_dir = pair.state_dir();
     let maildir = pair.dir.path().join("maildir");
     let smtp = SmtpSink::start(&maildir);
     let (webhook, events) = start_webhook().await;
-    let cli = |args: &[&str]| {
-        let output = mailfleet()
-            .args(args)
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    cli(&["endpoint", "create", "src", "--server", &pair.source.url()]);
-    cli(&["endpoint", "create", "dst", "--server", &pair.target.url()]);
-    cli(&[
-        "batch",
-        "create",
-        "notified",
-        "--endpoint",
-        "src",
-        "--target-endpoint",
-        "dst",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--autostart",
-        "--notify",
-        "ops@example.com",
-        "--complete-after",
-        "+1s",
-        "--completion-window",
-        "1s",
-    ]);
+    let service = ServiceCli::new(pair.state_dir())
+        .with_env(
+            "MAILFLEET_SMTP_URL",
+            format!("smtp://127.0.0.1:{}", smtp.port),
+        )
+        .with_env("MAILFLEET_NOTIFY_FROM", "mailfleet@example.com")
+        .with_env("MAILFLEET_NOTIFY_WEBHOOK", webhook);
+    service.create_endpoints(&pair);
+    let timing = ["--complete-after", "+1s", "--completion-window", "1s"];
+    let notify = ["--autostart", "--notify", "ops@example.com"];
+    service.create_batch("notified", &csv, &[&notify[..], &timing[..]].concat());
 
-    let service = Running::new(
-        mailfleet()
-            .args(["run", "--poll-interval", "200ms"])
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .env(
-                "MAILFLEET_SMTP_URL",
-                format!("smtp://127.0.0.1:{}", smtp.port),
-            )
-            .env("MAILFLEET_NOTIFY_FROM", "mailfleet@example.com")
-            .env("MAILFLEET_NOTIFY_WEBHOOK", &webhook)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let running = service.start(&[], &pair.dir.path().join("service.log"));
     let mut kinds = Vec::new();
     for _ in 0..600 {
         kinds = events
@@ -176,7 +140,7 @@ async fn initial_sync_failures_and_completion_are_mailed_and_posted() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    service.terminate();
+    running.terminate();
 
     assert_eq!(
         kinds.first().map(String::as_str),

@@ -38,12 +38,18 @@ impl Fleet {
         format!("{REDIS}?tenant={}", self.isolation)
     }
 
-    /// Points `command` at this test's queues and tenant through the `MAILFLEET_*` settings.
+    /// The `MAILFLEET_*` settings that point a process at this test's queues and tenant.
+    pub fn settings_env(&self) -> [(&'static str, String); 3] {
+        [
+            ("MAILFLEET_QUEUE", self.queue_url()),
+            ("MAILFLEET_CHECKPOINTS", self.checkpoints_url()),
+            ("MAILFLEET_SECRET_KEY", KEY.to_owned()),
+        ]
+    }
+
+    /// Points `command` at this test's queues and tenant.
     pub fn configure(&self, command: &mut Command) {
-        command
-            .env("MAILFLEET_QUEUE", self.queue_url())
-            .env("MAILFLEET_CHECKPOINTS", self.checkpoints_url())
-            .env("MAILFLEET_SECRET_KEY", KEY);
+        command.envs(self.settings_env());
     }
 
     /// `mailfleet worker --concurrency 3`, configured, output not yet directed.

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod fleet;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
