@@ -39,12 +39,6 @@ pub struct Backends {
     pub state_dir_lock: Option<std::fs::File>,
 }
 
-impl Backends {
-    pub fn is_distributed(&self) -> bool {
-        self.dead_letters.is_some() && self.redis.is_some()
-    }
-}
-
 /// The backends `settings` name (`queue`, `checkpoints`, `secret_key`); embedded ones in
 /// `state_dir` where they name none.
 pub async fn open(
@@ -61,10 +55,7 @@ pub async fn open(
                 let lock = lock_state_dir(state_dir)?;
                 let store = Arc::new(open_sqlite(state_dir)?);
                 // This run owns the state dir: leases of a killed earlier run are stale.
-                store
-                    .clear_leases()
-                    .await
-                    .map_err(|e| CliError::State(e.to_string()))?;
+                store.clear_leases().await?;
                 state_dir_lock = Some(lock);
                 (store.clone(), store, None)
             }
@@ -80,11 +71,8 @@ pub async fn open(
             let url = url.replacen("rabbitmq://", "amqp://", 1);
             let names = QueueNames::with_prefix(prefix.as_deref().unwrap_or("mailfleet"));
             let prefetch = u16::try_from(prefetch.max(1)).unwrap_or(u16::MAX);
-            let broker = Arc::new(
-                RabbitMqQueue::connect(&url, names, DELIVERY_LIMIT, prefetch)
-                    .await
-                    .map_err(|e| CliError::State(e.to_string()))?,
-            );
+            let broker =
+                Arc::new(RabbitMqQueue::connect(&url, names, DELIVERY_LIMIT, prefetch).await?);
             (broker.clone() as Arc<dyn TaskQueue>, Some(broker))
         }
     };
@@ -136,9 +124,7 @@ fn open_sqlite(state_dir: &Path) -> Result<SqliteStore, CliError> {
 async fn open_redis(settings: &Settings, url: &str) -> Result<Arc<RedisStore>, CliError> {
     let (url, tenant) = take_parameter(url, "--checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
     let tenant = tenant.as_deref().unwrap_or("default");
-    let store = RedisStore::connect(&url, tenant, secret_key(settings)?)
-        .await
-        .map_err(|e| CliError::State(e.to_string()))?;
+    let store = RedisStore::connect(&url, tenant, secret_key(settings)?).await?;
     Ok(Arc::new(store))
 }
 

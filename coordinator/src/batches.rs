@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::lifecycle::{
@@ -19,7 +18,7 @@ use crate::backends::{AdminStores, open_admin};
 use crate::dns_check;
 use crate::endpoints;
 use crate::error::CliError;
-use crate::migrate::{check_user_roots, read_migration_csv};
+use crate::migrate::{check_user_roots, read_migration_csv, seal_passwords};
 use crate::service_cli::{
     AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs, ListArgs, NamedArgs,
 };
@@ -60,13 +59,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
     let source = endpoints::load(&stores.state, &args.endpoint).await?;
     endpoints::load(&stores.state, &args.target_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
-    if stores
-        .state
-        .batch(&args.name)
-        .await
-        .map_err(state)?
-        .is_some()
-    {
+    if stores.state.batch(&args.name).await?.is_some() {
         return Err(CliError::Invalid(format!(
             "a batch named {} exists already",
             args.name
@@ -106,11 +99,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         finished_at: None,
     };
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
-    stores
-        .state
-        .create_batch(&batch, &users)
-        .await
-        .map_err(state)?;
+    stores.state.create_batch(&batch, &users).await?;
     println!(
         "batch {} created with {} users; {}",
         batch.name,
@@ -129,7 +118,7 @@ async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliErr
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let batch = load(&stores.state, &args.name).await?;
     if let Some(target_mx) = &batch.target_mx {
-        let users = stores.state.users(&batch.name).await.map_err(state)?;
+        let users = stores.state.users(&batch.name).await?;
         let domains: BTreeSet<String> = users
             .iter()
             .filter_map(|u| u.email.rsplit_once('@'))
@@ -173,17 +162,12 @@ async fn transition(
         stores
             .credentials
             .remove_scope(&batch_scope(&batch.name))
-            .await
-            .map_err(state)?;
-        stores
-            .state
-            .remove_batch(&batch.name)
-            .await
-            .map_err(state)?;
+            .await?;
+        stores.state.remove_batch(&batch.name).await?;
         println!("batch {} removed", batch.name);
         return Ok(());
     }
-    stores.state.put_batch(&batch).await.map_err(state)?;
+    stores.state.put_batch(&batch).await?;
     match command {
         Command::Complete => println!(
             "batch {} is {}: syncing goes on until {}, then a final sync",
@@ -200,7 +184,7 @@ async fn transition(
 
 async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batches = stores.state.batches().await.map_err(state)?;
+    let batches = stores.state.batches().await?;
     if args.json {
         println!(
             "{}",
@@ -220,7 +204,7 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let batch = load(&stores.state, &args.name).await?;
-    let users = stores.state.users(&batch.name).await.map_err(state)?;
+    let users = stores.state.users(&batch.name).await?;
     if args.json {
         let document = serde_json::json!({ "batch": batch, "users": users });
         println!(
@@ -267,7 +251,7 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
     }
     let source = endpoints::load(&stores.state, &batch.source_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
-    let existing = stores.state.users(&batch.name).await.map_err(state)?;
+    let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
         existing
             .iter()
@@ -285,14 +269,10 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
     )
     .await?;
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
-    stores
-        .state
-        .put_users(&batch.name, &users)
-        .await
-        .map_err(state)?;
+    stores.state.put_users(&batch.name, &users).await?;
     // Users added after the initial sync get theirs with the next pass, which is now.
     if batch.apply(Command::SyncNow, Utc::now()).is_ok() {
-        stores.state.put_batch(&batch).await.map_err(state)?;
+        stores.state.put_batch(&batch).await?;
     }
     println!("{} users added to batch {}", users.len(), batch.name);
     Ok(())
@@ -302,8 +282,7 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
 pub async fn load(store: &dyn StateStore, name: &str) -> Result<BatchRecord, CliError> {
     store
         .batch(name)
-        .await
-        .map_err(state)?
+        .await?
         .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
 }
 
@@ -311,21 +290,16 @@ fn user_record(row: &MigrationRow) -> UserRecord {
     UserRecord::queued(&row.email, &row.user_name, row.user_root.as_deref())
 }
 
+/// Seals the CSV rows' passwords under the batch's scope.
 async fn store_passwords(
     credentials: &dyn CredentialStore,
     scope: &str,
     rows: &[MigrationRow],
 ) -> Result<(), CliError> {
-    futures_util::stream::iter(rows)
-        .map(|row| async move {
-            credentials
-                .put(&CredentialId::user(scope, &row.email), &row.password)
-                .await
-        })
-        .buffer_unordered(64)
-        .try_collect::<()>()
-        .await
-        .map_err(state)
+    let passwords = rows
+        .iter()
+        .map(|row| (CredentialId::user(scope, &row.email), &row.password));
+    seal_passwords(credentials, passwords).await
 }
 
 /// The batch keeps its own copy of an endpoint's admin password, so workers find every secret
@@ -338,11 +312,7 @@ async fn copy_admin_password(
     if let Some(password) =
         endpoints::stored_admin_password(stores.credentials.as_ref(), endpoint).await?
     {
-        stores
-            .credentials
-            .put(&id, &password)
-            .await
-            .map_err(state)?;
+        stores.credentials.put(&id, &password).await?;
     }
     Ok(())
 }
@@ -366,8 +336,4 @@ fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc
                 ))
             }),
     }
-}
-
-fn state(error: mailfleet_shared::checkpoint::StoreError) -> CliError {
-    CliError::State(error.to_string())
 }

@@ -28,13 +28,7 @@ pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<()
     endpoint.admin = admin_login(args.admin.as_deref(), args.admin_format.as_deref())?;
     let password = admin_password(&endpoint, ADMIN_PASSWORD_VARIABLE)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    if stores
-        .state
-        .endpoint(&args.name)
-        .await
-        .map_err(state)?
-        .is_some()
-    {
+    if stores.state.endpoint(&args.name).await?.is_some() {
         return Err(CliError::Invalid(format!(
             "an endpoint named {} exists already",
             args.name
@@ -44,8 +38,7 @@ pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<()
         stores
             .credentials
             .put(&admin_credential(&args.name), password)
-            .await
-            .map_err(state)?;
+            .await?;
     }
     let record = EndpointRecord {
         name: args.name.clone(),
@@ -53,14 +46,14 @@ pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<()
         max_concurrent_migrations: args.max_concurrent_migrations.max(1),
         max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs.max(1),
     };
-    stores.state.put_endpoint(&record).await.map_err(state)?;
+    stores.state.put_endpoint(&record).await?;
     println!("endpoint {} created: {}", record.name, describe(&record));
     Ok(())
 }
 
 pub async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let endpoints = stores.state.endpoints().await.map_err(state)?;
+    let endpoints = stores.state.endpoints().await?;
     if args.json {
         print_json(&endpoints);
     } else {
@@ -88,8 +81,7 @@ pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliErro
     let users: Vec<String> = stores
         .state
         .batches()
-        .await
-        .map_err(state)?
+        .await?
         .into_iter()
         .filter(|b| b.source_endpoint == args.name || b.target_endpoint == args.name)
         .map(|b| b.name)
@@ -104,13 +96,8 @@ pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliErro
     stores
         .credentials
         .remove_scope(&endpoint_scope(&args.name))
-        .await
-        .map_err(state)?;
-    stores
-        .state
-        .remove_endpoint(&args.name)
-        .await
-        .map_err(state)?;
+        .await?;
+    stores.state.remove_endpoint(&args.name).await?;
     println!("endpoint {} removed", args.name);
     Ok(())
 }
@@ -119,8 +106,7 @@ pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliErro
 pub async fn load(store: &dyn StateStore, name: &str) -> Result<EndpointRecord, CliError> {
     store
         .endpoint(name)
-        .await
-        .map_err(state)?
+        .await?
         .ok_or_else(|| CliError::Invalid(format!("no endpoint named {name}")))
 }
 
@@ -129,10 +115,7 @@ pub async fn stored_admin_password(
     credentials: &dyn CredentialStore,
     name: &str,
 ) -> Result<Option<SecretString>, CliError> {
-    credentials
-        .get(&admin_credential(name))
-        .await
-        .map_err(state)
+    Ok(credentials.get(&admin_credential(name)).await?)
 }
 
 /// Where an endpoint's admin password is sealed.
@@ -164,8 +147,4 @@ fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
-}
-
-fn state(error: mailfleet_shared::checkpoint::StoreError) -> CliError {
-    CliError::State(error.to_string())
 }

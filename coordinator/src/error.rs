@@ -1,5 +1,6 @@
 //! What can end a CLI command early, and the exit status each one means.
 
+use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::migration_csv::CsvErrors;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,13 @@ pub enum CliError {
     State(String),
     #[error("interrupted; re-run the same command to resume")]
     Interrupted,
+}
+
+/// A store that failed mid-command (SQLite, Redis, the broker): exit 1, like any state error.
+impl From<StoreError> for CliError {
+    fn from(error: StoreError) -> Self {
+        CliError::State(error.to_string())
+    }
 }
 
 impl CliError {

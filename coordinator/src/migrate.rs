@@ -46,12 +46,10 @@ pub async fn run(
     settings: &Settings,
 ) -> Result<Vec<UserResult>, CliError> {
     let plan = validate(args)?;
-    let backends = backends::open(settings, &args.state_dir, workers).await?;
-    if workers == 0 && !backends.is_distributed() {
-        return Err(CliError::Invalid(
-            "a coordinator without workers needs a broker and a store (--queue and --checkpoints, or the settings queue and checkpoints), and `mailfleet worker` processes to do the work".into(),
-        ));
+    if workers == 0 {
+        settings.require_fleet("a coordinator without local workers")?;
     }
+    let backends = backends::open(settings, &args.state_dir, workers).await?;
     let board = StatusBoard::start(settings, backends.dead_letters.as_ref()).await?;
     let Backends {
         queue,
@@ -75,10 +73,7 @@ pub async fn run(
     let batch = spec.batch.clone();
     store_credentials(credentials.as_ref(), &batch, &plan).await?;
     if let Some(redis) = &redis {
-        redis
-            .put_job_spec(&spec)
-            .await
-            .map_err(|e| CliError::State(e.to_string()))?;
+        redis.put_job_spec(&spec).await?;
     }
 
     let progress = Arc::new(TerminalProgress::new(!args.json));
@@ -108,10 +103,7 @@ pub async fn run(
     .await;
     queue.close();
     // Passwords are needed only while the run lasts.
-    credentials
-        .remove_scope(&batch)
-        .await
-        .map_err(|e| CliError::State(e.to_string()))?;
+    credentials.remove_scope(&batch).await?;
     results
 }
 
@@ -214,9 +206,7 @@ pub fn admin_password(
     }
 }
 
-/// Seals every password of the plan into the store. Many puts are in flight at once: with
-/// Redis they travel pipelined on one connection, which turns a 50,000-row CSV from 50,000
-/// round trips into a few hundred.
+/// Seals the CSV's passwords and the admin passwords under the run's scope.
 async fn store_credentials(
     store: &dyn CredentialStore,
     batch: &str,
@@ -238,12 +228,22 @@ async fn store_credentials(
     ]
     .into_iter()
     .filter_map(|(id, password)| Some((id, password.as_ref()?)));
-    futures_util::stream::iter(users.chain(admins))
+    seal_passwords(store, users.chain(admins)).await
+}
+
+/// Seals every password into the store. Many puts are in flight at once: with Redis they
+/// travel pipelined on one connection, which turns a 50,000-row CSV from 50,000 round trips
+/// into a few hundred.
+pub async fn seal_passwords<'a>(
+    store: &dyn CredentialStore,
+    passwords: impl Iterator<Item = (CredentialId, &'a SecretString)>,
+) -> Result<(), CliError> {
+    futures_util::stream::iter(passwords)
         .map(|(id, password)| async move { store.put(&id, password).await })
         .buffer_unordered(PUTS_IN_FLIGHT)
         .try_collect::<()>()
-        .await
-        .map_err(|e| CliError::State(e.to_string()))
+        .await?;
+    Ok(())
 }
 
 /// Credential writes in flight at once while a run is planned.

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use mailfleet_shared::checkpoint::{CheckpointStore, StoreError};
+use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
 use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
@@ -45,12 +45,10 @@ struct Service {
 
 pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError> {
     let state_dir = &args.state.state_dir;
-    let backends = backends::open(settings, state_dir, args.workers.max(1)).await?;
-    if args.workers == 0 && !backends.is_distributed() {
-        return Err(CliError::Invalid(
-            "a service without workers needs a broker and a store (--queue and --checkpoints) and `mailfleet worker` processes".into(),
-        ));
+    if args.workers == 0 {
+        settings.require_fleet("a service without local workers")?;
     }
+    let backends = backends::open(settings, state_dir, args.workers.max(1)).await?;
     // One scheduler per state dir, in distributed mode too (embedded `open` already locked it).
     let _lock = match backends.state_dir_lock {
         Some(_) => None,
@@ -90,12 +88,12 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
 impl Service {
     /// Batches a killed service left mid-pass go back to where that pass starts again.
     async fn recover(&self) -> Result<(), CliError> {
-        for mut batch in self.state.batches().await.map_err(state)? {
+        for mut batch in self.state.batches().await? {
             let before = batch.state;
             batch.recover_after_restart();
             if batch.state != before {
                 tracing::info!(batch = %batch.name, from = %before, to = %batch.state, "recovered after restart");
-                self.state.put_batch(&batch).await.map_err(state)?;
+                self.state.put_batch(&batch).await?;
             }
         }
         Ok(())
@@ -105,11 +103,11 @@ impl Service {
     /// reached) are stored on the way.
     async fn next_due(&self) -> Result<Option<(BatchRecord, PassKind)>, CliError> {
         let now = Utc::now();
-        for mut batch in self.state.batches().await.map_err(state)? {
+        for mut batch in self.state.batches().await? {
             let before = batch.clone();
             let due = batch.due(now);
             if batch != before {
-                self.state.put_batch(&batch).await.map_err(state)?;
+                self.state.put_batch(&batch).await?;
             }
             if let Some(kind) = due {
                 return Ok(Some((batch, kind)));
@@ -127,28 +125,18 @@ impl Service {
         )
         .await?;
         if let Some(redis) = &self.backends.redis {
-            redis.put_job_spec(&spec).await.map_err(state)?;
+            redis.put_job_spec(&spec).await?;
         }
-        let mut users = self.state.users(&batch.name).await.map_err(state)?;
+        let mut users = self.state.users(&batch.name).await?;
         batch.pass_started(kind);
-        self.state.put_batch(&batch).await.map_err(state)?;
+        self.state.put_batch(&batch).await?;
         for user in &mut users {
             user.state = user_pass_kind(user, kind).user_running_state();
         }
-        self.state
-            .put_users(&batch.name, &users)
-            .await
-            .map_err(state)?;
+        self.state.put_users(&batch.name, &users).await?;
         tracing::info!(batch = %batch.name, ?kind, users = users.len(), "pass started");
 
-        let mailboxes: Vec<MailboxUser> = users
-            .iter()
-            .map(|u| MailboxUser {
-                email: u.email.clone(),
-                user_name: u.user_name.clone(),
-                user_root: u.user_root.clone(),
-            })
-            .collect();
+        let mailboxes: Vec<MailboxUser> = users.iter().map(UserRecord::mailbox_user).collect();
         let max_concurrent_users = match kind {
             PassKind::Initial => source.max_concurrent_migrations,
             PassKind::Incremental | PassKind::Final => source.max_concurrent_incremental_syncs,
@@ -169,22 +157,20 @@ impl Service {
             },
         )
         .await?;
-        // Every user is finished, so every record is written; the sender is gone with the pass.
+        // Every user is finished and the sender is gone with the pass. The records are written
+        // once more in one transaction: a write during the pass that failed was only logged.
         let users = recorder
             .await
             .map_err(|e| CliError::State(format!("recording users: {e}")))?;
-        self.state
-            .put_users(&batch.name, &users)
-            .await
-            .map_err(state)?;
+        self.state.put_users(&batch.name, &users).await?;
         let now = Utc::now();
         let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
         // Reloaded: the batch may have been stopped or completed while the pass ran.
-        let Some(mut batch) = self.state.batch(&batch.name).await.map_err(state)? else {
+        let Some(mut batch) = self.state.batch(&batch.name).await? else {
             return Ok(());
         };
         batch.pass_finished(kind, any_failed, now);
-        self.state.put_batch(&batch).await.map_err(state)?;
+        self.state.put_batch(&batch).await?;
         self.notify(&batch, &users, kind, any_failed).await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
@@ -321,8 +307,4 @@ fn record_outcome(
             user.last_incremental_sync_seconds = result.seconds;
         }
     }
-}
-
-fn state(error: StoreError) -> CliError {
-    CliError::State(error.to_string())
 }

@@ -145,6 +145,19 @@ fn without_password(url: &str) -> String {
     }
 }
 
+impl Settings {
+    /// For processes that only make sense on the distributed backends (`worker`, and
+    /// `coordinator`/`run` without local workers): both the broker and the store are named.
+    pub fn require_fleet(&self, who: &str) -> Result<(), CliError> {
+        if self.queue.is_some() && self.checkpoints.is_some() {
+            return Ok(());
+        }
+        Err(CliError::Invalid(format!(
+            "{who} needs the broker and the store: --queue and --checkpoints (or the settings queue and checkpoints, e.g. MAILFLEET_QUEUE and MAILFLEET_CHECKPOINTS)"
+        )))
+    }
+}
+
 /// Only the settings' own variables: other `MAILFLEET_*` variables (admin passwords and the
 /// like) are read where they are needed and must not trip the unknown-key check.
 fn settings_variables(

@@ -55,11 +55,7 @@ fn round(seconds: f64) -> f64 {
 pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let batch = batches::load(&stores.state, &args.batch).await?;
-    let users = stores
-        .state
-        .users(&batch.name)
-        .await
-        .map_err(|e| CliError::State(e.to_string()))?;
+    let users = stores.state.users(&batch.name).await?;
     let rows: Vec<ReportRow> = users.iter().map(ReportRow::of).collect();
     let text = match args.format {
         ReportFormat::Csv => csv(&rows)?,

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::StateStore;
 use mailfleet_worker::verify::{UserVerification, verify_user};
 use serde::Serialize;
@@ -36,11 +35,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
         stores.credentials.clone(),
     )
     .await?;
-    let users = stores
-        .state
-        .users(&batch.name)
-        .await
-        .map_err(|e| CliError::State(e.to_string()))?;
+    let users = stores.state.users(&batch.name).await?;
     let selected: Vec<_> = users
         .iter()
         .filter(|u| {
@@ -57,11 +52,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
     }
     let mut verified = Vec::new();
     for user in selected {
-        let mailbox = MailboxUser {
-            email: user.email.clone(),
-            user_name: user.user_name.clone(),
-            user_root: user.user_root.clone(),
-        };
+        let mailbox = user.mailbox_user();
         verified.push(match verify_user(&job, &mailbox).await {
             Ok(result) => Verified {
                 email: user.email.clone(),

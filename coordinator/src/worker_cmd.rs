@@ -24,11 +24,7 @@ use crate::{http, signals, telemetry};
 const DEFAULT_CONCURRENCY: usize = 8;
 
 pub async fn run(settings: &Settings) -> Result<(), CliError> {
-    if settings.queue.is_none() || settings.checkpoints.is_none() {
-        return Err(CliError::Invalid(
-            "a worker needs the broker and the store: --queue and --checkpoints (or the settings queue and checkpoints, e.g. MAILFLEET_QUEUE and MAILFLEET_CHECKPOINTS)".into(),
-        ));
-    }
+    settings.require_fleet("a worker")?;
     let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
     let backends = backends::open(settings, std::path::Path::new("."), concurrency).await?;
     if let Some(listen) = settings.metrics_listen {
@@ -52,7 +48,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     tracing::info!(concurrency, "worker started");
     let result = worker.run(concurrency, shutdown).await;
     backends.queue.close();
-    result.map_err(|e| CliError::State(e.to_string()))
+    Ok(result?)
 }
 
 /// Jobs described in Redis by the coordinator, built once per batch and kept.

@@ -75,10 +75,9 @@ fn text(output: &Output) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mx_checks_warn_and_gate_completion_until_the_switch() {
-    let old = DnsServer::start("mx.old.example", 7200);
-    let check = mailfleet()
+/// `mailfleet dns check example.com --expect-mx mx.new.example` against `dns`.
+fn expect_new_mx(dns: &DnsServer) -> Output {
+    mailfleet()
         .args([
             "dns",
             "check",
@@ -86,9 +85,15 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
             "--expect-mx",
             "mx.new.example",
         ])
-        .env("MAILFLEET_DNS_SERVER", old.address())
+        .env("MAILFLEET_DNS_SERVER", dns.address())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_checks_warn_and_gate_completion_until_the_switch() {
+    let old = DnsServer::start("mx.old.example", 7200);
+    let check = expect_new_mx(&old);
     let shown = text(&check);
     assert_eq!(check.status.code(), Some(1), "{shown}");
     assert!(
@@ -135,17 +140,7 @@ async fn mx_checks_warn_and_gate_completion_until_the_switch() {
 
     drop(old);
     let switched = DnsServer::start("mx.new.example", 300);
-    let check = mailfleet()
-        .args([
-            "dns",
-            "check",
-            "example.com",
-            "--expect-mx",
-            "mx.new.example",
-        ])
-        .env("MAILFLEET_DNS_SERVER", switched.address())
-        .output()
-        .unwrap();
+    let check = expect_new_mx(&switched);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     assert!(!text(&check).contains("warning"), "{}", text(&check));
     let completed = complete(&switched);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::messages::SkippedItem;
+use crate::messages::{MailboxUser, SkippedItem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchState {
@@ -405,6 +405,15 @@ impl UserRecord {
             last_successful_sync: None,
             initial_sync_seconds: None,
             last_incremental_sync_seconds: None,
+        }
+    }
+
+    /// The user as tasks carry it.
+    pub fn mailbox_user(&self) -> MailboxUser {
+        MailboxUser {
+            email: self.email.clone(),
+            user_name: self.user_name.clone(),
+            user_root: self.user_root.clone(),
         }
     }
 

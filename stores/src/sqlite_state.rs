@@ -77,6 +77,29 @@ enum Table {
     Batches,
 }
 
+impl Table {
+    fn upsert_sql(self) -> &'static str {
+        match self {
+            Table::Endpoints => "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
+            Table::Batches => "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
+        }
+    }
+
+    fn get_sql(self) -> &'static str {
+        match self {
+            Table::Endpoints => "SELECT record FROM endpoints WHERE name = ?1",
+            Table::Batches => "SELECT record FROM batches WHERE name = ?1",
+        }
+    }
+
+    fn list_sql(self) -> &'static str {
+        match self {
+            Table::Endpoints => "SELECT record FROM endpoints ORDER BY name",
+            Table::Batches => "SELECT record FROM batches ORDER BY name",
+        }
+    }
+}
+
 impl SqliteStateStore {
     /// Inserts or replaces the record stored under `name`.
     async fn upsert(
@@ -85,16 +108,31 @@ impl SqliteStateStore {
         name: &str,
         record: &impl Serialize,
     ) -> Result<(), StoreError> {
-        let statement = match table {
-            Table::Endpoints => "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
-            Table::Batches => "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
-        };
         let (name, record) = (name.to_owned(), to_json(record)?);
         self.with(move |db| {
-            db.execute(statement, params![name, record]).map_err(sql)?;
+            db.execute(table.upsert_sql(), params![name, record])
+                .map_err(sql)?;
             Ok(())
         })
         .await
+    }
+
+    /// The record stored under `name`, if any.
+    async fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |db| one(db, table.get_sql(), &name)).await
+    }
+
+    /// Every record of the table, by name.
+    async fn list<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with(move |db| all(db, table.list_sql(), &[])).await
     }
 }
 
@@ -144,14 +182,11 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
-        let name = name.to_owned();
-        self.with(move |db| one(db, "SELECT record FROM endpoints WHERE name = ?1", &name))
-            .await
+        self.get(Table::Endpoints, name).await
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
-        self.with(|db| all(db, "SELECT record FROM endpoints ORDER BY name", &[]))
-            .await
+        self.list(Table::Endpoints).await
     }
 
     async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
@@ -197,14 +232,11 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
-        let name = name.to_owned();
-        self.with(move |db| one(db, "SELECT record FROM batches WHERE name = ?1", &name))
-            .await
+        self.get(Table::Batches, name).await
     }
 
     async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
-        self.with(|db| all(db, "SELECT record FROM batches ORDER BY name", &[]))
-            .await
+        self.list(Table::Batches).await
     }
 
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
