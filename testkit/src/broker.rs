@@ -32,7 +32,7 @@ pub fn close_rabbitmq_connections(marker: &str) -> usize {
 
 /// The bodies of up to `max` messages waiting in `queue`, read without taking them: they are
 /// fetched unacknowledged and returned to the queue when the peeking connection closes. A
-/// queue not declared yet holds nothing.
+/// queue not declared yet (or still starting) holds nothing yet.
 pub async fn peek_messages(amqp_url: &str, queue: &str, max: usize) -> Vec<Vec<u8>> {
     use lapin::options::BasicGetOptions;
     let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default())
@@ -47,7 +47,14 @@ pub async fn peek_messages(amqp_url: &str, queue: &str, max: usize) -> Vec<Vec<u
         match got {
             Ok(Some(message)) => bodies.push(message.delivery.data),
             Ok(None) => break,
-            Err(error) if error.to_string().contains("NOT_FOUND") => break,
+            // Not declared yet, or declared but its quorum replica not started ("noproc").
+            Err(error)
+                if ["NOT_FOUND", "noproc"]
+                    .iter()
+                    .any(|m| error.to_string().contains(m)) =>
+            {
+                break;
+            }
             Err(error) => panic!("basic.get from {queue}: {error}"),
         }
     }
