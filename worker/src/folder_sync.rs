@@ -22,6 +22,7 @@ use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxU
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
+use crate::imap::append::{Appendable, asks_to_create_folder, refusal};
 use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
 use crate::job::{Job, Side};
@@ -267,70 +268,89 @@ impl Copier<'_> {
             );
             self.skip(meta, &header, reason);
         }
-        let mut bodies = self.fetch_bodies(&wanted).await?;
+        let fetched = self.fetch_bodies(&wanted).await?;
+        let mut to_append = Vec::new();
         for meta in wanted {
             // A message expunged on the source since the metadata fetch simply has no body.
-            let Some(body) = bodies.remove(&meta.uid) else {
+            let Some(body) = fetched.get(&meta.uid).and_then(Fetch::body) else {
                 continue;
             };
-            self.copy_message(meta, &body).await?;
+            let fingerprint = Fingerprint::from_header(body, body.len() as u64);
+            if self.index.claim(&fingerprint) {
+                if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
+                    self.run.outcome.already_present += 1;
+                    metrics::engine().messages_already_present.inc();
+                }
+                continue;
+            }
+            to_append.push((meta, body, fingerprint));
         }
+        self.append(&to_append).await?;
         self.job
             .progress
             .advanced(&self.user.email, batch.len() as u64);
         Ok(())
     }
 
-    async fn copy_message(&mut self, meta: &MessageMeta, body: &[u8]) -> Result<(), WorkerError> {
-        let fingerprint = Fingerprint::from_header(body, body.len() as u64);
-        if self.index.claim(&fingerprint) {
-            if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
-                self.run.outcome.already_present += 1;
-                metrics::engine().messages_already_present.inc();
-            }
-            return Ok(());
-        }
-        let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
-        if !flags.dropped.is_empty() {
-            tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid,
-                dropped = ?flags.dropped, "target cannot store these flags");
-        }
-        let flag_list = flags.to_imap_list();
-        let date = meta.internal_date.as_ref().map(append_date);
-        let folder = &self.plan.target_name;
-        let appended = self
-            .target
-            .run("APPEND", |s| {
-                s.append(folder, flag_list.as_deref(), date.as_deref(), body)
+    /// Appends the messages the target lacks, records each one the target confirmed, and skips
+    /// (reports) each one it refused. A failure of the connection stops the batch after the
+    /// confirmed ones are recorded, so a retry counts them as appended, not as found.
+    async fn append(
+        &mut self,
+        messages: &[(&MessageMeta, &[u8], Fingerprint)],
+    ) -> Result<(), WorkerError> {
+        let appendables: Vec<Appendable> = messages
+            .iter()
+            .map(|(meta, body, _)| {
+                let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
+                if !flags.dropped.is_empty() {
+                    tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid,
+                        dropped = ?flags.dropped, "target cannot store these flags");
+                }
+                Appendable {
+                    body,
+                    flags: flags.to_imap_list(),
+                    date: meta.internal_date.as_ref().map(append_date),
+                }
             })
+            .collect();
+        let outcome = self
+            .target
+            .append_batch(&self.plan.target_name, &appendables)
             .await;
-        self.target.discard_unsolicited();
-        match appended {
-            Ok(()) => {
-                *self
-                    .run
-                    .uncheckpointed_appends
-                    .entry(fingerprint)
-                    .or_default() += 1;
-                self.run.outcome.appended += 1;
-                self.run.outcome.bytes += body.len() as u64;
-                metrics::engine().messages_copied.inc();
-                metrics::engine().bytes_copied.inc_by(body.len() as u64);
-                Ok(())
+        let mut failure = outcome.stopped;
+        for ((meta, body, fingerprint), answer) in messages.iter().zip(outcome.answers) {
+            match answer.map(|a| a.map_err(|e| refusal(self.target, e))) {
+                Some(Ok(())) => self.record_appended(*fingerprint, body.len() as u64),
+                // The target refuses this one message (size, content): report it, go on.
+                Some(Err(WorkerError::Refused { reason, .. }))
+                    if !asks_to_create_folder(&reason) =>
+                {
+                    self.skip(meta, body, format!("target refused the message: {reason}"));
+                }
+                Some(Err(other)) => failure = failure.or(Some(other)),
+                None => {}
             }
-            // The target refuses this one message (size, content): report it, go on.
-            Err(WorkerError::Refused { reason, .. }) if !reason.contains("TRYCREATE") => {
-                self.skip(meta, body, format!("target refused the message: {reason}"));
-                Ok(())
-            }
-            Err(other) => Err(other),
         }
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn record_appended(&mut self, fingerprint: Fingerprint, bytes: u64) {
+        *self
+            .run
+            .uncheckpointed_appends
+            .entry(fingerprint)
+            .or_default() += 1;
+        self.run.outcome.appended += 1;
+        self.run.outcome.bytes += bytes;
+        metrics::engine().messages_copied.inc();
+        metrics::engine().bytes_copied.inc_by(bytes);
     }
 
     async fn fetch_bodies(
         &mut self,
         metas: &[&MessageMeta],
-    ) -> Result<HashMap<u32, Vec<u8>>, WorkerError> {
+    ) -> Result<HashMap<u32, Fetch>, WorkerError> {
         if metas.is_empty() {
             return Ok(HashMap::new());
         }
@@ -345,9 +365,11 @@ impl Copier<'_> {
             })
             .await?;
         self.source.confirm_complete("FETCH bodies").await?;
-        let bodies: HashMap<u32, Vec<u8>> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+        // Bodies stay in the buffers async-imap read them into: no copy of the message.
+        let bodies: HashMap<u32, Fetch> = fetches
+            .into_iter()
+            .filter_map(|f| Some((f.uid?, f)))
+            .filter(|(_, f)| f.body().is_some())
             .collect();
         let wanted: Vec<u32> = metas.iter().map(|m| m.uid).collect();
         let mut found: Vec<u32> = bodies.keys().copied().collect();

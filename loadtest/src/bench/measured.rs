@@ -19,6 +19,27 @@ pub struct Measured {
     pub peak_rss_mib: f64,
 }
 
+impl Measured {
+    /// Each figure's median over `runs` (figures taken separately: the median time and the
+    /// median memory may come from different runs).
+    pub fn median(runs: &[Measured]) -> Measured {
+        let median = |figure: fn(&Measured) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(figure).collect();
+            values.sort_by(f64::total_cmp);
+            match values.len() {
+                0 => 0.0,
+                n if n % 2 == 1 => values[n / 2],
+                n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+            }
+        };
+        Measured {
+            seconds: median(|m| m.seconds),
+            cpu_seconds: median(|m| m.cpu_seconds),
+            peak_rss_mib: median(|m| m.peak_rss_mib),
+        }
+    }
+}
+
 /// Runs `command` to the end; fails when it exits unsuccessfully.
 pub fn run(mut command: Command, label: &str) -> anyhow::Result<Measured> {
     let started = Instant::now();

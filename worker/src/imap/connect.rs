@@ -144,7 +144,7 @@ async fn open_stream(
         Security::Ssl => ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs)
             .await
             .map_err(|e| io_error("tls", e))?,
-        Security::None | Security::StartTls => ImapStream::Plain(tcp),
+        Security::None | Security::StartTls => ImapStream::plain(tcp),
     };
     let mut client = async_imap::Client::new(stream);
     read_greeting(&mut client, server).await?;
@@ -155,7 +155,7 @@ async fn open_stream(
         .run_command_and_check_ok("STARTTLS", None)
         .await
         .map_err(|e| from_imap(server, "STARTTLS", e))?;
-    let ImapStream::Plain(tcp) = client.into_inner() else {
+    let Some(tcp) = client.into_inner().into_plain() else {
         unreachable!("STARTTLS is only sent on plain streams")
     };
     let tls = ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs)

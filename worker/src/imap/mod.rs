@@ -2,6 +2,7 @@
 //! NAMESPACE gap in async-imap, RFC 3501 flag lists and dates. Nothing here knows about batches,
 //! checkpoints or queues.
 
+pub mod append;
 pub mod connect;
 pub mod date;
 pub mod flags;
