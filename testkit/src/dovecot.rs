@@ -32,6 +32,8 @@ pub struct StartOptions {
     /// Also serve TLS (STARTTLS on the main port, implicit TLS on [`DovecotServer::tls_port`])
     /// with a fresh self-signed certificate for `localhost` / `127.0.0.1`.
     pub tls: bool,
+    /// Dovecot settings appended to the template (limits, plugins, capabilities a test needs).
+    pub extra_config: String,
 }
 
 impl StartOptions {
@@ -57,6 +59,13 @@ impl StartOptions {
 
     pub fn with_tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Appends Dovecot settings to the configuration.
+    pub fn with_config(mut self, settings: &str) -> Self {
+        self.extra_config.push_str(settings);
+        self.extra_config.push('\n');
         self
     }
 }
@@ -274,7 +283,7 @@ fn write_config(
 ) -> std::io::Result<()> {
     std::fs::write(
         base.join("dovecot.conf"),
-        render_config(base, port, tls_port, options.layout),
+        render_config(base, port, tls_port, options.layout) + &options.extra_config,
     )?;
     let passwd = |entries: &[(String, String)]| {
         entries

@@ -7,7 +7,7 @@
 //! without waiting and read the tagged answers as they come, keeping up to [`PIPELINE_WINDOW`]
 //! commands outstanding. Each message still gets its own command and its own answer, so one
 //! refused message is reported alone (MULTIAPPEND, RFC 3502, would refuse the whole batch).
-//! Without LITERAL+ the batch is appended one message at a time, as before.
+//! Without LITERAL+ the batch is appended one message at a time.
 
 use std::collections::HashMap;
 
@@ -68,29 +68,63 @@ impl ImapConnection {
     }
 }
 
-/// Each APPEND waits for the previous one's answer (servers without LITERAL+).
+/// Each APPEND waits for the server's `+` before its literal and for its answer before the
+/// next one (servers without LITERAL+). A server may refuse a message at the command line,
+/// answering NO instead of `+` (Dovecot does so for a size over its limit): then the literal is
+/// never sent. async-imap's `append` takes that answer for a broken exchange, hence our own.
 async fn append_one_by_one(
     session: &mut Session,
     folder: &str,
     messages: &[Appendable<'_>],
     answers: &mut [Option<Result<(), ImapError>>],
 ) -> async_imap::error::Result<()> {
-    for (message, answer) in messages.iter().zip(answers.iter_mut()) {
-        match session
-            .append(
-                folder,
-                message.flags.as_deref(),
-                message.date.as_deref(),
-                message.body,
-            )
-            .await
-        {
-            Ok(()) => *answer = Some(Ok(())),
-            Err(refused @ (ImapError::No(_) | ImapError::Bad(_))) => *answer = Some(Err(refused)),
-            Err(failure) => return Err(failure),
+    let mailbox = quoted(folder)?;
+    for (index, (message, answer)) in messages.iter().zip(answers.iter_mut()).enumerate() {
+        let tag = format!("MFA{}", index + 1);
+        let stream = session.get_mut();
+        stream
+            .write_all(append_line(&tag, &mailbox, message, Literal::Synchronizing).as_bytes())
+            .await?;
+        stream.flush().await?;
+        if let Some(refused) = read_until_continuation(session, &tag).await? {
+            *answer = Some(refused);
+            continue;
+        }
+        let stream = session.get_mut();
+        stream.write_all(message.body).await?;
+        stream.write_all(b"\r\n").await?;
+        stream.flush().await?;
+        loop {
+            let (answered, result) = read_tagged_answer(session).await?;
+            if answered == tag {
+                *answer = Some(result);
+                break;
+            }
         }
     }
     Ok(())
+}
+
+/// Waits for the server's go-ahead for a literal: `None` on `+`, or the server's answer when it
+/// refused the command outright.
+async fn read_until_continuation(
+    session: &mut Session,
+    tag: &str,
+) -> async_imap::error::Result<Option<Result<(), ImapError>>> {
+    loop {
+        let Some(response) = session.read_response().await? else {
+            return Err(ImapError::ConnectionLost);
+        };
+        match response.parsed() {
+            Response::Continue { .. } => return Ok(None),
+            Response::Done {
+                tag: answered,
+                status,
+                outcome,
+            } if answered.0 == tag => return answer(status, outcome).map(Some),
+            _ => {}
+        }
+    }
 }
 
 /// APPENDs with non-synchronizing literals, up to [`PIPELINE_WINDOW`] ahead of their answers.
@@ -129,16 +163,34 @@ async fn write_append(
     mailbox: &str,
     message: &Appendable<'_>,
 ) -> std::io::Result<()> {
+    let line = append_line(tag, mailbox, message, Literal::NonSynchronizing);
+    let stream = session.get_mut();
+    stream.write_all(line.as_bytes()).await?;
+    stream.write_all(message.body).await?;
+    stream.write_all(b"\r\n").await
+}
+
+#[derive(Clone, Copy)]
+enum Literal {
+    /// `{n}`: the server says `+` before the client sends the bytes.
+    Synchronizing,
+    /// `{n+}` (LITERAL+): the bytes follow at once.
+    NonSynchronizing,
+}
+
+/// `TAG APPEND "mailbox" (flags) "date" {n}` with its CRLF.
+fn append_line(tag: &str, mailbox: &str, message: &Appendable<'_>, literal: Literal) -> String {
     let mut line = format!("{tag} APPEND {mailbox}");
     for part in [&message.flags, &message.date].into_iter().flatten() {
         line.push(' ');
         line.push_str(part);
     }
-    line.push_str(&format!(" {{{}+}}\r\n", message.body.len()));
-    let stream = session.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(message.body).await?;
-    stream.write_all(b"\r\n").await
+    let plus = match literal {
+        Literal::Synchronizing => "",
+        Literal::NonSynchronizing => "+",
+    };
+    line.push_str(&format!(" {{{}{plus}}}\r\n", message.body.len()));
+    line
 }
 
 /// Reads responses up to the next tagged one; untagged data (EXISTS, RECENT) is dropped.
@@ -155,21 +207,27 @@ async fn read_tagged_answer(
             outcome,
         } = response.parsed()
         {
-            // Same wording as async-imap's own errors, so callers classify both alike.
-            let text = || format!("code: {:?}, info: {:?}", outcome.code, outcome.information);
-            let answer = match status {
-                Status::Ok => Ok(()),
-                Status::No => Err(ImapError::No(text())),
-                Status::Bad => Err(ImapError::Bad(text())),
-                other => {
-                    return Err(ImapError::Io(std::io::Error::other(format!(
-                        "unexpected APPEND status {other:?}: {}",
-                        text()
-                    ))));
-                }
-            };
-            return Ok((tag.0.clone(), answer));
+            return Ok((tag.0.clone(), answer(status, outcome)?));
         }
+    }
+}
+
+/// A tagged answer to one APPEND: `Ok(Ok)` appended, `Ok(Err)` that message refused; `Err`
+/// for a status that ends the exchange.
+fn answer(
+    status: &Status,
+    outcome: &async_imap::imap_proto::Outcome<'_>,
+) -> async_imap::error::Result<Result<(), ImapError>> {
+    // Same wording as async-imap's own errors, so callers classify both alike.
+    let text = || format!("code: {:?}, info: {:?}", outcome.code, outcome.information);
+    match status {
+        Status::Ok => Ok(Ok(())),
+        Status::No => Ok(Err(ImapError::No(text()))),
+        Status::Bad => Ok(Err(ImapError::Bad(text()))),
+        other => Err(ImapError::Io(std::io::Error::other(format!(
+            "unexpected APPEND status {other:?}: {}",
+            text()
+        )))),
     }
 }
 
