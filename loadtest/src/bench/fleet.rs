@@ -1,8 +1,12 @@
 //! `loadtest bench fleet`: many seeded mailboxes between two local Dovecot servers through the
 //! distributed mode as deployed — `mailfleet coordinator` and N `mailfleet worker` processes on
-//! the local RabbitMQ and Redis — timed from the coordinator's start to its exit.
+//! the local RabbitMQ and Redis — timed from the coordinator's start to its exit; then the same
+//! mailboxes copied into a fresh target by N mbsync processes in parallel, one mailbox each, as
+//! an administrator scripting mbsync would run them.
 
+use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -11,6 +15,8 @@ use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{DovecotServer, StartOptions};
 use serde_json::{Value, json};
 
+use super::mailbox::folder_counts;
+use super::mbsync::mbsync_config;
 use super::process::{Isolation, cpu_seconds, peak_rss_mib, release_binary};
 use super::report::{publish, rounded};
 
@@ -37,6 +43,10 @@ pub struct FleetArgs {
     /// One message in 50 carries a 0.2–3 MB attachment.
     #[arg(long)]
     pub large_attachments: bool,
+    /// mbsync processes run at once for the comparison (default: workers × concurrency, the
+    /// tasks mailfleet runs at once); 0 skips the comparison.
+    #[arg(long)]
+    pub mbsync_parallel: Option<usize>,
 }
 
 pub async fn run(args: &FleetArgs) -> anyhow::Result<()> {
@@ -117,6 +127,35 @@ pub async fn run(args: &FleetArgs) -> anyhow::Result<()> {
         bail!("{messages} messages migrated, {seeded} seeded");
     }
     let megabytes = bytes as f64 / 1e6;
+    let parallel = args
+        .mbsync_parallel
+        .unwrap_or(args.workers * args.concurrency);
+    let mbsync = if parallel > 0 {
+        let target = DovecotServer::start(StartOptions::users(&user_refs))?;
+        let run = parallel_mbsync(&source, &target, &user_refs, parallel, dir.path())?;
+        let mut copied = 0;
+        for user in &user_refs {
+            copied += folder_counts(target.port(), *user)
+                .await?
+                .iter()
+                .map(|(_, count)| u64::from(*count))
+                .sum::<u64>();
+        }
+        if copied != seeded as u64 {
+            bail!("mbsync left {copied} of {seeded} messages on its target");
+        }
+        eprintln!("{parallel} parallel mbsync: {:.1} s", run.seconds);
+        json!({
+            "processes_at_once": parallel,
+            "seconds": rounded(run.seconds, 2),
+            "messages_per_second": rounded(messages as f64 / run.seconds, 1),
+            "cpu_seconds_total": rounded(run.cpu_seconds, 2),
+            "mailfleet_throughput_ratio": rounded(run.seconds / elapsed, 2),
+            "target": "mailfleet_throughput_ratio >= 0.9",
+        })
+    } else {
+        json!("not run (--mbsync-parallel 0)")
+    };
     publish(
         "fleet",
         &format!(
@@ -138,9 +177,74 @@ pub async fn run(args: &FleetArgs) -> anyhow::Result<()> {
             ("megabytes_per_second", rounded(megabytes / elapsed, 2)),
             ("worker_peak_rss_mib_max", rounded(worker_rss, 1)),
             ("worker_cpu_seconds_total", rounded(worker_cpu, 2)),
+            ("mbsync_in_parallel", mbsync),
         ],
     )?;
     Ok(())
+}
+
+struct ParallelRun {
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+/// Copies each user's mailbox with its own mbsync process, `parallel` processes at a time.
+fn parallel_mbsync(
+    source: &DovecotServer,
+    target: &DovecotServer,
+    users: &[(&str, &str)],
+    parallel: usize,
+    dir: &Path,
+) -> anyhow::Result<ParallelRun> {
+    let next = AtomicUsize::new(0);
+    let cpu_before = children_cpu_seconds();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..parallel)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(user) = users.get(index) else {
+                            return Ok(());
+                        };
+                        let state = dir.join(format!("mbsync-{index}"));
+                        std::fs::create_dir_all(&state)?;
+                        let config = state.join("mbsyncrc");
+                        std::fs::write(&config, mbsync_config(source, target, *user, &state))?;
+                        let status = std::process::Command::new("mbsync")
+                            .arg("-c")
+                            .arg(&config)
+                            .args(["-q", "-a"])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status()
+                            .context("running mbsync (apt-get install isync)")?;
+                        if !status.success() {
+                            bail!("mbsync for {} failed: {status}", user.0);
+                        }
+                    }
+                })
+            })
+            .collect();
+        runners
+            .into_iter()
+            .try_for_each(|runner| runner.join().unwrap_or_else(|_| bail!("runner panicked")))
+    })?;
+    Ok(ParallelRun {
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: children_cpu_seconds() - cpu_before,
+    })
+}
+
+/// CPU seconds (user + system) of this process's children reaped so far.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Seeds every mailbox (8 at a time); returns the number of messages.

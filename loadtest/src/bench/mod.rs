@@ -3,10 +3,13 @@
 //! `target/loadtest/`; BENCHMARKS.md records the figures. Nothing here asserts a time.
 
 pub mod fleet;
+mod mailbox;
+mod mbsync;
 mod measured;
 pub mod plan;
 mod process;
 mod report;
+pub mod scale;
 pub mod single;
 
 #[derive(Debug, clap::Subcommand)]
@@ -20,6 +23,9 @@ pub enum BenchCommand {
     /// Migrate many seeded mailboxes between two local Dovecot servers through the distributed
     /// mode (coordinator + worker processes on RabbitMQ and Redis). Prints messages/s and MB/s.
     Fleet(fleet::FleetArgs),
+    /// Batches of 1,000 / 10,000 / 50,000 small mailboxes through `mailfleet migrate`; prints
+    /// the cost per mailbox at each size.
+    Scale(scale::ScaleArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -27,5 +33,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Plan(args) => plan::run(&args).await,
         BenchCommand::Single(args) => single::run(&args).await,
         BenchCommand::Fleet(args) => fleet::run(&args).await,
+        BenchCommand::Scale(args) => scale::run(&args).await,
     }
 }

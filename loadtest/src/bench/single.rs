@@ -10,11 +10,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::bail;
-use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
-use mailfleet_testkit::{DovecotServer, StartOptions, connect_login};
+use mailfleet_testkit::{DovecotServer, StartOptions};
 use serde_json::{Value, json};
 
+use super::mailbox::folder_counts;
+use super::mbsync::mbsync_config;
 use super::measured::{self, Measured};
 use super::process::release_binary;
 use super::report::{publish, rounded};
@@ -69,7 +70,7 @@ pub async fn run(args: &SingleArgs) -> anyhow::Result<()> {
     let seeded = mailfleet_testkit::seed(source.port(), USER.0, USER.1, &spec)
         .await
         .map_err(|e| anyhow::anyhow!("seeding: {e}"))?;
-    let source_counts = folder_counts(source.port()).await?;
+    let source_counts = folder_counts(source.port(), USER).await?;
     let megabytes = mailbox_bytes(source.base_dir()) as f64 / 1e6;
     eprintln!("seeded {seeded} messages, {megabytes:.0} MB");
 
@@ -82,7 +83,7 @@ pub async fn run(args: &SingleArgs) -> anyhow::Result<()> {
             let dir = work.path().join(format!("{}-{round}", tool.name()));
             std::fs::create_dir_all(&dir)?;
             let full = measured::run(tool.command(&binary, &source, &target, &dir)?, tool.name())?;
-            let copied = folder_counts(target.port()).await?;
+            let copied = folder_counts(target.port(), USER).await?;
             if copied != source_counts {
                 bail!(
                     "{} left the target incomplete: {copied:?} vs {source_counts:?}",
@@ -240,7 +241,7 @@ impl Tool {
                 std::fs::create_dir_all(dir.join("sync-state"))?;
                 std::fs::write(
                     &config,
-                    mbsync_config(source, target, &dir.join("sync-state")),
+                    mbsync_config(source, target, USER, &dir.join("sync-state")),
                 )?;
                 let mut command = Command::new("mbsync");
                 command.arg("-c").arg(&config).args(["-q", "-a"]);
@@ -284,23 +285,6 @@ impl Tool {
     }
 }
 
-/// A one-way copy source → target of every folder, as an administrator would set up mbsync
-/// for a migration: pull, create folders on the target, keep arrival dates, never expunge.
-fn mbsync_config(source: &DovecotServer, target: &DovecotServer, state: &Path) -> String {
-    let account = |name: &str, port: u16| {
-        format!(
-            "IMAPAccount {name}\nHost 127.0.0.1\nPort {port}\nUser {}\nPass {}\nSSLType None\nAuthMechs LOGIN\n\nIMAPStore {name}-store\nAccount {name}\n\n",
-            USER.0, USER.1
-        )
-    };
-    format!(
-        "{}{}Channel migrate\nFar :source-store:\nNear :target-store:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState {}/\n",
-        account("source", source.port()),
-        account("target", target.port()),
-        state.display()
-    )
-}
-
 /// OfflineIMAP between two IMAP servers: the source is the read-only "remote", the target the
 /// "local" repository it creates folders in.
 fn offlineimap_config(source: &DovecotServer, target: &DovecotServer, metadata: &Path) -> String {
@@ -316,36 +300,6 @@ fn offlineimap_config(source: &DovecotServer, target: &DovecotServer, metadata: 
         repository("source", source.port(), "readonly = True\n"),
         repository("target", target.port(), ""),
     )
-}
-
-/// Messages per folder of the benchmark user on the server at `port`.
-async fn folder_counts(port: u16) -> anyhow::Result<Vec<(String, u32)>> {
-    let mut session = connect_login(port, USER.0, USER.1)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let names: Vec<String> = session
-        .list(Some(""), Some("*"))
-        .await?
-        .try_collect::<Vec<_>>()
-        .await?
-        .iter()
-        .filter(|n| {
-            !n.attributes()
-                .iter()
-                .any(|a| matches!(a, async_imap::types::NameAttribute::NoSelect))
-        })
-        .map(|n| n.name().to_owned())
-        .collect();
-    let mut counts = Vec::new();
-    for name in names {
-        let status = session.status(&name, "(MESSAGES)").await?;
-        if status.exists > 0 {
-            counts.push((name, status.exists));
-        }
-    }
-    counts.sort();
-    session.logout().await?;
-    Ok(counts)
 }
 
 /// Bytes of the mailbox files under a Dovecot's base dir (sdbox: one file per message).
