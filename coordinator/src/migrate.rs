@@ -17,7 +17,7 @@ use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::job_spec::JobSpec;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::migration_csv::{MigrationRow, parse_migration_csv};
-use mailfleet_worker::{Job, Tuning};
+use mailfleet_worker::Job;
 use secrecy::SecretString;
 
 use crate::backends::{self, Backends};
@@ -81,7 +81,7 @@ pub async fn run(
         spec,
         checkpoints,
         credentials.clone(),
-        Tuning::default(),
+        settings.tuning(),
         progress.clone(),
     )
     .map_err(|e| CliError::Invalid(e.to_string()))?;

@@ -41,6 +41,7 @@ struct Service {
     workers: usize,
     board: Arc<StatusBoard>,
     notifier: Notifier,
+    tuning: Tuning,
 }
 
 pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError> {
@@ -61,6 +62,7 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
         workers: args.workers,
         board,
         notifier: Notifier::from_settings(settings)?,
+        tuning: settings.tuning(),
     };
     service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
@@ -122,6 +124,7 @@ impl Service {
             &self.state,
             self.backends.checkpoints.clone(),
             self.backends.credentials.clone(),
+            self.tuning.clone(),
         )
         .await?;
         if let Some(redis) = &self.backends.redis {
@@ -192,6 +195,7 @@ pub async fn batch_job(
     state: &dyn StateStore,
     checkpoints: Arc<dyn CheckpointStore>,
     credentials: Arc<dyn CredentialStore>,
+    tuning: Tuning,
 ) -> Result<BatchJob, CliError> {
     let source = endpoints::load(state, &batch.source_endpoint).await?;
     let target = endpoints::load(state, &batch.target_endpoint).await?;
@@ -209,7 +213,7 @@ pub async fn batch_job(
         spec.clone(),
         checkpoints,
         credentials,
-        Tuning::default(),
+        tuning,
         Arc::new(NoProgress),
     )
     .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use config::{Config, Environment, File, FileFormat};
+use mailfleet_worker::Tuning;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -27,6 +28,10 @@ pub struct Settings {
     pub secret_key: Option<SecretString>,
     /// Tasks a worker process works on at once (also its broker prefetch).
     pub concurrency: Option<usize>,
+    /// Message bytes one task holds in memory at once, in MiB (default 16): the bodies of one
+    /// fetched batch, waiting to be appended. A worker's in-flight mail is at most
+    /// `concurrency` × this; a single message larger than this is fetched alone.
+    pub task_buffer_mb: Option<u64>,
     /// Serve Prometheus `/metrics` here, e.g. `0.0.0.0:9464`.
     pub metrics_listen: Option<SocketAddr>,
     /// Export traces over OTLP/HTTP to this collector, e.g. `http://otel-collector:4318`.
@@ -47,11 +52,12 @@ pub struct Settings {
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "queue",
     "checkpoints",
     "secret_key",
     "concurrency",
+    "task_buffer_mb",
     "metrics_listen",
     "otlp_endpoint",
     "log",
@@ -90,6 +96,7 @@ impl Settings {
             checkpoints: flags.checkpoints.or(self.checkpoints),
             secret_key: flags.secret_key.or(self.secret_key),
             concurrency: flags.concurrency.or(self.concurrency),
+            task_buffer_mb: flags.task_buffer_mb.or(self.task_buffer_mb),
             metrics_listen: flags.metrics_listen.or(self.metrics_listen),
             otlp_endpoint: flags.otlp_endpoint.or(self.otlp_endpoint),
             log: flags.log.or(self.log),
@@ -103,6 +110,15 @@ impl Settings {
 }
 
 impl Settings {
+    /// The engine's knobs these settings choose; defaults for the rest.
+    pub fn tuning(&self) -> Tuning {
+        let mut tuning = Tuning::default();
+        if let Some(mib) = self.task_buffer_mb {
+            tuning.fetch_batch_bytes = mib.max(1) * 1024 * 1024;
+        }
+        tuning
+    }
+
     /// Every key with its value as TOML, secrets hidden (the key entirely, URL passwords as
     /// `***`), `None` for unset keys: what `mailfleet config` prints.
     pub fn describe(&self) -> Vec<(&'static str, Option<String>)> {
@@ -116,6 +132,7 @@ impl Settings {
                 self.secret_key.as_ref().map(|_| quoted("(hidden)")),
             ),
             ("concurrency", self.concurrency.map(|n| n.to_string())),
+            ("task_buffer_mb", self.task_buffer_mb.map(|n| n.to_string())),
             (
                 "metrics_listen",
                 self.metrics_listen.map(|a| quoted(&a.to_string())),

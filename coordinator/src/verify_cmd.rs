@@ -33,6 +33,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
         &stores.state,
         stores.checkpoints.clone(),
         stores.credentials.clone(),
+        settings.tuning(),
     )
     .await?;
     let users = stores.state.users(&batch.name).await?;

@@ -36,6 +36,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         .expect("--checkpoints always opens Redis");
     let jobs = Arc::new(StoredJobs {
         redis,
+        tuning: settings.tuning(),
         loaded: Mutex::default(),
     });
     let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
@@ -54,6 +55,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
 /// Jobs described in Redis by the coordinator, built once per batch and kept.
 struct StoredJobs {
     redis: Arc<RedisStore>,
+    tuning: Tuning,
     loaded: Mutex<HashMap<String, Arc<Job>>>,
 }
 
@@ -75,7 +77,7 @@ impl JobSource for StoredJobs {
             spec,
             self.redis.clone(),
             self.redis.clone(),
-            Tuning::default(),
+            self.tuning.clone(),
             Arc::new(NoProgress),
         )
         .map_err(|e| StoreError(format!("job spec of {batch}: {e}")))?;

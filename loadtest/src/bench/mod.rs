@@ -6,6 +6,7 @@ pub mod fleet;
 mod mailbox;
 mod mbsync;
 mod measured;
+pub mod memory;
 pub mod plan;
 mod process;
 mod report;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     /// Batches of 1,000 / 10,000 / 50,000 small mailboxes through `mailfleet migrate`; prints
     /// the cost per mailbox at each size.
     Scale(scale::ScaleArgs),
+    /// One folder grown from 1,000 to 100,000 messages; prints mailfleet's peak RSS at each
+    /// size (it must stay flat).
+    Memory(memory::MemoryArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -34,5 +38,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Single(args) => single::run(&args).await,
         BenchCommand::Fleet(args) => fleet::run(&args).await,
         BenchCommand::Scale(args) => scale::run(&args).await,
+        BenchCommand::Memory(args) => memory::run(&args).await,
     }
 }
