@@ -125,9 +125,10 @@ async fn cut_connections_and_busy_greetings_are_retried_to_an_exact_copy() {
     .await;
     let upstream = ([127, 0, 0, 1], pair.source.port()).into();
     // Early connections fail in both ways real networks and busy servers fail; later ones pass.
+    // (Tasks of a user reuse each other's connections, so a run opens only a few.)
     let proxy = FaultProxy::start(upstream, |n| match n {
         2 | 5 => Action::BusyGreeting,
-        n if n <= 16 && n % 3 == 0 => Action::CutAfter(6_000 + n * 1_000),
+        3 | 6 => Action::CutAfter(6_000 + n * 1_000),
         _ => Action::Pass,
     })
     .await
@@ -150,8 +151,9 @@ async fn cut_connections_and_busy_greetings_are_retried_to_an_exact_copy() {
     let (code, json, stderr) = run(&mut command);
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert!(
-        proxy.connections() > 16,
-        "the faults were not all exercised"
+        proxy.connections() > 6,
+        "the faults were not all exercised: {} connections",
+        proxy.connections()
     );
     assert_same_mail(
         &pair.source_snapshot(0).await,

@@ -120,8 +120,8 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
             plan_folder(job, user, &mut source, &mut target, folder, &mut discovery).await?;
         }
     }
-    source.logout().await;
-    target.logout().await;
+    job.release(Side::Source, user, source);
+    job.release(Side::Target, user, target);
     Ok(discovery)
 }
 

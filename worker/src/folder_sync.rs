@@ -199,8 +199,11 @@ async fn attempt(
         };
         job.checkpoints.advance(&key, checkpoint).await?;
     }
-    source.logout().await;
-    target.logout().await;
+    // EXAMINE leaves the source folder selected; CLOSE on a read-only folder expunges nothing.
+    source.run("CLOSE", |s| s.close()).await?;
+    source.discard_unsolicited();
+    job.release(Side::Source, user, source);
+    job.release(Side::Target, user, target);
     Ok(part)
 }
 

@@ -13,6 +13,7 @@ use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::MailboxUser;
 
+use crate::connection_pool::ConnectionPool;
 use crate::error::WorkerError;
 use crate::imap::{ImapConnection, connect};
 use crate::retry::RetryPolicy;
@@ -36,6 +37,8 @@ pub struct Job {
     pub credentials: Arc<dyn CredentialStore>,
     pub tuning: Tuning,
     pub progress: Arc<dyn Progress>,
+    /// Connections finished tasks left for the same user's next ones.
+    pub connections: ConnectionPool,
 }
 
 /// Knobs with safe defaults; tests shorten the delays.
@@ -72,7 +75,7 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     Source,
     Target,
@@ -86,13 +89,31 @@ impl Job {
         }
     }
 
-    /// Logs in to `side` for `user`: with the admin login format when the endpoint has admin
-    /// credentials, else as the user (source: UserName; target: EmailAddress) with the CSV password.
+    /// A logged-in connection to `side` for `user`: one an earlier task of the user left (if it
+    /// still answers), else a new login (see [`Job::login`]).
     pub async fn open(
         &self,
         side: Side,
         user: &MailboxUser,
     ) -> Result<ImapConnection, WorkerError> {
+        if let Some(mut connection) = self.connections.take(side, &user.email)
+            && connection.run("NOOP", |s| s.noop()).await.is_ok()
+        {
+            connection.discard_unsolicited();
+            return Ok(connection);
+        }
+        self.login(side, user).await
+    }
+
+    /// Hands a connection a task is done with to the user's next task. Only for connections
+    /// whose last exchange succeeded and that have no mailbox selected.
+    pub fn release(&self, side: Side, user: &MailboxUser, connection: ImapConnection) {
+        self.connections.put(side, &user.email, connection);
+    }
+
+    /// Logs in to `side` for `user`: with the admin login format when the endpoint has admin
+    /// credentials, else as the user (source: UserName; target: EmailAddress) with the CSV password.
+    async fn login(&self, side: Side, user: &MailboxUser) -> Result<ImapConnection, WorkerError> {
         let endpoint = self.endpoint(side);
         let login_name = match side {
             Side::Source => &user.user_name,

@@ -12,6 +12,7 @@ use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::folder_filter::FilterError;
 use mailfleet_shared::job_spec::JobSpec;
 
+use crate::connection_pool::ConnectionPool;
 use crate::job::{Job, Progress, Tuning};
 
 #[async_trait]
@@ -51,6 +52,7 @@ impl Job {
             credentials,
             tuning,
             progress,
+            connections: ConnectionPool::default(),
         })
     }
 }

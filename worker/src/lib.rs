@@ -4,7 +4,8 @@
 //! - [`imap`]: protocol details only — connecting (TLS, STARTTLS, SASL PLAIN), NAMESPACE,
 //!   RFC 3501 flag lists and dates.
 //! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a
-//!   user; [`job_source`]: finding the job of a task's batch.
+//!   user, reusing a connection an earlier task of the user left in the [`connection_pool`];
+//!   [`job_source`]: finding the job of a task's batch.
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
 //!   task per folder.
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
@@ -16,6 +17,7 @@
 //! - [`metrics`]: Prometheus counters of messages, bytes, tasks and retries.
 //! - [`verify`]: source against target, folder by folder, as fingerprint multisets.
 
+pub mod connection_pool;
 pub mod discovery;
 pub mod error;
 pub mod folder_sync;

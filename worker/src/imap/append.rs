@@ -1,15 +1,18 @@
-//! APPENDing a batch of messages to one folder, pipelined where the server allows it.
+//! APPENDing a batch of messages to one folder, one message at a time.
 //!
-//! async-imap's `append` sends a synchronizing literal: the command line, a wait for the
-//! server's `+`, the body, a wait for the tagged answer — two round trips and two server wake-ups
-//! per message, one message at a time. When the server advertises LITERAL+ (RFC 7888; Dovecot,
-//! Cyrus, Exchange Online, Zimbra do), the literal needs no `+`, so we write APPEND after APPEND
-//! without waiting and read the tagged answers as they come, keeping up to [`PIPELINE_WINDOW`]
-//! commands outstanding. Each message still gets its own command and its own answer, so one
-//! refused message is reported alone (MULTIAPPEND, RFC 3502, would refuse the whole batch).
-//! Without LITERAL+ the batch is appended one message at a time.
-
-use std::collections::HashMap;
+//! Each APPEND sends a synchronizing literal: the command line, the server's `+`, the body, the
+//! tagged answer. A server may refuse a message at the command line, answering NO instead of
+//! `+` (Dovecot does so for a size over its limit); async-imap's `append` takes that for a
+//! broken exchange, hence this module.
+//!
+//! Why not pipelined with LITERAL+ (RFC 7888), which saves a round trip per message: it was
+//! measured, and it breaks exactly-once. With 32 APPENDs written ahead, a worker killed mid-batch
+//! leaves the server holding up to 32 complete commands it goes on executing after the client is
+//! gone; the next attempt builds its fingerprint index of the target before those land, and
+//! appends them again (`faults.rs` caught it: duplicates after kill -9). One message at a time
+//! keeps that window to the single message whose answer was not read. Pipelining needs a repair
+//! step first: APPENDUID (UIDPLUS) to tell our copies from late arrivals, and removing our copy
+//! of any message a late arrival duplicates.
 
 use async_imap::error::Error as ImapError;
 use async_imap::imap_proto::{Response, Status};
@@ -18,11 +21,6 @@ use tokio::io::AsyncWriteExt;
 use super::ImapConnection;
 use super::connect::Session;
 use crate::error::{WorkerError, from_imap};
-
-/// Commands written ahead of their answers. Enough to keep a loopback or LAN server busy; the
-/// answers they produce (a few hundred bytes) always fit the socket buffers, so writing never
-/// blocks on answers we have not read yet.
-pub const PIPELINE_WINDOW: usize = 32;
 
 /// One message to append.
 pub struct Appendable<'a> {
@@ -52,14 +50,9 @@ impl ImapConnection {
     ) -> AppendOutcome {
         let mut answers: Vec<Option<Result<(), ImapError>>> =
             messages.iter().map(|_| None).collect();
-        let pipelined = self.has_capability("LITERAL+");
         let stopped = self
-            .run("APPEND", |session| async {
-                if pipelined {
-                    append_pipelined(session, folder, messages, &mut answers).await
-                } else {
-                    append_one_by_one(session, folder, messages, &mut answers).await
-                }
+            .run("APPEND", |session| {
+                append_one_by_one(session, folder, messages, &mut answers)
             })
             .await
             .err();
@@ -69,9 +62,7 @@ impl ImapConnection {
 }
 
 /// Each APPEND waits for the server's `+` before its literal and for its answer before the
-/// next one (servers without LITERAL+). A server may refuse a message at the command line,
-/// answering NO instead of `+` (Dovecot does so for a size over its limit): then the literal is
-/// never sent. async-imap's `append` takes that answer for a broken exchange, hence our own.
+/// next one. A message refused at the command line never has its literal sent.
 async fn append_one_by_one(
     session: &mut Session,
     folder: &str,
@@ -83,7 +74,7 @@ async fn append_one_by_one(
         let tag = format!("MFA{}", index + 1);
         let stream = session.get_mut();
         stream
-            .write_all(append_line(&tag, &mailbox, message, Literal::Synchronizing).as_bytes())
+            .write_all(append_line(&tag, &mailbox, message).as_bytes())
             .await?;
         stream.flush().await?;
         if let Some(refused) = read_until_continuation(session, &tag).await? {
@@ -127,69 +118,14 @@ async fn read_until_continuation(
     }
 }
 
-/// APPENDs with non-synchronizing literals, up to [`PIPELINE_WINDOW`] ahead of their answers.
-/// The tags are ours (`MFA1`, `MFA2`, …): async-imap's counter is private, and a tag need only
-/// differ from those of other commands in flight, of which there are none.
-async fn append_pipelined(
-    session: &mut Session,
-    folder: &str,
-    messages: &[Appendable<'_>],
-    answers: &mut [Option<Result<(), ImapError>>],
-) -> async_imap::error::Result<()> {
-    let mailbox = quoted(folder)?;
-    let mut in_flight: HashMap<String, usize> = HashMap::new();
-    let mut next = 0;
-    while next < messages.len() || !in_flight.is_empty() {
-        if next < messages.len() && in_flight.len() < PIPELINE_WINDOW {
-            let tag = format!("MFA{}", next + 1);
-            write_append(session, &tag, &mailbox, &messages[next]).await?;
-            in_flight.insert(tag, next);
-            next += 1;
-            continue;
-        }
-        session.get_mut().flush().await?;
-        let (tag, answer) = read_tagged_answer(session).await?;
-        if let Some(index) = in_flight.remove(&tag) {
-            answers[index] = Some(answer);
-        }
-    }
-    Ok(())
-}
-
-/// Writes one APPEND with its literal into the session's write buffer (not flushed).
-async fn write_append(
-    session: &mut Session,
-    tag: &str,
-    mailbox: &str,
-    message: &Appendable<'_>,
-) -> std::io::Result<()> {
-    let line = append_line(tag, mailbox, message, Literal::NonSynchronizing);
-    let stream = session.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(message.body).await?;
-    stream.write_all(b"\r\n").await
-}
-
-#[derive(Clone, Copy)]
-enum Literal {
-    /// `{n}`: the server says `+` before the client sends the bytes.
-    Synchronizing,
-    /// `{n+}` (LITERAL+): the bytes follow at once.
-    NonSynchronizing,
-}
-
 /// `TAG APPEND "mailbox" (flags) "date" {n}` with its CRLF.
-fn append_line(tag: &str, mailbox: &str, message: &Appendable<'_>, literal: Literal) -> String {
+fn append_line(tag: &str, mailbox: &str, message: &Appendable<'_>) -> String {
     let mut line = format!("{tag} APPEND {mailbox}");
     for part in [&message.flags, &message.date].into_iter().flatten() {
         line.push(' ');
         line.push_str(part);
     }
-    let plus = match literal {
-        Literal::Synchronizing => "",
-        Literal::NonSynchronizing => "+",
-    };
-    line.push_str(&format!(" {{{}{plus}}}\r\n", message.body.len()));
+    line.push_str(&format!(" {{{}}}\r\n", message.body.len()));
     line
 }
 
