@@ -1,7 +1,7 @@
-//! APPENDing a batch of messages to one folder, one message at a time.
+//! APPENDing a batch of messages to one folder, one literal at a time.
 //!
 //! Each APPEND sends a synchronizing literal: the command line, the server's `+`, the body, the
-//! tagged answer. A server may refuse a message at the command line, answering NO instead of
+//! tagged answer; the next command line follows the body at once (see [`append_overlapped`]). A server may refuse a message at the command line, answering NO instead of
 //! `+` (Dovecot does so for a size over its limit); async-imap's `append` takes that for a
 //! broken exchange, hence this module.
 //!
@@ -9,8 +9,8 @@
 //! measured, and it breaks exactly-once. With 32 APPENDs written ahead, a worker killed mid-batch
 //! leaves the server holding up to 32 complete commands it goes on executing after the client is
 //! gone; the next attempt builds its fingerprint index of the target before those land, and
-//! appends them again (`faults.rs` caught it: duplicates after kill -9). One message at a time
-//! keeps that window to the single message whose answer was not read. Pipelining needs a repair
+//! appends them again (`faults.rs` caught it: duplicates after kill -9). Synchronizing literals
+//! keep that window to the single message whose answer was not read. Pipelining needs a repair
 //! step first: APPENDUID (UIDPLUS) to tell our copies from late arrivals, and removing our copy
 //! of any message a late arrival duplicates.
 
@@ -52,7 +52,7 @@ impl ImapConnection {
             messages.iter().map(|_| None).collect();
         let stopped = self
             .run("APPEND", |session| {
-                append_one_by_one(session, folder, messages, &mut answers)
+                append_overlapped(session, folder, messages, &mut answers)
             })
             .await
             .err();
@@ -61,91 +61,111 @@ impl ImapConnection {
     }
 }
 
-/// Each APPEND waits for the server's `+` before its literal and for its answer before the
-/// next one. A message refused at the command line never has its literal sent.
-async fn append_one_by_one(
+/// Each APPEND's command line goes out right behind the previous message's literal, so the
+/// server's answer to one and its `+` for the next arrive together: one round trip per message
+/// instead of two. The literals stay synchronizing, so the server never holds more than one
+/// complete message we have no answer for (see the module doc). A message refused at the
+/// command line never has its literal sent.
+async fn append_overlapped(
     session: &mut Session,
     folder: &str,
     messages: &[Appendable<'_>],
     answers: &mut [Option<Result<(), ImapError>>],
 ) -> async_imap::error::Result<()> {
+    let Some(first) = messages.first() else {
+        return Ok(());
+    };
     let mailbox = quoted(folder)?;
-    for (index, (message, answer)) in messages.iter().zip(answers.iter_mut()).enumerate() {
-        let tag = format!("MFA{}", index + 1);
-        let stream = session.get_mut();
-        stream
-            .write_all(append_line(&tag, &mailbox, message).as_bytes())
-            .await?;
-        stream.flush().await?;
-        if let Some(refused) = read_until_continuation(session, &tag).await? {
-            *answer = Some(refused);
-            continue;
-        }
-        let stream = session.get_mut();
-        stream.write_all(message.body).await?;
-        stream.write_all(b"\r\n").await?;
-        stream.flush().await?;
-        loop {
-            let (answered, result) = read_tagged_answer(session).await?;
-            if answered == tag {
-                *answer = Some(result);
-                break;
+    let stream = session.get_mut();
+    stream
+        .write_all(append_line(0, &mailbox, first).as_bytes())
+        .await?;
+    stream.flush().await?;
+    for (index, message) in messages.iter().enumerate() {
+        // The previous message's answer comes first, then this one's `+` (or its refusal).
+        let go_ahead = loop {
+            match next_event(session).await? {
+                Event::GoAhead => break true,
+                Event::Answer(tag, result) => {
+                    if let Some(answered) = message_index(&tag, messages.len()) {
+                        answers[answered] = Some(result);
+                        if answered == index {
+                            break false;
+                        }
+                    }
+                }
             }
+        };
+        let stream = session.get_mut();
+        if go_ahead {
+            stream.write_all(message.body).await?;
+            stream.write_all(b"\r\n").await?;
+        }
+        if let Some(next) = messages.get(index + 1) {
+            stream
+                .write_all(append_line(index + 1, &mailbox, next).as_bytes())
+                .await?;
+        }
+        stream.flush().await?;
+    }
+    while answers.iter().any(Option::is_none) {
+        if let Event::Answer(tag, result) = next_event(session).await?
+            && let Some(answered) = message_index(&tag, messages.len())
+        {
+            answers[answered] = Some(result);
         }
     }
     Ok(())
 }
 
-/// Waits for the server's go-ahead for a literal: `None` on `+`, or the server's answer when it
-/// refused the command outright.
-async fn read_until_continuation(
-    session: &mut Session,
-    tag: &str,
-) -> async_imap::error::Result<Option<Result<(), ImapError>>> {
+/// What the server said that matters to an APPEND exchange.
+enum Event {
+    /// `+`: send the literal.
+    GoAhead,
+    /// The tagged answer to one APPEND.
+    Answer(String, Result<(), ImapError>),
+}
+
+/// Reads up to the next continuation request or tagged answer; untagged data (EXISTS, RECENT)
+/// is dropped.
+async fn next_event(session: &mut Session) -> async_imap::error::Result<Event> {
     loop {
         let Some(response) = session.read_response().await? else {
             return Err(ImapError::ConnectionLost);
         };
         match response.parsed() {
-            Response::Continue { .. } => return Ok(None),
+            Response::Continue { .. } => return Ok(Event::GoAhead),
             Response::Done {
-                tag: answered,
+                tag,
                 status,
                 outcome,
-            } if answered.0 == tag => return answer(status, outcome).map(Some),
+            } => return Ok(Event::Answer(tag.0.clone(), answer(status, outcome)?)),
             _ => {}
         }
     }
 }
 
-/// `TAG APPEND "mailbox" (flags) "date" {n}` with its CRLF.
-fn append_line(tag: &str, mailbox: &str, message: &Appendable<'_>) -> String {
-    let mut line = format!("{tag} APPEND {mailbox}");
+/// Our tags are `MFA1`, `MFA2`, … for the batch's messages in order (async-imap's counter is
+/// private; a tag need only differ from those of other commands in flight, of which there are
+/// none).
+fn tag(index: usize) -> String {
+    format!("MFA{}", index + 1)
+}
+
+fn message_index(tag: &str, messages: usize) -> Option<usize> {
+    let number: usize = tag.strip_prefix("MFA")?.parse().ok()?;
+    number.checked_sub(1).filter(|&index| index < messages)
+}
+
+/// `TAG APPEND "mailbox" (flags) "date" {n}` with its CRLF, for the batch's message `index`.
+fn append_line(index: usize, mailbox: &str, message: &Appendable<'_>) -> String {
+    let mut line = format!("{} APPEND {mailbox}", tag(index));
     for part in [&message.flags, &message.date].into_iter().flatten() {
         line.push(' ');
         line.push_str(part);
     }
     line.push_str(&format!(" {{{}}}\r\n", message.body.len()));
     line
-}
-
-/// Reads responses up to the next tagged one; untagged data (EXISTS, RECENT) is dropped.
-async fn read_tagged_answer(
-    session: &mut Session,
-) -> async_imap::error::Result<(String, Result<(), ImapError>)> {
-    loop {
-        let Some(response) = session.read_response().await? else {
-            return Err(ImapError::ConnectionLost);
-        };
-        if let Response::Done {
-            tag,
-            status,
-            outcome,
-        } = response.parsed()
-        {
-            return Ok((tag.0.clone(), answer(status, outcome)?));
-        }
-    }
 }
 
 /// A tagged answer to one APPEND: `Ok(Ok)` appended, `Ok(Err)` that message refused; `Err`
@@ -201,6 +221,15 @@ mod tests {
         assert_eq!(quoted("INBOX/a b").unwrap(), "\"INBOX/a b\"");
         assert_eq!(quoted(r#"say "hi"\x"#).unwrap(), r#""say \"hi\"\\x""#);
         assert!(quoted("bad\r\nname").is_err());
+    }
+
+    #[test]
+    fn only_our_tags_name_messages_of_the_batch() {
+        assert_eq!(message_index(&tag(0), 3), Some(0));
+        assert_eq!(message_index("MFA3", 3), Some(2));
+        assert_eq!(message_index("MFA4", 3), None);
+        assert_eq!(message_index("MFA0", 3), None);
+        assert_eq!(message_index("A0001", 3), None);
     }
 
     #[test]
