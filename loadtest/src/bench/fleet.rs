@@ -19,6 +19,7 @@ use super::mailbox::folder_counts;
 use super::mbsync::mbsync_config;
 use super::process::{Isolation, cpu_seconds, peak_rss_mib, release_binary};
 use super::report::{publish, rounded};
+use super::single::Rival;
 
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
@@ -130,7 +131,9 @@ pub async fn run(args: &FleetArgs) -> anyhow::Result<()> {
     let parallel = args
         .mbsync_parallel
         .unwrap_or(args.workers * args.concurrency);
-    let mbsync = if parallel > 0 {
+    let mbsync = if parallel > 0 && !Rival::Mbsync.installed() {
+        json!("not run: mbsync is not installed (apt-get install isync)")
+    } else if parallel > 0 {
         let target = DovecotServer::start(StartOptions::users(&user_refs))?;
         let run = parallel_mbsync(&source, &target, &user_refs, parallel, dir.path())?;
         let mut copied = 0;

@@ -175,7 +175,7 @@ impl Rival {
         }
     }
 
-    fn installed(self) -> bool {
+    pub fn installed(self) -> bool {
         Command::new(self.name())
             .arg("--version")
             .stdout(Stdio::null())
