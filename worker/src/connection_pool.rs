@@ -8,30 +8,35 @@
 //!
 //! Only a connection in a known state comes back: the task's last exchange succeeded and no
 //! mailbox is selected (callers CLOSE first). A connection is tested with NOOP before reuse, as
-//! the server may have closed it, and one idle longer than [`IDLE_LIMIT`] is logged out. The
-//! pool never holds more connections than the user's tasks had open at once, so it cannot push a
-//! user over a server's per-user connection limit.
+//! the server may have closed it. The pool never holds more connections than the user's tasks
+//! had open at once, so it cannot push a user over a server's per-user connection limit; and it
+//! holds few in all, briefly: an idle connection is a server process (Dovecot) or a session slot
+//! (Exchange) kept from other users. `loadtest bench scale` showed why: with a 20-second limit
+//! and no cap, a batch of 50,000 small mailboxes kept hundreds of finished users' connections
+//! open, and every lookup walked them all.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::imap::ImapConnection;
 use crate::job::Side;
 
-/// Longer than the gap between a user's tasks on a busy worker; far shorter than any server's
-/// idle timeout (RFC 3501: at least 30 minutes).
-pub const IDLE_LIMIT: Duration = Duration::from_secs(20);
+/// Longer than the gap between a discovery and the user's first folder tasks, or between two
+/// folder tasks of a user on a busy worker.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(3);
 
-/// Idle connections kept per user and side.
-const PER_USER: usize = 4;
+/// Idle connections kept in all (the oldest goes first); a lookup scans them, so few.
+const MAX_IDLE: usize = 32;
 
 #[derive(Default)]
 pub struct ConnectionPool {
-    idle: Mutex<HashMap<(Side, String), Vec<Idle>>>,
+    /// Oldest first.
+    idle: Mutex<Vec<Idle>>,
 }
 
 struct Idle {
+    side: Side,
+    user: String,
     connection: ImapConnection,
     since: Instant,
 }
@@ -43,9 +48,9 @@ impl ConnectionPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let expired = remove_expired(&mut idle);
         let found = idle
-            .get_mut(&(side, user.to_owned()))
-            .and_then(Vec::pop)
-            .map(|entry| entry.connection);
+            .iter()
+            .rposition(|entry| entry.side == side && entry.user == user)
+            .map(|position| idle.remove(position).connection);
         drop(idle);
         log_out(expired);
         found
@@ -55,31 +60,27 @@ impl ConnectionPool {
     pub fn put(&self, side: Side, user: &str, connection: ImapConnection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let mut expired = remove_expired(&mut idle);
-        let entries = idle.entry((side, user.to_owned())).or_default();
-        if entries.len() < PER_USER {
-            entries.push(Idle {
-                connection,
-                since: Instant::now(),
-            });
-        } else {
-            expired.push(connection);
+        if idle.len() >= MAX_IDLE {
+            expired.push(idle.remove(0).connection);
         }
+        idle.push(Idle {
+            side,
+            user: user.to_owned(),
+            connection,
+            since: Instant::now(),
+        });
         drop(idle);
         log_out(expired);
     }
 }
 
-fn remove_expired(idle: &mut HashMap<(Side, String), Vec<Idle>>) -> Vec<ImapConnection> {
-    let mut expired = Vec::new();
-    for entries in idle.values_mut() {
-        let (fresh, stale): (Vec<Idle>, Vec<Idle>) = std::mem::take(entries)
-            .into_iter()
-            .partition(|entry| entry.since.elapsed() < IDLE_LIMIT);
-        *entries = fresh;
-        expired.extend(stale.into_iter().map(|entry| entry.connection));
-    }
-    idle.retain(|_, entries| !entries.is_empty());
-    expired
+/// Takes out the connections idle for longer than [`IDLE_LIMIT`] (a prefix: oldest first).
+fn remove_expired(idle: &mut Vec<Idle>) -> Vec<ImapConnection> {
+    let fresh = idle
+        .iter()
+        .position(|entry| entry.since.elapsed() < IDLE_LIMIT)
+        .unwrap_or(idle.len());
+    idle.drain(..fresh).map(|entry| entry.connection).collect()
 }
 
 /// LOGOUT in the background: the caller is a task that should not wait for it.
