@@ -3,7 +3,7 @@
 //! each size: it must stay flat, because bodies are fetched in batches capped by
 //! `task_buffer_mb` and a folder's UIDs cost 4 bytes each, whatever the folder's size.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::bail;
 use mailfleet_testkit::corpus::CorpusSpec;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::mailbox::folder_counts;
 use super::measured;
-use super::process::release_binary;
+use super::process::{migrate_command, release_binary, single_user_csv};
 use super::report::{publish, rounded};
 
 const USER: (&str, &str) = ("memory@example.com", "memory-pw");
@@ -54,22 +54,13 @@ pub async fn run(args: &MemoryArgs) -> anyhow::Result<()> {
         let target = DovecotServer::start(StartOptions::users(&[USER]))?;
         let dir = work.path().join(format!("folder-{size}"));
         std::fs::create_dir_all(&dir)?;
-        let csv = dir.join("users.csv");
-        std::fs::write(
-            &csv,
-            format!(
-                "EmailAddress,UserName,Password\n{0},{0},{1}\n",
-                USER.0, USER.1
-            ),
-        )?;
-        let mut command = Command::new(&binary);
+        let mut command = migrate_command(
+            &binary,
+            &single_user_csv(&dir, USER)?,
+            (&source.url(), &target.url()),
+            &dir.join("state"),
+        );
         command
-            .args(["migrate", "--json", "--csv"])
-            .arg(&csv)
-            .args(["--source", &source.url(), "--target", &target.url()])
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("MAILFLEET_LOG", "warn")
             .env("MAILFLEET_TASK_BUFFER_MB", args.task_buffer_mb.to_string())
             .stdout(Stdio::null());
         let measured = measured::run(command, &format!("mailfleet migrate ({size} messages)"))?;

@@ -1,7 +1,7 @@
 //! The benchmarked processes: the release `mailfleet` binary, pointed at a broker prefix and
 //! Redis tenant of the benchmark's own, and what the kernel says about them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -25,6 +25,35 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     Ok(root.join("target/release/mailfleet"))
+}
+
+/// `mailfleet migrate --json` of `csv` from `source` to `target` (URLs), state in `state_dir`,
+/// logging only warnings: the embedded mode as a user runs it.
+pub fn migrate_command(
+    binary: &Path,
+    csv: &Path,
+    (source, target): (&str, &str),
+    state_dir: &Path,
+) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(["migrate", "--json", "--csv"])
+        .arg(csv)
+        .args(["--source", source, "--target", target])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("MAILFLEET_LOG", "warn");
+    command
+}
+
+/// Writes a migration CSV of one user (source login = target address) into `dir`.
+pub fn single_user_csv(dir: &Path, (user, password): (&str, &str)) -> std::io::Result<PathBuf> {
+    let csv = dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        format!("EmailAddress,UserName,Password\n{user},{user},{password}\n"),
+    )?;
+    Ok(csv)
 }
 
 /// One benchmark's isolated share of the local broker and Redis, removed by `clean_up`.

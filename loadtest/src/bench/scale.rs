@@ -10,7 +10,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::bail;
 use mailfleet_testkit::corpus::CorpusSpec;
@@ -18,7 +18,7 @@ use mailfleet_testkit::{DovecotServer, StartOptions, connect_login};
 use serde_json::{Value, json};
 
 use super::measured;
-use super::process::release_binary;
+use super::process::{migrate_command, release_binary};
 use super::report::{publish, rounded};
 
 const PASSWORD: &str = "scale-pw";
@@ -65,15 +65,13 @@ pub async fn run(args: &ScaleArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         let csv = dir.join("users.csv");
         std::fs::write(&csv, batch_csv(size))?;
-        let mut command = Command::new(&binary);
-        command
-            .args(["migrate", "--json", "--csv"])
-            .arg(&csv)
-            .args(["--source", &source.url(), "--target", &target.url()])
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("MAILFLEET_LOG", "warn")
-            .stdout(Stdio::from(std::fs::File::create(dir.join("report.json"))?));
+        let mut command = migrate_command(
+            &binary,
+            &csv,
+            (&source.url(), &target.url()),
+            &dir.join("state"),
+        );
+        command.stdout(Stdio::from(std::fs::File::create(dir.join("report.json"))?));
         let measured = measured::run(command, &format!("mailfleet migrate ({size} mailboxes)"))?;
         for user in sample_users(size) {
             let copied = mailbox_messages(target.port(), &user).await?;

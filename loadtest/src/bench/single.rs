@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::mailbox::folder_counts;
 use super::mbsync::mbsync_config;
 use super::measured::{self, Measured};
-use super::process::release_binary;
+use super::process::{migrate_command, release_binary, single_user_csv};
 use super::report::{publish, rounded};
 
 const USER: (&str, &str) = ("bench@example.com", "bench-pw");
@@ -217,25 +217,12 @@ impl Tool {
         dir: &Path,
     ) -> anyhow::Result<Command> {
         let mut command = match self {
-            Tool::Mailfleet => {
-                let csv = dir.join("users.csv");
-                std::fs::write(
-                    &csv,
-                    format!(
-                        "EmailAddress,UserName,Password\n{0},{0},{1}\n",
-                        USER.0, USER.1
-                    ),
-                )?;
-                let mut command = Command::new(binary);
-                command
-                    .args(["migrate", "--json", "--csv"])
-                    .arg(&csv)
-                    .args(["--source", &source.url(), "--target", &target.url()])
-                    .arg("--state-dir")
-                    .arg(dir.join("state"))
-                    .env("MAILFLEET_LOG", "warn");
-                command
-            }
+            Tool::Mailfleet => migrate_command(
+                binary,
+                &single_user_csv(dir, USER)?,
+                (&source.url(), &target.url()),
+                &dir.join("state"),
+            ),
             Tool::Rival(Rival::Mbsync) => {
                 let config = dir.join("mbsyncrc");
                 std::fs::create_dir_all(dir.join("sync-state"))?;
