@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
-use mailfleet_shared::checkpoint::CheckpointKey;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
 use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
@@ -231,11 +230,7 @@ async fn is_up_to_date(
     if job.received_after.is_some() {
         return Ok(false);
     }
-    let key = CheckpointKey {
-        scope: job.batch.clone(),
-        user: user.email.clone(),
-        folder: folder.source_name.clone(),
-    };
+    let key = job.checkpoint_key(user, &folder.source_name);
     let Some(checkpoint) = job.checkpoints.load(&key).await? else {
         return Ok(false);
     };

@@ -16,13 +16,13 @@ use std::collections::{HashMap, HashSet};
 use async_imap::types::Fetch;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use futures_util::TryStreamExt;
-use mailfleet_shared::checkpoint::{CheckpointKey, FolderCheckpoint};
+use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
-use crate::error::WorkerError;
+use crate::error::{WorkerError, from_imap};
 use crate::imap::ImapConnection;
-use crate::imap::append::{Appendable, asks_to_create_folder, refusal};
+use crate::imap::append::{Appendable, asks_to_create_folder};
 use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
 use crate::job::{Job, Side};
@@ -47,8 +47,11 @@ pub async fn sync_folder(
     plan: &FolderPlan,
 ) -> Result<FolderSynced, WorkerError> {
     let what = format!("{} folder {}", user.email, plan.display_name);
-    let lease =
-        FolderLease::acquire(job.checkpoints.clone(), checkpoint_key(job, user, plan)).await?;
+    let lease = FolderLease::acquire(
+        job.checkpoints.clone(),
+        job.checkpoint_key(user, &plan.source_name),
+    )
+    .await?;
     let result = copy_with_retries(job, user, plan, &lease, &what).await;
     lease.release().await;
     result
@@ -107,7 +110,7 @@ async fn attempt(
     lease: &FolderLease,
     run: &mut FolderRun,
 ) -> Result<FolderPart, WorkerError> {
-    let key = checkpoint_key(job, user, plan);
+    let key = job.checkpoint_key(user, &plan.source_name);
     let mut source = job.open(Side::Source, user).await?;
     let mut target = job.open(Side::Target, user).await?;
 
@@ -205,14 +208,6 @@ async fn attempt(
     job.release(Side::Source, user, source);
     job.release(Side::Target, user, target);
     Ok(part)
-}
-
-fn checkpoint_key(job: &Job, user: &MailboxUser, plan: &FolderPlan) -> CheckpointKey {
-    CheckpointKey {
-        scope: job.batch.clone(),
-        user: user.email.clone(),
-        folder: plan.source_name.clone(),
-    }
 }
 
 /// Copies a batch of messages; holds the connections and the guard for one attempt.
@@ -323,7 +318,7 @@ impl Copier<'_> {
             .await;
         let mut failure = outcome.stopped;
         for ((meta, body, fingerprint), answer) in messages.iter().zip(outcome.answers) {
-            match answer.map(|a| a.map_err(|e| refusal(self.target, e))) {
+            match answer.map(|a| a.map_err(|e| from_imap(&self.target.server, "APPEND", e))) {
                 Some(Ok(())) => self.record_appended(*fingerprint, body.len() as u64),
                 // The target refuses this one message (size, content): report it, go on.
                 Some(Err(WorkerError::Refused { reason, .. }))

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailfleet_shared::checkpoint::CheckpointStore;
+use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::folder_filter::FolderFilter;
@@ -86,6 +86,15 @@ impl Job {
         match side {
             Side::Source => &self.source,
             Side::Target => &self.target,
+        }
+    }
+
+    /// Where the checkpoint (and the lease) of `user`'s source folder `source_folder` is kept.
+    pub fn checkpoint_key(&self, user: &MailboxUser, source_folder: &str) -> CheckpointKey {
+        CheckpointKey {
+            scope: self.batch.clone(),
+            user: user.email.clone(),
+            folder: source_folder.to_owned(),
         }
     }
 

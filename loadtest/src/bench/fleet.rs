@@ -15,8 +15,9 @@ use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{DovecotServer, StartOptions};
 use serde_json::{Value, json};
 
-use super::mailbox::folder_counts;
+use super::mailbox::message_total;
 use super::mbsync::mbsync_config;
+use super::measured;
 use super::process::{Isolation, cpu_seconds, peak_rss_mib, release_binary};
 use super::report::{publish, rounded};
 use super::single::Rival;
@@ -138,11 +139,7 @@ pub async fn run(args: &FleetArgs) -> anyhow::Result<()> {
         let run = parallel_mbsync(&source, &target, &user_refs, parallel, dir.path())?;
         let mut copied = 0;
         for user in &user_refs {
-            copied += folder_counts(target.port(), *user)
-                .await?
-                .iter()
-                .map(|(_, count)| u64::from(*count))
-                .sum::<u64>();
+            copied += message_total(target.port(), *user).await?;
         }
         if copied != seeded as u64 {
             bail!("mbsync left {copied} of {seeded} messages on its target");
@@ -200,7 +197,7 @@ fn parallel_mbsync(
     dir: &Path,
 ) -> anyhow::Result<ParallelRun> {
     let next = AtomicUsize::new(0);
-    let cpu_before = children_cpu_seconds();
+    let cpu_before = measured::children_cpu_seconds();
     let started = Instant::now();
     std::thread::scope(|scope| {
         let runners: Vec<_> = (0..parallel)
@@ -236,18 +233,8 @@ fn parallel_mbsync(
     })?;
     Ok(ParallelRun {
         seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds: children_cpu_seconds() - cpu_before,
+        cpu_seconds: measured::children_cpu_seconds() - cpu_before,
     })
-}
-
-/// CPU seconds (user + system) of this process's children reaped so far.
-fn children_cpu_seconds() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pointer is valid for writes.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Seeds every mailbox (8 at a time); returns the number of messages.

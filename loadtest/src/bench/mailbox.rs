@@ -3,6 +3,12 @@
 use futures_util::TryStreamExt;
 use mailfleet_testkit::connect_login;
 
+/// Messages over all folders of `(login, password)`'s mailbox on the server at `port`.
+pub async fn message_total(port: u16, user: (&str, &str)) -> anyhow::Result<u64> {
+    let counts = folder_counts(port, user).await?;
+    Ok(counts.iter().map(|(_, count)| u64::from(*count)).sum())
+}
+
 /// Messages per non-empty folder of `(login, password)`'s mailbox on the server at `port`,
 /// sorted by folder name.
 pub async fn folder_counts(port: u16, user: (&str, &str)) -> anyhow::Result<Vec<(String, u32)>> {

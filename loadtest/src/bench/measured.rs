@@ -75,10 +75,23 @@ pub fn run(mut command: Command, label: &str) -> anyhow::Result<Measured> {
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("{label} failed (wait status {status})");
     }
-    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Measured {
         seconds,
-        cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
+        cpu_seconds: cpu_seconds(&usage),
         peak_rss_mib,
     })
+}
+
+/// CPU seconds (user + system) of this process's children reaped so far.
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    cpu_seconds(&usage)
+}
+
+fn cpu_seconds(usage: &libc::rusage) -> f64 {
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

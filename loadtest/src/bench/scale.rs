@@ -14,9 +14,10 @@ use std::process::Stdio;
 
 use anyhow::bail;
 use mailfleet_testkit::corpus::CorpusSpec;
-use mailfleet_testkit::{DovecotServer, StartOptions, connect_login};
+use mailfleet_testkit::{DovecotServer, StartOptions};
 use serde_json::{Value, json};
 
+use super::mailbox::message_total;
 use super::measured;
 use super::process::{migrate_command, release_binary};
 use super::report::{publish, rounded};
@@ -74,8 +75,8 @@ pub async fn run(args: &ScaleArgs) -> anyhow::Result<()> {
         command.stdout(Stdio::from(std::fs::File::create(dir.join("report.json"))?));
         let measured = measured::run(command, &format!("mailfleet migrate ({size} mailboxes)"))?;
         for user in sample_users(size) {
-            let copied = mailbox_messages(target.port(), &user).await?;
-            if copied != per_mailbox {
+            let copied = message_total(target.port(), (&user, PASSWORD)).await?;
+            if copied != per_mailbox as u64 {
                 bail!("{user}: {copied} messages on the target, {per_mailbox} on the source");
             }
         }
@@ -142,21 +143,6 @@ fn sample_users(size: usize) -> Vec<String> {
     let mut indexes = vec![0, size / 2, size.saturating_sub(1)];
     indexes.dedup();
     indexes.into_iter().map(user).collect()
-}
-
-/// Messages over all folders of `user`'s mailbox.
-async fn mailbox_messages(port: u16, user: &str) -> anyhow::Result<usize> {
-    let mut session = connect_login(port, user, PASSWORD)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut total = 0;
-    for folder in ["INBOX", "Sent", "Archive"] {
-        if let Ok(status) = session.status(folder, "(MESSAGES)").await {
-            total += status.exists as usize;
-        }
-    }
-    session.logout().await?;
-    Ok(total)
 }
 
 fn directory_bytes(path: &Path) -> u64 {

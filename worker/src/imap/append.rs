@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::ImapConnection;
 use super::connect::Session;
-use crate::error::{WorkerError, from_imap};
+use crate::error::WorkerError;
 
 /// One message to append.
 pub struct Appendable<'a> {
@@ -205,11 +205,6 @@ fn quoted(name: &str) -> async_imap::error::Result<String> {
 /// problem with this message, so never a reason to skip it.
 pub fn asks_to_create_folder(reason: &str) -> bool {
     reason.to_ascii_lowercase().contains("trycreate")
-}
-
-/// Turns a server's answer to one APPEND into the engine's error, for reports.
-pub fn refusal(connection: &ImapConnection, error: ImapError) -> WorkerError {
-    from_imap(&connection.server, "APPEND", error)
 }
 
 #[cfg(test)]
