@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use mailfleet_shared::messages::{Report, SkippedItem};
+use mailfleet_shared::messages::{FolderOutcome, Report, SkippedItem};
 use serde::Serialize;
 
 /// User states reported by the one-shot `migrate` command (names from design.md §1).
@@ -47,6 +47,17 @@ pub struct UserResult {
     /// From the user's admission (its discovery task published) to its last report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+}
+
+impl UserResult {
+    /// Adds what a task copied, found present or skipped.
+    fn count(&mut self, outcome: FolderOutcome) {
+        self.items_synced += outcome.appended + outcome.already_present;
+        self.items_copied += outcome.appended;
+        self.bytes_copied += outcome.bytes;
+        self.items_skipped += outcome.skipped.len() as u64;
+        self.skipped.extend(outcome.skipped);
+    }
 }
 
 #[derive(Debug)]
@@ -122,6 +133,7 @@ impl Collector {
             Report::Discovered {
                 folder_tasks,
                 already_synced,
+                copied,
                 folders,
                 skipped,
                 ..
@@ -131,6 +143,7 @@ impl Collector {
                 user.result.folders = folders;
                 user.result.items_skipped += skipped.len() as u64;
                 user.result.skipped.extend(skipped);
+                user.result.count(copied);
             }
             Report::FolderSynced {
                 outcome, continued, ..
@@ -138,12 +151,7 @@ impl Collector {
                 if !continued {
                     user.folder_reports += 1;
                 }
-                let r = &mut user.result;
-                r.items_synced += outcome.appended + outcome.already_present;
-                r.items_copied += outcome.appended;
-                r.bytes_copied += outcome.bytes;
-                r.items_skipped += outcome.skipped.len() as u64;
-                r.skipped.extend(outcome.skipped);
+                user.result.count(outcome);
             }
             Report::Failed { folder, error, .. } => {
                 match folder {
@@ -196,7 +204,6 @@ fn status_of(user: &UserProgress) -> UserStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailfleet_shared::messages::FolderOutcome;
 
     fn discovered(user: &str, tasks: u32) -> Report {
         Report::Discovered {
@@ -205,6 +212,7 @@ mod tests {
             user: user.into(),
             folder_tasks: tasks,
             already_synced: 0,
+            copied: FolderOutcome::default(),
             folders: vec!["INBOX".into()],
             skipped: vec![],
         }

@@ -173,7 +173,7 @@ async fn no_password_reaches_queue_messages_redis_or_logs() {
         "{failed}"
     );
     assert!(
-        read("worker.err").contains("folder synced"),
+        read("worker.err").contains("small folders copied"),
         "the worker logged no task"
     );
 

@@ -125,10 +125,15 @@ async fn cut_connections_and_busy_greetings_are_retried_to_an_exact_copy() {
     .await;
     let upstream = ([127, 0, 0, 1], pair.source.port()).into();
     // Early connections fail in both ways real networks and busy servers fail; later ones pass.
-    // (Tasks of a user reuse each other's connections, so a run opens only a few.)
+    // A small mailbox is copied over one connection per side (discovery copies its small
+    // folders), so each failure must be what ends a connection: the first cut falls in
+    // discovery, the later ones in the middle of the mail: inside a message, and between two
+    // FETCH responses (an answer that simply stops, which must not pass for a complete one).
     let proxy = FaultProxy::start(upstream, |n| match n {
-        2 | 5 => Action::BusyGreeting,
-        3 | 6 => Action::CutAfter(6_000 + n * 1_000),
+        1 | 4 => Action::BusyGreeting,
+        2 => Action::CutAfter(8_000),
+        3 => Action::CutAfter(400_000),
+        5 => Action::CutBeforeFetchResponse(100_000),
         _ => Action::Pass,
     })
     .await
@@ -151,7 +156,7 @@ async fn cut_connections_and_busy_greetings_are_retried_to_an_exact_copy() {
     let (code, json, stderr) = run(&mut command);
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert!(
-        proxy.connections() > 6,
+        proxy.connections() > 5,
         "the faults were not all exercised: {} connections",
         proxy.connections()
     );

@@ -162,6 +162,20 @@ pub struct FolderOutcome {
     pub skipped: Vec<SkippedItem>,
 }
 
+impl FolderOutcome {
+    pub fn is_empty(&self) -> bool {
+        *self == FolderOutcome::default()
+    }
+
+    /// Adds another folder's outcome to this one.
+    pub fn add(&mut self, other: FolderOutcome) {
+        self.appended += other.appended;
+        self.already_present += other.already_present;
+        self.bytes += other.bytes;
+        self.skipped.extend(other.skipped);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Report {
@@ -174,6 +188,10 @@ pub enum Report {
         /// Messages of folders that needed no task: complete on the target already.
         #[serde(default, skip_serializing_if = "is_zero")]
         already_synced: u64,
+        /// What discovery copied itself: a mailbox's small folders, which would cost more as
+        /// tasks than their mail does (see the worker's `small_folders`). Not in `folder_tasks`.
+        #[serde(default, skip_serializing_if = "FolderOutcome::is_empty")]
+        copied: FolderOutcome,
         /// Every folder of the user on the target (display names), including empty ones.
         folders: Vec<String>,
         /// Folders not migrated (excluded by no rule the user chose, e.g. unmappable names).

@@ -21,6 +21,10 @@ pub enum Action {
     BusyGreeting,
     /// Forward, but cut the connection after this many bytes from the server.
     CutAfter(usize),
+    /// Forward this many bytes from the server, then cut the connection just before the next
+    /// `* <n> FETCH` response begins: the answer ends between two responses, with no partial
+    /// response left over, as when a server process dies between writes.
+    CutBeforeFetchResponse(usize),
 }
 
 pub struct FaultProxy {
@@ -90,6 +94,41 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
                 .await
                 .map(drop)
         }
+        Action::CutBeforeFetchResponse(limit) => {
+            let server = TcpStream::connect(upstream).await?;
+            let (mut server_read, mut server_write) = server.into_split();
+            let (mut client_read, mut client_write) = client.into_split();
+            let upstream_copy = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            let mut forwarded = 0;
+            // Read but not forwarded: past the limit, an unfinished line is held back until it
+            // is known not to start a FETCH response. `pending` always begins a line.
+            let mut pending: Vec<u8> = Vec::new();
+            let mut buffer = vec![0u8; 16 * 1024];
+            loop {
+                let n = server_read.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buffer[..n]);
+                if forwarded >= limit
+                    && let Some(start) = fetch_response_start(&pending)
+                {
+                    client_write.write_all(&pending[..start]).await?;
+                    break;
+                }
+                let ready = pending
+                    .windows(2)
+                    .rposition(|pair| pair == b"\r\n")
+                    .map_or(0, |at| at + 2);
+                client_write.write_all(&pending[..ready]).await?;
+                pending.drain(..ready);
+                forwarded += ready;
+            }
+            upstream_copy.abort();
+            client_write.shutdown().await
+        }
         Action::CutAfter(limit) => {
             let server = TcpStream::connect(upstream).await?;
             let (mut server_read, mut server_write) = server.into_split();
@@ -112,4 +151,21 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
             client_write.shutdown().await
         }
     }
+}
+
+/// Where a line `* <digits> FETCH` begins in `data`, whose first byte begins a line.
+fn fetch_response_start(data: &[u8]) -> Option<usize> {
+    let line_starts = std::iter::once(0).chain(
+        data.windows(2)
+            .enumerate()
+            .filter(|(_, pair)| *pair == b"\r\n")
+            .map(|(at, _)| at + 2),
+    );
+    line_starts.into_iter().find(|&line| {
+        let Some(rest) = data[line..].strip_prefix(b"* ") else {
+            return false;
+        };
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        digits > 0 && rest[digits..].starts_with(b" FETCH")
+    })
 }

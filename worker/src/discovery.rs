@@ -251,7 +251,7 @@ async fn is_up_to_date(
 async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, WorkerError> {
     source.run("EXAMINE", |s| s.examine(name)).await?;
     let found = source.run("UID SEARCH", |s| s.uid_search("ALL")).await?;
-    source.confirm_complete("UID SEARCH").await?;
+    source.confirm_complete("UID SEARCH")?;
     source.run("CLOSE", |s| s.close()).await?;
     source.discard_unsolicited();
     let mut uids: Vec<u32> = found.into_iter().collect();
@@ -301,7 +301,7 @@ async fn list_folders(
             s.list(Some(""), Some(&pattern)).await?.try_collect().await
         })
         .await?;
-    connection.confirm_complete("LIST").await?;
+    connection.confirm_complete("LIST")?;
     Ok(names.iter().map(listed_folder).collect())
 }
 

@@ -246,7 +246,7 @@ impl Copier<'_> {
             })
             .filter(|m| uids.binary_search(&m.uid).is_ok())
             .collect();
-        self.source.confirm_complete("FETCH metadata").await?;
+        self.source.confirm_complete("FETCH metadata")?;
         metas.sort_by_key(|m| m.uid);
         let found: Vec<u32> = metas.iter().map(|m| m.uid).collect();
         self.ensure_gone(uids, &found, "metadata").await?;
@@ -362,7 +362,7 @@ impl Copier<'_> {
                     .await
             })
             .await?;
-        self.source.confirm_complete("FETCH bodies").await?;
+        self.source.confirm_complete("FETCH bodies")?;
         // Bodies stay in the buffers async-imap read them into: no copy of the message.
         let bodies: HashMap<u32, Fetch> = fetches
             .into_iter()
@@ -397,7 +397,7 @@ impl Copier<'_> {
             .source
             .run("UID SEARCH", |s| s.uid_search(format!("UID {set}")))
             .await?;
-        self.source.confirm_complete("UID SEARCH").await?;
+        self.source.confirm_complete("UID SEARCH")?;
         if still_there.is_empty() {
             return Ok(());
         }
@@ -515,7 +515,7 @@ async fn uid_search(
             s.uid_search(format!("UID {first}:{last_text}{since_text}"))
         })
         .await?;
-    source.confirm_complete("UID SEARCH").await?;
+    source.confirm_complete("UID SEARCH")?;
     // `n:*` always matches the highest UID, even below n.
     let last = last.unwrap_or(u32::MAX);
     let mut uids: Vec<u32> = found

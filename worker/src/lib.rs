@@ -7,7 +7,7 @@
 //!   user, reusing a connection an earlier task of the user left in the [`connection_pool`];
 //!   [`job_source`]: finding the job of a task's batch.
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
-//!   task per folder.
+//!   task per folder; [`small_folders`]: the small ones discovery copies itself.
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
 //!   guard ([`target_index`]), append with flags and dates, advance checkpoints, under the
 //!   folder's [`lease`] so a task delivered twice never copies twice at once.
@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;
+pub mod small_folders;
 pub mod target_index;
 pub mod uid_set;
 pub mod verify;

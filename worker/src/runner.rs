@@ -1,7 +1,8 @@
 //! The worker's task loop: take a task, do it, publish what happened, then ack (design rule 3).
 //!
 //! A discovery task publishes the user's folder tasks before its own report, so once a
-//! `Discovered` report exists every folder task it counts is already queued. A task delivered
+//! `Discovered` report exists every folder task it counts is already queued. It copies the
+//! user's small folders itself (see `small_folders`) and reports them in the same report. A task delivered
 //! more than `max_deliveries` times is a poison task: it becomes a reported error instead of an
 //! endless loop. Likewise a big folder's part publishes the next part before its own report.
 
@@ -17,6 +18,7 @@ use crate::folder_sync::sync_folder;
 use crate::job::Job;
 use crate::job_source::JobSource;
 use crate::shutdown::Shutdown;
+use crate::small_folders::{copy_small_folders, split_small};
 
 pub struct Worker {
     jobs: Arc<dyn JobSource>,
@@ -149,7 +151,35 @@ impl Worker {
         };
         job.progress
             .discovered(&user.email, discovery.total_messages);
-        for folder in &discovery.plans {
+        crate::metrics::engine()
+            .messages_already_present
+            .inc_by(discovery.already_synced);
+        let (mut folder_tasks, small) = split_small(discovery.plans);
+        self.publish_folder_tasks(batch, user, &folder_tasks)
+            .await?;
+        let copied = copy_small_folders(job, user, small).await;
+        self.publish_folder_tasks(batch, user, &copied.left_for_tasks)
+            .await?;
+        folder_tasks.extend(copied.left_for_tasks);
+        Ok(Report::Discovered {
+            task_id: task.task_id(),
+            batch: batch.to_owned(),
+            user: user.email.clone(),
+            folder_tasks: folder_tasks.len() as u32,
+            already_synced: discovery.already_synced,
+            copied: copied.outcome,
+            folders: discovery.folders,
+            skipped: discovery.skipped,
+        })
+    }
+
+    async fn publish_folder_tasks(
+        &self,
+        batch: &str,
+        user: &MailboxUser,
+        folders: &[FolderPlan],
+    ) -> Result<(), StoreError> {
+        for folder in folders {
             let folder_task = Task::SyncFolder {
                 batch: batch.to_owned(),
                 user: user.clone(),
@@ -157,18 +187,7 @@ impl Worker {
             };
             self.queue.publish_task(&folder_task).await?;
         }
-        crate::metrics::engine()
-            .messages_already_present
-            .inc_by(discovery.already_synced);
-        Ok(Report::Discovered {
-            task_id: task.task_id(),
-            batch: batch.to_owned(),
-            user: user.email.clone(),
-            folder_tasks: discovery.plans.len() as u32,
-            already_synced: discovery.already_synced,
-            folders: discovery.folders,
-            skipped: discovery.skipped,
-        })
+        Ok(())
     }
 
     async fn sync(
@@ -216,8 +235,17 @@ impl Worker {
 /// One `info` line per task, so an operator following the logs sees the fleet progress.
 fn log_outcome(report: &Report) {
     match report {
-        Report::Discovered { folder_tasks, .. } => {
-            tracing::info!(folder_tasks, "discovered");
+        Report::Discovered {
+            folder_tasks,
+            copied,
+            ..
+        } => {
+            tracing::info!(
+                folder_tasks,
+                appended = copied.appended,
+                already_present = copied.already_present,
+                "discovered (small folders copied)"
+            );
         }
         Report::FolderSynced {
             outcome, continued, ..

@@ -43,12 +43,12 @@ impl TargetIndex {
                 Ok((index, fingerprinted))
             })
             .await?;
-        target.confirm_complete("FETCH fingerprints").await?;
+        target.confirm_complete("FETCH fingerprints")?;
         // A short index would let copies in: every message must have been fingerprinted.
         let present = target
             .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
             .await?;
-        target.confirm_complete("UID SEARCH").await?;
+        target.confirm_complete("UID SEARCH")?;
         let expected = present.iter().filter(|&&uid| uid >= from_uid).count();
         if fingerprinted < expected {
             return Err(WorkerError::Incomplete {

@@ -167,7 +167,7 @@ async fn index_folder(
             Ok(fetched)
         })
         .await?;
-    connection.confirm_complete("FETCH fingerprints").await?;
+    connection.confirm_complete("FETCH fingerprints")?;
     if fetched.len() < mailbox.exists as usize {
         return Err(WorkerError::Incomplete {
             server: connection.server.clone(),

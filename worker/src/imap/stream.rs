@@ -11,7 +11,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
@@ -23,7 +23,11 @@ use tokio_rustls::rustls::{self, ClientConfig, pki_types::ServerName};
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
-pub struct ImapStream(BufWriter<Transport>);
+pub struct ImapStream {
+    io: BufWriter<Transport>,
+    /// The server closed the connection: a read returned end of stream.
+    closed_by_server: bool,
+}
 
 #[derive(Debug)]
 enum Transport {
@@ -47,13 +51,23 @@ impl ImapStream {
     }
 
     fn over(transport: Transport) -> Self {
-        ImapStream(BufWriter::with_capacity(WRITE_BUFFER_BYTES, transport))
+        ImapStream {
+            io: BufWriter::with_capacity(WRITE_BUFFER_BYTES, transport),
+            closed_by_server: false,
+        }
+    }
+
+    /// Whether a read found the end of the stream. async-imap ends a command's response stream
+    /// quietly at that point (no error), so this is how an answer cut short is told from a
+    /// complete one without another round trip.
+    pub fn closed_by_server(&self) -> bool {
+        self.closed_by_server
     }
 
     /// The plain TCP stream, for a STARTTLS upgrade; `None` if this one is already TLS. Called
     /// after the STARTTLS command was flushed, so the write buffer is empty.
     pub fn into_plain(self) -> Option<TcpStream> {
-        match self.0.into_inner() {
+        match self.io.into_inner() {
             Transport::Plain(tcp) => Some(tcp),
             Transport::Tls(_) => None,
         }
@@ -144,7 +158,13 @@ impl AsyncRead for ImapStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = ready!(Pin::new(&mut this.io).poll_read(cx, buf));
+        if read.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
+            this.closed_by_server = true;
+        }
+        Poll::Ready(read)
     }
 }
 
@@ -154,15 +174,15 @@ impl AsyncWrite for ImapStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
