@@ -1,4 +1,5 @@
-//! APPENDing a batch of messages to one folder, one literal at a time.
+//! APPENDing a batch of messages to one folder, one literal at a time: as one MULTIAPPEND
+//! command (RFC 3502) where the server offers it, else as one APPEND per message.
 //!
 //! Each APPEND sends a synchronizing literal: the command line, the server's `+`, the body, the
 //! tagged answer; the next command line follows the body at once (see [`append_overlapped`]). A server may refuse a message at the command line, answering NO instead of
@@ -42,8 +43,44 @@ pub struct AppendOutcome {
 }
 
 impl ImapConnection {
-    /// Appends `messages` to `folder`, in order.
+    /// Appends `messages` to `folder`, in order: as one MULTIAPPEND command where the server
+    /// offers it, else (or when the server refuses the MULTIAPPEND) one APPEND per message.
     pub async fn append_batch(
+        &mut self,
+        folder: &str,
+        messages: &[Appendable<'_>],
+    ) -> AppendOutcome {
+        if messages.len() > 1 && self.has_capability("MULTIAPPEND") {
+            let all_at_once = self
+                .run("APPEND", |session| {
+                    append_all_at_once(session, folder, messages)
+                })
+                .await;
+            self.discard_unsolicited();
+            match all_at_once {
+                Ok(Ok(())) => {
+                    return AppendOutcome {
+                        answers: messages.iter().map(|_| Some(Ok(()))).collect(),
+                        stopped: None,
+                    };
+                }
+                // Refused as a whole, so none was appended (RFC 3502 §6.3.11): one by one,
+                // the refusal falls on the messages it concerns and the others go in.
+                Ok(Err(refusal)) => {
+                    tracing::debug!(%refusal, folder, "MULTIAPPEND refused; appending one by one");
+                }
+                Err(stopped) => {
+                    return AppendOutcome {
+                        answers: messages.iter().map(|_| None).collect(),
+                        stopped: Some(stopped),
+                    };
+                }
+            }
+        }
+        self.append_one_by_one(folder, messages).await
+    }
+
+    async fn append_one_by_one(
         &mut self,
         folder: &str,
         messages: &[Appendable<'_>],
@@ -118,6 +155,53 @@ async fn append_overlapped(
     Ok(())
 }
 
+/// The whole batch as one APPEND command (RFC 3502 MULTIAPPEND): each message's flags, date and
+/// literal follow the previous literal, and the server stores them all in one transaction when
+/// the final CRLF arrives, or none. For the server that is one mailbox opened and one commit
+/// per batch instead of per message (Dovecot opens the folder for every APPEND to a folder that
+/// is not selected, and syncs its index for each). The literals stay synchronizing, so nothing
+/// is stored before the command is complete: a connection lost mid-batch stores nothing, and
+/// the window in which a stored batch's answer can be lost is the same single answer as before.
+/// `Ok(Err)` when the server refused the command (nothing stored); `Err` when the exchange
+/// broke (the batch may or may not be stored).
+async fn append_all_at_once(
+    session: &mut Session,
+    folder: &str,
+    messages: &[Appendable<'_>],
+) -> async_imap::error::Result<Result<(), ImapError>> {
+    let mut line = format!("{MULTIAPPEND_TAG} APPEND {}", quoted(folder)?);
+    for message in messages {
+        line.push_str(&message_spec(message));
+        let stream = session.get_mut();
+        stream.write_all(line.as_bytes()).await?;
+        stream.flush().await?;
+        line.clear();
+        match next_event(session).await? {
+            Event::GoAhead => {}
+            Event::Answer(_, Ok(())) => {
+                return Err(protocol_error("APPEND completed before all its messages"));
+            }
+            Event::Answer(_, Err(refusal)) => return Ok(Err(refusal)),
+        }
+        session.get_mut().write_all(message.body).await?;
+    }
+    let stream = session.get_mut();
+    stream.write_all(b"\r\n").await?;
+    stream.flush().await?;
+    match next_event(session).await? {
+        Event::Answer(_, result) => Ok(result),
+        Event::GoAhead => Err(protocol_error("a continuation after the last message")),
+    }
+}
+
+const MULTIAPPEND_TAG: &str = "MFM";
+
+fn protocol_error(what: &str) -> ImapError {
+    ImapError::Io(std::io::Error::other(format!(
+        "unexpected answer to APPEND: {what}"
+    )))
+}
+
 /// What the server said that matters to an APPEND exchange.
 enum Event {
     /// `+`: send the literal.
@@ -159,13 +243,18 @@ fn message_index(tag: &str, messages: usize) -> Option<usize> {
 
 /// `TAG APPEND "mailbox" (flags) "date" {n}` with its CRLF, for the batch's message `index`.
 fn append_line(index: usize, mailbox: &str, message: &Appendable<'_>) -> String {
-    let mut line = format!("{} APPEND {mailbox}", tag(index));
+    format!("{} APPEND {mailbox}{}", tag(index), message_spec(message))
+}
+
+/// ` (flags) "date" {n}` and CRLF: what announces one message in an APPEND command.
+fn message_spec(message: &Appendable<'_>) -> String {
+    let mut spec = String::new();
     for part in [&message.flags, &message.date].into_iter().flatten() {
-        line.push(' ');
-        line.push_str(part);
+        spec.push(' ');
+        spec.push_str(part);
     }
-    line.push_str(&format!(" {{{}}}\r\n", message.body.len()));
-    line
+    spec.push_str(&format!(" {{{}}}\r\n", message.body.len()));
+    spec
 }
 
 /// A tagged answer to one APPEND: `Ok(Ok)` appended, `Ok(Err)` that message refused; `Err`
