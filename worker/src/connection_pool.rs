@@ -7,8 +7,8 @@
 //! the two an mbsync run needs, plus one per folder copied in parallel.
 //!
 //! Only a connection in a known state comes back: the task's last exchange succeeded and no
-//! mailbox is selected (callers CLOSE first). A connection is tested with NOOP before reuse, as
-//! the server may have closed it. The pool never holds more connections than the user's tasks
+//! mailbox is selected (callers CLOSE first). A connection idle for more than a moment is tested
+//! with NOOP before reuse, as the server may have closed it. The pool never holds more connections than the user's tasks
 //! had open at once, so it cannot push a user over a server's per-user connection limit; and it
 //! holds few in all, briefly: an idle connection is a server process (Dovecot) or a session slot
 //! (Exchange) kept from other users. `loadtest bench scale` showed why: with a 20-second limit
@@ -42,15 +42,18 @@ struct Idle {
 }
 
 impl ConnectionPool {
-    /// The most recently returned connection of `user` on `side`, if one is fresh enough. The
-    /// caller checks that it still answers.
-    pub fn take(&self, side: Side, user: &str) -> Option<ImapConnection> {
+    /// The most recently returned connection of `user` on `side`, if one is fresh enough, with
+    /// how long it was idle. The caller checks that it still answers.
+    pub fn take(&self, side: Side, user: &str) -> Option<(ImapConnection, Duration)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let expired = remove_expired(&mut idle);
         let found = idle
             .iter()
             .rposition(|entry| entry.side == side && entry.user == user)
-            .map(|position| idle.remove(position).connection);
+            .map(|position| {
+                let entry = idle.remove(position);
+                (entry.connection, entry.since.elapsed())
+            });
         drop(idle);
         log_out(expired);
         found

@@ -100,13 +100,19 @@ impl Job {
 
     /// A logged-in connection to `side` for `user`: one an earlier task of the user left (if it
     /// still answers), else a new login (see [`Job::login`]).
+    ///
+    /// A connection returned a moment ago is used without asking: discovery hands its
+    /// connections from one small folder to the next, and a NOOP for each would be two round
+    /// trips per folder. Should the server have closed it in that moment, the first command
+    /// fails as a lost connection and the folder's attempt is retried.
     pub async fn open(
         &self,
         side: Side,
         user: &MailboxUser,
     ) -> Result<ImapConnection, WorkerError> {
-        if let Some(mut connection) = self.connections.take(side, &user.email)
-            && connection.run("NOOP", |s| s.noop()).await.is_ok()
+        const JUST_RETURNED: Duration = Duration::from_millis(500);
+        if let Some((mut connection, idle)) = self.connections.take(side, &user.email)
+            && (idle < JUST_RETURNED || connection.run("NOOP", |s| s.noop()).await.is_ok())
         {
             connection.discard_unsolicited();
             return Ok(connection);
