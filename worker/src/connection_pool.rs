@@ -1,10 +1,11 @@
 //! Logged-in connections kept between the tasks of one user, so the next task skips the login.
 //!
-//! A mailbox is one discovery task and then one task per folder, each needing a source and a
-//! target connection: a 14-folder mailbox cost 30 logins, and a login is the dearest thing an
-//! IMAP server does (Dovecot forks a process for it, Exchange Online checks the password with
-//! Entra ID). Handing a finished task's connections to the user's next task brings that close to
-//! the two an mbsync run needs, plus one per folder copied in parallel.
+//! A mailbox is one discovery task (which copies the small folders itself) and then one task
+//! per big folder, each needing a source and a target connection, and a login is the dearest
+//! thing an IMAP server does (Dovecot forks a process for it, Exchange Online checks the password
+//! with Entra ID). Handing a finished task's connections to the user's next task brings that
+//! close to the two an mbsync run needs, plus one per folder copied in parallel; discovery
+//! hands its connections from one small folder to the next the same way.
 //!
 //! Only a connection in a known state comes back: the task's last exchange succeeded and no
 //! mailbox is selected (callers CLOSE first). A connection idle for more than a moment is tested
