@@ -114,9 +114,10 @@ fn now_ms() -> i64 {
 /// A connection in WAL mode that waits for, rather than fails on, a concurrent writer.
 pub fn open_connection(path: &Path) -> Result<Connection, StoresError> {
     let connection = Connection::open(path)?;
+    // First, so that the pragmas below wait for a concurrent writer too.
+    connection.busy_timeout(std::time::Duration::from_secs(30))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
-    connection.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(connection)
 }
 

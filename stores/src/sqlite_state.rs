@@ -211,7 +211,7 @@ impl StateStore for SqliteStateStore {
             .map(|u| Ok((u.email.clone(), to_json(u)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.with(move |db| {
-            let transaction = db.transaction().map_err(sql)?;
+            let transaction = write_transaction(db)?;
             let inserted = transaction
                 .execute(
                     "INSERT OR IGNORE INTO batches (name, record) VALUES (?1, ?2)",
@@ -242,7 +242,7 @@ impl StateStore for SqliteStateStore {
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.with(move |db| {
-            let transaction = db.transaction().map_err(sql)?;
+            let transaction = write_transaction(db)?;
             transaction
                 .execute("DELETE FROM batch_users WHERE batch = ?1", [&name])
                 .map_err(sql)?;
@@ -261,7 +261,7 @@ impl StateStore for SqliteStateStore {
             .map(|u| Ok((u.email.clone(), to_json(u)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.with(move |db| {
-            let transaction = db.transaction().map_err(sql)?;
+            let transaction = write_transaction(db)?;
             let next: i64 = transaction
                 .query_row(
                     "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = ?1",
@@ -307,6 +307,16 @@ fn insert_users(
             .map_err(sql)?;
     }
     Ok(())
+}
+
+/// A transaction that takes the write lock at its start (BEGIN IMMEDIATE), waiting for it under
+/// the busy timeout. A default (deferred) transaction that reads first and then writes cannot
+/// wait: if another process (a `mailfleet batch` or `status` command beside the service)
+/// wrote in between, SQLite fails the write at once with "database is locked". The lifecycle
+/// test met exactly that once passes got short enough to overlap its status polling.
+fn write_transaction(db: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql)
 }
 
 #[cfg(test)]
