@@ -95,19 +95,14 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
                 .map(drop)
         }
         Action::CutBeforeFetchResponse(limit) => {
-            let server = TcpStream::connect(upstream).await?;
-            let (mut server_read, mut server_write) = server.into_split();
-            let (mut client_read, mut client_write) = client.into_split();
-            let upstream_copy = tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-            });
+            let mut spliced = Spliced::open(client, upstream).await?;
             let mut forwarded = 0;
             // Read but not forwarded: past the limit, an unfinished line is held back until it
             // is known not to start a FETCH response. `pending` always begins a line.
             let mut pending: Vec<u8> = Vec::new();
             let mut buffer = vec![0u8; 16 * 1024];
             loop {
-                let n = server_read.read(&mut buffer).await?;
+                let n = spliced.from_server.read(&mut buffer).await?;
                 if n == 0 {
                     break;
                 }
@@ -115,41 +110,63 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
                 if forwarded >= limit
                     && let Some(start) = fetch_response_start(&pending)
                 {
-                    client_write.write_all(&pending[..start]).await?;
+                    spliced.to_client.write_all(&pending[..start]).await?;
                     break;
                 }
                 let ready = pending
                     .windows(2)
                     .rposition(|pair| pair == b"\r\n")
                     .map_or(0, |at| at + 2);
-                client_write.write_all(&pending[..ready]).await?;
+                spliced.to_client.write_all(&pending[..ready]).await?;
                 pending.drain(..ready);
                 forwarded += ready;
             }
-            upstream_copy.abort();
-            client_write.shutdown().await
+            spliced.cut().await
         }
         Action::CutAfter(limit) => {
-            let server = TcpStream::connect(upstream).await?;
-            let (mut server_read, mut server_write) = server.into_split();
-            let (mut client_read, mut client_write) = client.into_split();
-            let upstream_copy = tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-            });
+            let mut spliced = Spliced::open(client, upstream).await?;
             let mut forwarded = 0;
             let mut buffer = vec![0u8; 16 * 1024];
             while forwarded < limit {
-                let n = server_read.read(&mut buffer).await?;
+                let n = spliced.from_server.read(&mut buffer).await?;
                 if n == 0 {
                     break;
                 }
                 let n = n.min(limit - forwarded);
-                client_write.write_all(&buffer[..n]).await?;
+                spliced.to_client.write_all(&buffer[..n]).await?;
                 forwarded += n;
             }
-            upstream_copy.abort();
-            client_write.shutdown().await
+            spliced.cut().await
         }
+    }
+}
+
+/// A connection through the proxy whose client-to-server bytes flow untouched while the
+/// server-to-client bytes are the caller's to forward, until it cuts the connection.
+struct Spliced {
+    from_server: tokio::net::tcp::OwnedReadHalf,
+    to_client: tokio::net::tcp::OwnedWriteHalf,
+    upstream_copy: JoinHandle<()>,
+}
+
+impl Spliced {
+    async fn open(client: TcpStream, upstream: SocketAddr) -> std::io::Result<Self> {
+        let (from_server, mut to_server) = TcpStream::connect(upstream).await?.into_split();
+        let (mut from_client, to_client) = client.into_split();
+        let upstream_copy = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+        });
+        Ok(Spliced {
+            from_server,
+            to_client,
+            upstream_copy,
+        })
+    }
+
+    /// Closes the client's side as a dropped connection would.
+    async fn cut(mut self) -> std::io::Result<()> {
+        self.upstream_copy.abort();
+        self.to_client.shutdown().await
     }
 }
 
