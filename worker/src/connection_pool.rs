@@ -9,8 +9,8 @@
 //!
 //! Only a connection in a known state comes back: the task's last exchange succeeded and no
 //! mailbox is selected (callers CLOSE first). A connection idle for more than a moment is tested
-//! with NOOP before reuse, as the server may have closed it. The pool never holds more connections than the user's tasks
-//! had open at once, so it cannot push a user over a server's per-user connection limit; and it
+//! with NOOP before reuse, as the server may have closed it. The pool never holds more
+//! connections than the user's tasks had open at once, so it cannot push a user over a server's per-user connection limit; and it
 //! holds few in all, briefly: an idle connection is a server process (Dovecot) or a session slot
 //! (Exchange) kept from other users. `loadtest bench scale` showed why: with a 20-second limit
 //! and no cap, a batch of 50,000 small mailboxes kept hundreds of finished users' connections

@@ -2,9 +2,10 @@
 //!
 //! A discovery task publishes the user's folder tasks before its own report, so once a
 //! `Discovered` report exists every folder task it counts is already queued. It copies the
-//! user's small folders itself (see `small_folders`) and reports them in the same report. A task delivered
-//! more than `max_deliveries` times is a poison task: it becomes a reported error instead of an
-//! endless loop. Likewise a big folder's part publishes the next part before its own report.
+//! user's small folders itself (see `small_folders`) and reports them in the same report. A
+//! task delivered more than `max_deliveries` times is a poison task: it becomes a reported
+//! error instead of an endless loop. Likewise a big folder's part publishes the next part
+//! before its own report.
 
 use std::sync::Arc;
 use tracing::Instrument;

@@ -2,9 +2,10 @@
 //! command (RFC 3502) where the server offers it, else as one APPEND per message.
 //!
 //! Each APPEND sends a synchronizing literal: the command line, the server's `+`, the body, the
-//! tagged answer; the next command line follows the body at once (see [`append_overlapped`]). A server may refuse a message at the command line, answering NO instead of
-//! `+` (Dovecot does so for a size over its limit); async-imap's `append` takes that for a
-//! broken exchange, hence this module.
+//! tagged answer; the next command line follows the body at once (see [`append_overlapped`]).
+//! A server may refuse a message at the command line, answering NO instead of `+` (Dovecot does
+//! so for a size over its limit); async-imap's `append` takes that for a broken exchange, hence
+//! this module.
 //!
 //! Why not pipelined with LITERAL+ (RFC 7888), which saves a round trip per message: it was
 //! measured, and it breaks exactly-once. With 32 APPENDs written ahead, a worker killed mid-batch

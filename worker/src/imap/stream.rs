@@ -6,7 +6,8 @@
 //! writes a command as four pieces (tag, space, text, CRLF) and flushes after each command;
 //! unbuffered, with `TCP_NODELAY`, every piece is its own system call and its own packet, and
 //! wakes the server four times. Buffered, a command line (or an APPEND's literal with the next
-//! APPEND's command line) leaves in one write. Bodies larger than the buffer bypass it without a copy.
+//! APPEND's command line) leaves in one write. Bodies larger than the buffer bypass it without
+//! a copy.
 
 use std::io;
 use std::pin::Pin;
