@@ -1,6 +1,7 @@
-//! Admission control (design.md §2): at most `max_concurrent_migrations` users of a batch in
-//! flight at once, as Microsoft's service does per endpoint; the next user is released when one
-//! finishes. Source servers see a bounded number of sessions however large the CSV.
+//! Admission control (ARCHITECTURE.md, "From a CSV row to an APPEND"): at most
+//! `max_concurrent_migrations` users of a batch in flight at once, as Microsoft's service does per
+//! endpoint; the next user is released when one finishes. Source servers see a bounded number of
+//! sessions however large the CSV.
 
 use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::checkpoint::StoreError;

@@ -1,4 +1,5 @@
-//! Turns the stream of worker reports into per-user results (design.md §2, "collector").
+//! Turns the stream of worker reports into per-user results (ARCHITECTURE.md, "From a CSV row to an
+//! APPEND").
 //!
 //! Idempotent: a report whose task id was already counted (a redelivered task) is ignored. A user
 //! is finished when its discovery failed, or when as many folder reports arrived as discovery
@@ -10,7 +11,7 @@ use std::time::Instant;
 use mailfleet_shared::messages::{FolderOutcome, Report, SkippedItem};
 use serde::Serialize;
 
-/// User states reported by the one-shot `migrate` command (names from design.md §1).
+/// User states reported by the one-shot `migrate` command (names from ARCHITECTURE.md, "States").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum UserStatus {
     Queued,

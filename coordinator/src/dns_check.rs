@@ -1,7 +1,7 @@
-//! MX checks (design.md §1, step 6): before a batch is completed the domain's MX records should
-//! point at the target, and their TTL be at most an hour so that the switch takes effect
-//! quickly. `mailfleet dns check` shows them; `batch complete` refuses (without `--force`)
-//! while a domain of the batch does not point at the batch's `--target-mx` yet.
+//! MX checks (ARCHITECTURE.md, "What a user does", step 6): before a batch is completed the
+//! domain's MX records should point at the target, and their TTL be at most an hour so that the
+//! switch takes effect quickly. `mailfleet dns check` shows them; `batch complete` refuses (without
+//! `--force`) while a domain of the batch does not point at the batch's `--target-mx` yet.
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,7 @@
-//! The command line of the migration service (design.md §1): named endpoints, batches and
-//! their lifecycle, the scheduler process, and the users status report. Every command works
-//! on the state store in `--state-dir`; `mailfleet run` on the same dir does the syncing.
+//! The command line of the migration service (ARCHITECTURE.md, "What a user does"): named
+//! endpoints, batches and their lifecycle, the scheduler process, and the users status report.
+//! Every command works on the state store in `--state-dir`; `mailfleet run` on the same dir does
+//! the syncing.
 
 use std::path::PathBuf;
 

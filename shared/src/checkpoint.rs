@@ -1,4 +1,4 @@
-//! Per-folder progress markers (design.md correctness rule 2).
+//! Per-folder progress markers (ARCHITECTURE.md, rule 2).
 //!
 //! A checkpoint says "every source message up to `last_source_uid` of this folder, under this
 //! UIDVALIDITY, is confirmed on the target". It is a shortcut, never the guard: the guard is the

@@ -1,4 +1,5 @@
-//! Where workers find passwords: queue messages carry ids, never secrets (design.md §2).
+//! Where workers find passwords: queue messages carry ids, never secrets (ARCHITECTURE.md, "From a
+//! CSV row to an APPEND").
 //!
 //! Backends store only ciphertext sealed with AES-256-GCM (see `mailfleet_stores::crypto`), so a
 //! copy of the state database or of Redis reveals no password.

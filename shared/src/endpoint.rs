@@ -3,7 +3,7 @@
 //! Endpoints are written as URLs (`imaps://mail.example.com:993`) so a command line or a config
 //! file names one in a single value; credentials never go into the URL, since URLs end up in
 //! logs, reports and shell history. Admin logins follow the formats of Microsoft's IMAP migration
-//! service (design.md §1), so one admin password migrates every user.
+//! service (ARCHITECTURE.md, "What a user does"), so one admin password migrates every user.
 
 use std::fmt;
 use std::str::FromStr;
@@ -70,7 +70,7 @@ impl AdminFormat {
         *self == AdminFormat::Courier
     }
 
-    /// The login an admin uses on behalf of `user` (design.md §1, "Admin login formats").
+    /// The login an admin uses on behalf of `user` (ARCHITECTURE.md, "Admin login formats").
     pub fn login(&self, admin: &str, user: &str) -> LoginMethod {
         let login = |user: String| LoginMethod::Login { user };
         match self {

@@ -1,4 +1,4 @@
-//! A message's identity independent of UIDs (design.md correctness rule 1).
+//! A message's identity independent of UIDs (ARCHITECTURE.md, rule 1).
 //!
 //! The fingerprint hashes Message-ID, Date, From, Subject and the message size. Messages without a
 //! Message-ID still get a useful identity from the other fields, so they too are migrated exactly

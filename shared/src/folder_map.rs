@@ -1,10 +1,10 @@
 //! Source folder → target folder, and the batch's include/exclude rules.
 //!
-//! Servers disagree on almost everything about folder names (design.md §6): Cyrus and Courier
-//! keep personal folders under `INBOX.`, Dovecot under nothing; separators are `.` or `/`; names
-//! are modified UTF-7; the sent folder may be `Sent`, `Sent Items` or `Sent Messages`. A name is
-//! therefore mapped through its meaning: decoded path components relative to the personal
-//! namespace, with special-use folders landing in the target's own folder of that use.
+//! Servers disagree on almost everything about folder names (ARCHITECTURE.md, "Servers differ"):
+//! Cyrus and Courier keep personal folders under `INBOX.`, Dovecot under nothing; separators are
+//! `.` or `/`; names are modified UTF-7; the sent folder may be `Sent`, `Sent Items` or `Sent
+//! Messages`. A name is therefore mapped through its meaning: decoded path components relative to
+//! the personal namespace, with special-use folders landing in the target's own folder of that use.
 //!
 //! Two source folders of the same special use (`Sent` and `Sent Items`) both land in the target's
 //! one sent folder; that merge is intended — a user has one sent folder after the migration.

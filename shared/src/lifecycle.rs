@@ -1,5 +1,5 @@
-//! Batches and their lifecycle (design.md §1): the names users know from Microsoft's service,
-//! which command is allowed in which state, and what the scheduler does next.
+//! Batches and their lifecycle (ARCHITECTURE.md, "What a user does"): the names users know from
+//! Microsoft's service, which command is allowed in which state, and what the scheduler does next.
 //!
 //! Everything here is pure — the time is always passed in — so every transition is tested
 //! without a clock, and the service (`mailfleet run`) is only a loop that loads a batch, asks

@@ -1,4 +1,5 @@
-//! The state store (design.md §4): endpoints, batches and their users, as the service and the
+//! The state store (ARCHITECTURE.md, "Seams"): endpoints, batches and their users, as the service
+//! and the
 //! `endpoint`/`batch`/`report` commands see them. Passwords are not here — they live sealed in
 //! the credential store, under the endpoint's or the batch's scope.
 

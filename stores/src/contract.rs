@@ -1,6 +1,6 @@
-//! The contract of each seam, as test suites every backend runs (design.md §4: one contract,
-//! two real backends). A backend that passes these behaves as the worker expects; the Redis and
-//! RabbitMQ backends call the same functions. `scope` keeps parallel runs apart.
+//! The contract of each seam, as test suites every backend runs (ARCHITECTURE.md, "Seams": one
+//! contract, two real backends). A backend that passes these behaves as the worker expects; the
+//! Redis and RabbitMQ backends call the same functions. `scope` keeps parallel runs apart.
 
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};

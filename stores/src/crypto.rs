@@ -1,4 +1,4 @@
-//! Sealing secrets at rest with AES-256-GCM (design.md §2).
+//! Sealing secrets at rest with AES-256-GCM (ARCHITECTURE.md, "From a CSV row to an APPEND").
 //!
 //! Each sealed value is `base64(nonce ‖ ciphertext+tag)` with a fresh random 96-bit nonce, so the
 //! same password sealed twice looks different and tampering is detected on open. In embedded

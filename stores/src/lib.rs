@@ -1,4 +1,5 @@
-//! Backends of mailfleet's seams (design.md §4): where checkpoints, credentials and tasks live.
+//! Backends of mailfleet's seams (ARCHITECTURE.md, "Seams"): where checkpoints, credentials and
+//! tasks live.
 //!
 //! # Layout
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.

@@ -1,4 +1,4 @@
-//! Distributed mode's task queue on RabbitMQ (lapin), with the names of design.md §5.
+//! Distributed mode's task queue on RabbitMQ (lapin), with the names of ARCHITECTURE.md, "Names".
 //!
 //! - Durable **quorum** queues `{prefix}.tasks`, `{prefix}.reports` and `{prefix}.dead`.
 //! - Every publish waits for the broker's **confirm**: a task is never believed queued when it

@@ -1,4 +1,5 @@
-//! Distributed mode's checkpoints and sealed credentials in Redis (design.md §4, §5).
+//! Distributed mode's checkpoints and sealed credentials in Redis (ARCHITECTURE.md, "Seams" and
+//! "Names").
 //!
 //! Keys live under `mailfleet:{tenant}:` so tenants (and parallel tests) never meet:
 //! - `…:checkpoints:{scope}:{user}` — a hash, field = source folder, value = checkpoint JSON;

@@ -1,4 +1,4 @@
-//! What the engine counts for Prometheus (`mailfleet_` prefix, design.md §5).
+//! What the engine counts for Prometheus (`mailfleet_` prefix, ARCHITECTURE.md, "Names").
 //!
 //! One process-wide set, because a worker process runs many tasks of many batches and an
 //! operator wants the process's totals; the process that serves `/metrics` registers it once

@@ -1,4 +1,4 @@
-//! Exponential backoff for transient failures (design rule 5).
+//! Exponential backoff for transient failures (ARCHITECTURE.md, rule 5).
 //!
 //! A throttled, dropped or timed-out operation is retried after a pause that doubles each time
 //! (capped), or after the server's own "Suggested Backoff Time". Only when the attempts run out

@@ -1,4 +1,5 @@
-//! The worker's task loop: take a task, do it, publish what happened, then ack (design rule 3).
+//! The worker's task loop: take a task, do it, publish what happened, then ack (ARCHITECTURE.md,
+//! rule 3).
 //!
 //! A discovery task publishes the user's folder tasks before its own report, so once a
 //! `Discovered` report exists every folder task it counts is already queued. It copies the

@@ -1,4 +1,4 @@
-//! The fingerprint guard (design rule 1): which messages a target folder already holds.
+//! The fingerprint guard (ARCHITECTURE.md, rule 1): which messages a target folder already holds.
 //!
 //! A multiset, not a set: a folder may legitimately hold two identical messages (the same
 //! notification twice, no Message-ID), and both must be copied exactly once. Each source message
