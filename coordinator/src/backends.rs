@@ -96,7 +96,7 @@ pub struct AdminStores {
 }
 
 pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
-    let state_store = SqliteStateStore::open(state_dir).map_err(state)?;
+    let state_store = open_state(state_dir)?;
     let (credentials, checkpoints): (Arc<dyn CredentialStore>, Arc<dyn CheckpointStore>) =
         match settings.checkpoints.as_deref() {
             None => {
@@ -113,6 +113,11 @@ pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminSt
         credentials,
         checkpoints,
     })
+}
+
+/// The state store (endpoints, batches, users) in `state_dir`.
+pub fn open_state(state_dir: &Path) -> Result<SqliteStateStore, CliError> {
+    SqliteStateStore::open(state_dir).map_err(state)
 }
 
 fn open_sqlite(state_dir: &Path) -> Result<SqliteStore, CliError> {
@@ -145,10 +150,10 @@ pub fn check(settings: &Settings) -> Result<(), CliError> {
 /// An exclusive lock on `state_dir/run.lock`, released when the process ends (even by kill -9).
 pub fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, CliError> {
     std::fs::create_dir_all(state_dir)
-        .map_err(|e| CliError::State(format!("{}: {e}", state_dir.display())))?;
+        .map_err(|e| CliError::failed(state_dir.display().to_string(), e))?;
     let path = state_dir.join("run.lock");
     let file = std::fs::File::create(&path)
-        .map_err(|e| CliError::State(format!("{}: {e}", path.display())))?;
+        .map_err(|e| CliError::failed(path.display().to_string(), e))?;
     file.try_lock().map_err(|_| {
         CliError::Invalid(format!(
             "{} is in use by another mailfleet run",
@@ -159,7 +164,7 @@ pub fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, CliError> {
 }
 
 fn state(error: mailfleet_stores::StoresError) -> CliError {
-    CliError::State(error.to_string())
+    CliError::failed("state store", error)
 }
 
 /// The distributed key: the same on every process, so it cannot be a local file.

@@ -1,7 +1,13 @@
-//! What can end a CLI command early, and the exit status each one means.
+//! What can end a command early, and the exit status each one means — the one boundary where
+//! lower layers' errors (stores, files, the network, the worker) become what a user reads.
+//!
+//! Variants keep their cause as a typed `source`, so a log or a caller can walk the chain; the
+//! message names what was being done and to what.
 
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::migration_csv::CsvErrors;
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -10,25 +16,34 @@ pub enum CliError {
     Invalid(String),
     #[error("{path} is not a valid migration CSV:\n{errors}")]
     InvalidCsv { path: String, errors: CsvErrors },
-    /// The state dir or its database failed (exit 1).
+    /// A store (SQLite, Redis, the broker) failed mid-command (exit 1).
     #[error("state: {0}")]
-    State(String),
+    Store(#[from] StoreError),
+    /// Anything else that failed while doing `context` (exit 1): a file, a socket, a lookup,
+    /// the worker's task loops.
+    #[error("{context}: {source}")]
+    Failed {
+        context: String,
+        #[source]
+        source: Cause,
+    },
     #[error("interrupted; re-run the same command to resume")]
     Interrupted,
 }
 
-/// A store that failed mid-command (SQLite, Redis, the broker): exit 1, like any state error.
-impl From<StoreError> for CliError {
-    fn from(error: StoreError) -> Self {
-        CliError::State(error.to_string())
-    }
-}
-
 impl CliError {
+    /// `source` failed while doing `context` ("writing report.csv", "MX lookup of example.com").
+    pub fn failed(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        CliError::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Invalid(_) | CliError::InvalidCsv { .. } => 2,
-            CliError::State(_) => 1,
+            CliError::Store(_) | CliError::Failed { .. } => 1,
             CliError::Interrupted => 130,
         }
     }

@@ -49,10 +49,13 @@ pub struct Settings {
     pub notify_webhook: Option<String>,
     /// The DNS server for MX checks, e.g. `10.0.0.53:53`; unset: the system's resolvers.
     pub dns_server: Option<SocketAddr>,
+    /// After SIGTERM or Ctrl-C, how long running tasks may take to finish (default 25 s);
+    /// tasks still running then are cancelled unacked and redelivered.
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "queue",
     "checkpoints",
     "secret_key",
@@ -66,9 +69,14 @@ pub const KEYS: [&str; 13] = [
     "notify_from",
     "notify_webhook",
     "dns_server",
+    "shutdown_grace_seconds",
 ];
 
 const ENV_PREFIX: &str = "MAILFLEET";
+
+/// Long enough for a task on a healthy server to finish its batch and checkpoint; short enough
+/// to fit inside an orchestrator's own grace period (Kubernetes: 30 s by default).
+const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 25;
 
 impl Settings {
     /// Reads `file` (required) or `./mailfleet.toml` (if present), then the environment.
@@ -105,11 +113,20 @@ impl Settings {
             notify_from: flags.notify_from.or(self.notify_from),
             notify_webhook: flags.notify_webhook.or(self.notify_webhook),
             dns_server: flags.dns_server.or(self.dns_server),
+            shutdown_grace_seconds: flags.shutdown_grace_seconds.or(self.shutdown_grace_seconds),
         }
     }
 }
 
 impl Settings {
+    /// How long running tasks may take to finish after a stop is requested.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.shutdown_grace_seconds
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS),
+        )
+    }
+
     /// The engine's knobs these settings choose; defaults for the rest.
     pub fn tuning(&self) -> Tuning {
         let mut tuning = Tuning::default();
@@ -146,6 +163,10 @@ impl Settings {
             (
                 "dns_server",
                 self.dns_server.map(|a| quoted(&a.to_string())),
+            ),
+            (
+                "shutdown_grace_seconds",
+                self.shutdown_grace_seconds.map(|n| n.to_string()),
             ),
         ]
     }

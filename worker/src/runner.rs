@@ -8,7 +8,11 @@
 //! error instead of an endless loop. Likewise a big folder's part publishes the next part
 //! before its own report.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use mailfleet_shared::checkpoint::StoreError;
@@ -39,11 +43,15 @@ impl Worker {
 
     /// Runs `concurrency` task loops until the queue is drained and closed, or shutdown fires.
     ///
-    /// Returns an error only when the queue itself failed.
+    /// After shutdown fires, each loop finishes the task it is on (its report published, the
+    /// task acked) and takes no other. Tasks still running `grace` later are cancelled at their
+    /// next await, unacked: the broker delivers them again, and ARCHITECTURE.md rule 1 makes
+    /// the repeat harmless. Returns an error only when the queue itself failed.
     pub async fn run(
         self: Arc<Self>,
         concurrency: usize,
         shutdown: Shutdown,
+        grace: Duration,
     ) -> Result<(), StoreError> {
         let mut loops = tokio::task::JoinSet::new();
         for _ in 0..concurrency.max(1) {
@@ -52,7 +60,18 @@ impl Worker {
             loops.spawn(async move { worker.task_loop(shutdown).await });
         }
         let mut result = Ok(());
-        while let Some(joined) = loops.join_next().await {
+        let mut deadline = std::pin::pin!(grace_deadline(shutdown, grace));
+        loop {
+            let joined = tokio::select! {
+                joined = loops.join_next() => joined,
+                () = &mut deadline => {
+                    tracing::warn!(running = loops.len(), "grace period over: cancelling running tasks");
+                    loops.abort_all();
+                    while loops.join_next().await.is_some() {}
+                    return result;
+                }
+            };
+            let Some(joined) = joined else { return result };
             let outcome = joined
                 .map_err(|e| StoreError(format!("task loop crashed: {e}")))
                 .and_then(|r| r);
@@ -60,7 +79,6 @@ impl Worker {
                 result = Err(e);
             }
         }
-        result
     }
 
     async fn task_loop(self: Arc<Self>, mut shutdown: Shutdown) -> Result<(), StoreError> {
@@ -71,13 +89,15 @@ impl Worker {
             };
             let Some(delivery) = next else { return Ok(()) };
             // A panic in one task must not leave it unacked forever (the run would wait for its
-            // report): it goes back to the queue and, after enough deliveries, is reported.
-            let worker = self.clone();
-            let task = delivery.clone();
-            match tokio::spawn(async move { worker.process(&task).await }).await {
+            // report): it goes back to the queue and, after enough deliveries, is reported. The
+            // task runs inside this loop (not spawned), so cancelling the loop cancels it.
+            match AssertUnwindSafe(self.process(&delivery))
+                .catch_unwind()
+                .await
+            {
                 Ok(result) => result?,
-                Err(crash) => {
-                    tracing::error!(task = %delivery.task.task_id(), %crash, "task crashed; requeued");
+                Err(_) => {
+                    tracing::error!(task = %delivery.task.task_id(), "task panicked; requeued");
                     self.queue.requeue(&delivery).await?;
                 }
             }
@@ -277,4 +297,10 @@ fn failed(task: &Task, error: String) -> Report {
         folder,
         error,
     }
+}
+
+/// Completes `grace` after `shutdown` fires; never when it does not.
+async fn grace_deadline(mut shutdown: Shutdown, grace: Duration) {
+    shutdown.triggered().await;
+    tokio::time::sleep(grace).await;
 }

@@ -8,11 +8,12 @@ use mailfleet_shared::state::StateStore;
 use mailfleet_worker::verify::{UserVerification, verify_user};
 use serde::Serialize;
 
+use super::print_json;
 use crate::backends::open_admin;
-use crate::batches;
+use crate::cli::admin::VerifyArgs;
 use crate::error::CliError;
-use crate::service::{BatchJob, batch_job};
-use crate::service_cli::VerifyArgs;
+use crate::records;
+use crate::service::batch_job::{BatchJob, batch_job};
 use crate::settings::Settings;
 
 #[derive(Serialize)]
@@ -27,7 +28,7 @@ struct Verified {
 
 pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = batches::load(&stores.state, &args.batch).await?;
+    let batch = records::batch(&stores.state, &args.batch).await?;
     let BatchJob { job, .. } = batch_job(
         &batch,
         &stores.state,
@@ -70,11 +71,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
         });
     }
     if args.json {
-        let document = serde_json::json!({ "batch": batch.name, "users": verified });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
+        print_json(&serde_json::json!({ "batch": batch.name, "users": verified }));
     } else {
         print_human(&verified);
     }

@@ -4,17 +4,13 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use mailfleet_shared::queue::TaskQueue;
 use mailfleet_stores::rabbitmq_queue::RabbitMqQueue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::collector::{UserResult, UserStatus};
-use crate::error::CliError;
-use crate::settings::Settings;
-use crate::{http, telemetry};
+use super::collector::{UserResult, UserStatus};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
@@ -37,26 +33,6 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 impl StatusBoard {
     pub fn new() -> Arc<Self> {
         Arc::new(StatusBoard::default())
-    }
-
-    /// What a coordinating process (`migrate`, `coordinator`, `run`) shows and watches: with
-    /// `metrics_listen`, `/metrics` and `/status`; with a broker, the queue-depth gauge and
-    /// dead-lettered tasks turned into failure reports.
-    pub async fn start(
-        settings: &Settings,
-        dead_letters: Option<&Arc<RabbitMqQueue>>,
-    ) -> Result<Arc<Self>, CliError> {
-        let board = StatusBoard::new();
-        if let Some(listen) = settings.metrics_listen {
-            let mut registry = telemetry::engine_registry();
-            board.register(&mut registry);
-            http::serve(listen, registry, Some(board.clone())).await?;
-        }
-        if let Some(broker) = dead_letters {
-            board.watch_queue_depth(broker.clone());
-            tokio::spawn(report_dead_letters(broker.clone()));
-        }
-        Ok(board)
     }
 
     pub fn register(&self, registry: &mut Registry) {
@@ -123,24 +99,5 @@ impl StatusBoard {
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         });
-    }
-}
-
-/// Tasks the broker dead-lettered (every delivery crashed its worker) become failure reports,
-/// so their users finish as Failed instead of waiting forever.
-async fn report_dead_letters(queue: Arc<RabbitMqQueue>) {
-    loop {
-        match queue.next_dead_task().await {
-            Ok(Some(report)) => {
-                if let Err(error) = queue.publish_report(&report).await {
-                    tracing::error!(%error, "cannot report a dead-lettered task");
-                }
-            }
-            Ok(None) => return,
-            Err(error) => {
-                tracing::error!(%error, "reading dead-lettered tasks failed");
-                return;
-            }
-        }
     }
 }

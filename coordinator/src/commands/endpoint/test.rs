@@ -3,20 +3,20 @@
 //! Answers in plain words, one line per check, so an admin can fix a firewall, a certificate or
 //! an admin login format before starting a batch.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
+use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_worker::imap::connect::{connect, probe};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use mailfleet_shared::endpoint::Endpoint;
-
 use crate::backends::open_admin;
-use crate::cli::EndpointTestArgs;
-use crate::endpoints;
+use crate::cli::admin::EndpointTestArgs;
+use crate::commands::print_json;
 use crate::error::CliError;
-use crate::migrate::{admin_login, admin_password, parse_endpoint};
 use crate::settings::Settings;
+use crate::{input, records};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,22 +34,29 @@ async fn endpoint_to_test(
 ) -> Result<(Endpoint, Option<SecretString>), CliError> {
     if let Some(name) = &args.endpoint {
         let stores = open_admin(settings, &args.state.state_dir).await?;
-        let record = endpoints::load(&stores.state, name).await?;
-        let password = endpoints::stored_admin_password(stores.credentials.as_ref(), name).await?;
+        let record = records::endpoint(&stores.state, name).await?;
+        let password = records::stored_admin_password(stores.credentials.as_ref(), name).await?;
         return Ok((record.endpoint, password));
     }
     let url = args.source.as_deref().unwrap_or_default();
-    let mut endpoint = parse_endpoint("--source", url)?;
-    endpoint.admin = admin_login(
-        args.source_admin.source_admin.as_deref(),
-        args.source_admin.source_admin_format.as_deref(),
-    )?;
-    let password = admin_password(&endpoint, "MAILFLEET_SOURCE_ADMIN_PASSWORD")?;
-    Ok((endpoint, password))
+    input::source_endpoint(url, &args.source_admin)
 }
 
-/// Runs every check; the caller exits 1 when any failed.
-pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Check>, CliError> {
+/// Runs every check and prints them; exit 1 when any failed.
+pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<ExitCode, CliError> {
+    let checks = checks(args, settings).await?;
+    if args.json {
+        print_json(&checks);
+    } else {
+        for c in &checks {
+            let verdict = if c.ok { "ok  " } else { "FAIL" };
+            println!("{verdict} {}: {}", c.check, c.detail);
+        }
+    }
+    Ok(ExitCode::from(u8::from(!checks.iter().all(|c| c.ok))))
+}
+
+async fn checks(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Check>, CliError> {
     let (endpoint, admin_password) = endpoint_to_test(args, settings).await?;
     let password = match admin_password {
         Some(admin) if endpoint.admin.is_some() => Some(admin),
@@ -97,11 +104,10 @@ pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Che
 }
 
 fn user_password() -> Result<SecretString, CliError> {
-    match std::env::var("MAILFLEET_USER_PASSWORD") {
-        Ok(value) if !value.is_empty() => Ok(SecretString::from(value)),
-        _ => Err(CliError::Invalid(
+    input::secret_from_environment("MAILFLEET_USER_PASSWORD").ok_or_else(|| {
+        CliError::Invalid(
             "--user without --source-admin needs the user's password in MAILFLEET_USER_PASSWORD"
                 .into(),
-        )),
-    }
+        )
+    })
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::collector::UserResult;
+use super::collector::UserResult;
 
 #[derive(serde::Serialize)]
 struct JsonSummary<'a> {

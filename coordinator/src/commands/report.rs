@@ -11,9 +11,9 @@ use mailfleet_shared::state::StateStore;
 use serde::Serialize;
 
 use crate::backends::open_admin;
-use crate::batches;
+use crate::cli::admin::{ReportFormat, ReportUsersArgs};
 use crate::error::CliError;
-use crate::service_cli::{ReportFormat, ReportUsersArgs};
+use crate::records;
 use crate::settings::Settings;
 
 /// One user's line of the report.
@@ -54,7 +54,7 @@ fn round(seconds: f64) -> f64 {
 
 pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = batches::load(&stores.state, &args.batch).await?;
+    let batch = records::batch(&stores.state, &args.batch).await?;
     let users = stores.state.users(&batch.name).await?;
     let rows: Vec<ReportRow> = users.iter().map(ReportRow::of).collect();
     let text = match args.format {
@@ -64,7 +64,7 @@ pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliE
     };
     match &args.output {
         Some(path) => std::fs::write(path, text)
-            .map_err(|e| CliError::State(format!("{}: {e}", path.display())))?,
+            .map_err(|e| CliError::failed(format!("writing {}", path.display()), e))?,
         None => print!("{text}"),
     }
     Ok(())
@@ -87,7 +87,7 @@ fn optional<T: ToString>(value: Option<T>) -> String {
 
 fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let failed = |e: csv::Error| CliError::State(format!("writing the report: {e}"));
+    let failed = |e: csv::Error| CliError::failed("writing the report", e);
     writer
         .write_record([
             "EmailAddress",
@@ -121,7 +121,7 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
     }
     let bytes = writer
         .into_inner()
-        .map_err(|e| CliError::State(e.to_string()))?;
+        .map_err(|e| CliError::failed("writing the report", e.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

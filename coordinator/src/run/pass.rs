@@ -5,18 +5,17 @@
 
 use std::sync::Arc;
 
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::queue::TaskQueue;
-use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, SingleJob, Worker};
 use tokio::sync::mpsc;
 
-use crate::admission::Admission;
-use crate::collector::{Collector, UserResult};
+use super::admission::Admission;
+use super::collector::{Collector, UserResult};
+use super::progress::TerminalProgress;
 use crate::error::CliError;
-use crate::progress::TerminalProgress;
-use crate::status::StatusBoard;
+use crate::run::status_board::StatusBoard;
+use crate::shutdown::{StopSignal, shutdown_pair};
 
 /// Task loops in this process, and users in flight at once.
 #[derive(Debug, Clone, Copy)]
@@ -34,31 +33,33 @@ pub struct Observers<'a> {
     pub finished_users: Option<mpsc::UnboundedSender<UserResult>>,
 }
 
-/// Runs one pass of `job` over `users` to the end; the results in email order.
+/// Runs one pass of `job` over `users` to the end; the results in email order. When `stop`
+/// fires first, no more users are admitted, the running tasks get the grace period to finish,
+/// and the pass ends [interrupted](CliError::Interrupted): a later pass resumes it from the
+/// checkpoints.
 pub async fn run_pass(
     job: Arc<Job>,
     queue: Arc<dyn TaskQueue>,
     users: &[MailboxUser],
     concurrency: Concurrency,
     observers: Observers<'_>,
+    stop: &StopSignal,
 ) -> Result<Vec<UserResult>, CliError> {
     let Observers {
         progress,
         board,
         finished_users,
     } = observers;
-    let queue_error = |e: StoreError| CliError::State(e.to_string());
     let mut collector = Collector::new(users.iter().map(|u| u.email.as_str()));
     let mut admission = Admission::new(&job.batch, users);
     let admitted = admission
         .admit(queue.as_ref(), concurrency.max_concurrent_users.max(1))
-        .await
-        .map_err(queue_error)?;
+        .await?;
     collector.admitted(admitted.iter().map(|u| u.email.as_str()));
     let (trigger, shutdown) = shutdown_pair();
     let mut worker_run = if concurrency.workers > 0 {
         let worker = Arc::new(Worker::new(Arc::new(SingleJob(job)), queue.clone()));
-        tokio::spawn(worker.run(concurrency.workers, shutdown))
+        tokio::spawn(worker.run(concurrency.workers, shutdown, stop.grace))
     } else {
         // Coordinator only: `mailfleet worker` processes elsewhere take the tasks.
         tokio::spawn(std::future::pending())
@@ -67,20 +68,23 @@ pub async fn run_pass(
     board.update(collector.results());
     while !collector.all_finished() {
         let report = tokio::select! {
-            report = queue.next_report() => report.map_err(queue_error)?,
+            report = queue.next_report() => report?,
             stopped = &mut worker_run => {
                 // The worker only stops early when the queue failed; never wait forever.
-                let reason = match stopped {
-                    Ok(Err(e)) => e.to_string(),
-                    Ok(Ok(())) => "stopped before every user finished".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(CliError::State(format!("worker: {reason}")));
+                return Err(match stopped {
+                    Ok(Err(e)) => CliError::from(e),
+                    Ok(Ok(())) => CliError::failed("the worker", "stopped before every user finished"),
+                    Err(crash) => CliError::failed("the worker", crash),
+                });
             }
-            _ = tokio::signal::ctrl_c() => {
+            () = stop.requested() => {
                 // Running tasks finish and checkpoint; the rest resume on the next run.
                 trigger.trigger();
                 queue.close();
+                if concurrency.workers == 0 {
+                    worker_run.abort();
+                }
+                // Whatever the worker says now, the pass did not finish.
                 let _ = worker_run.await;
                 return Err(CliError::Interrupted);
             }
@@ -94,10 +98,7 @@ pub async fn run_pass(
                 // The receiver only goes away with the service; nothing to do then.
                 let _ = sink.send(result.clone());
             }
-            let admitted = admission
-                .admit(queue.as_ref(), 1)
-                .await
-                .map_err(queue_error)?;
+            let admitted = admission.admit(queue.as_ref(), 1).await?;
             collector.admitted(admitted.iter().map(|u| u.email.as_str()));
         }
     }
@@ -108,8 +109,7 @@ pub async fn run_pass(
     } else {
         worker_run
             .await
-            .map_err(|e| CliError::State(format!("worker crashed: {e}")))?
-            .map_err(queue_error)?;
+            .map_err(|crash| CliError::failed("the worker", crash))??;
     }
     Ok(collector.results())
 }

@@ -1,21 +1,38 @@
 //! `mailfleet endpoint create|list|show|remove`: named migration endpoints in the state store,
-//! their admin password sealed in the credential store under the endpoint's scope.
+//! their admin password sealed in the credential store under the endpoint's scope; and
+//! `endpoint test` ([`test`]): can mailfleet reach the server and log in.
 
-use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+mod test;
+
+use std::process::ExitCode;
+
 use mailfleet_shared::lifecycle::validate_batch_name;
 use mailfleet_shared::state::{EndpointRecord, StateStore, endpoint_scope};
-use secrecy::SecretString;
 
+use super::print_json;
 use crate::backends::open_admin;
+use crate::cli::admin::{EndpointCommand, EndpointCreateArgs};
+use crate::cli::args::{ListArgs, NamedArgs};
 use crate::error::CliError;
-use crate::migrate::{admin_login, admin_password, parse_endpoint};
-use crate::service_cli::{EndpointCreateArgs, ListArgs, NamedArgs};
+use crate::input::{admin_login, admin_password, parse_endpoint};
+use crate::records::{self, admin_credential};
 use crate::settings::Settings;
+
+pub async fn run(command: &EndpointCommand, settings: &Settings) -> Result<ExitCode, CliError> {
+    match command {
+        EndpointCommand::Create(args) => create(args, settings).await?,
+        EndpointCommand::List(args) => list(args, settings).await?,
+        EndpointCommand::Show(args) => show(args, settings).await?,
+        EndpointCommand::Remove(args) => remove(args, settings).await?,
+        EndpointCommand::Test(args) => return test::run(args, settings).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Where `endpoint create` reads the admin password (never a flag: it would show in `ps`).
 pub const ADMIN_PASSWORD_VARIABLE: &str = "MAILFLEET_ADMIN_PASSWORD";
 
-pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
+async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
     validate_batch_name(&args.name)
         .map_err(|e| CliError::Invalid(e.0.replacen("batch name", "endpoint name", 1)))?;
     if !args.authentication.eq_ignore_ascii_case("basic") {
@@ -51,7 +68,7 @@ pub async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<()
     Ok(())
 }
 
-pub async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
+async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let endpoints = stores.state.endpoints().await?;
     if args.json {
@@ -64,9 +81,9 @@ pub async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> 
     Ok(())
 }
 
-pub async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let record = load(&stores.state, &args.name).await?;
+    let record = records::endpoint(&stores.state, &args.name).await?;
     if args.json {
         print_json(&record);
     } else {
@@ -75,9 +92,9 @@ pub async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError>
     Ok(())
 }
 
-pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    load(&stores.state, &args.name).await?;
+    records::endpoint(&stores.state, &args.name).await?;
     let users: Vec<String> = stores
         .state
         .batches()
@@ -102,30 +119,6 @@ pub async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliErro
     Ok(())
 }
 
-/// The stored endpoint `name`, or an error naming it.
-pub async fn load(store: &dyn StateStore, name: &str) -> Result<EndpointRecord, CliError> {
-    store
-        .endpoint(name)
-        .await?
-        .ok_or_else(|| CliError::Invalid(format!("no endpoint named {name}")))
-}
-
-/// The admin password stored with endpoint `name`, if it has an admin login.
-pub async fn stored_admin_password(
-    credentials: &dyn CredentialStore,
-    name: &str,
-) -> Result<Option<SecretString>, CliError> {
-    Ok(credentials.get(&admin_credential(name)).await?)
-}
-
-/// Where an endpoint's admin password is sealed.
-fn admin_credential(endpoint: &str) -> CredentialId {
-    CredentialId {
-        scope: endpoint_scope(endpoint),
-        name: "admin".to_owned(),
-    }
-}
-
 fn describe(record: &EndpointRecord) -> String {
     let admin = record
         .endpoint
@@ -140,11 +133,4 @@ fn describe(record: &EndpointRecord) -> String {
         record.max_concurrent_migrations,
         record.max_concurrent_incremental_syncs
     )
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
 }

@@ -4,7 +4,8 @@
 //! the batch, reads passwords from the sealed credential store, and writes checkpoints to Redis.
 //! Any number run on any number of machines; `kill -9` of one loses nothing (its unacked tasks
 //! are redelivered and the fingerprint guard makes the repeat harmless). SIGTERM or Ctrl-C stops
-//! it gracefully: running tasks finish and are acked, no new ones are taken.
+//! it gracefully (ARCHITECTURE.md, "Shutdown"): running tasks finish and are acked within the
+//! grace period, no new ones are taken.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,18 +13,20 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_stores::redis_store::RedisStore;
-use mailfleet_worker::shutdown::shutdown_pair;
 use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
 
 use crate::backends;
 use crate::error::CliError;
+use crate::observe::{http, telemetry};
 use crate::settings::Settings;
-use crate::{http, signals, telemetry};
+use crate::shutdown::StopSignal;
 
 /// Tasks worked on at once when the settings do not say.
 const DEFAULT_CONCURRENCY: usize = 8;
 
-pub async fn run(settings: &Settings) -> Result<(), CliError> {
+/// Works until `stop` fires (then exits interrupted, its running tasks finished or handed
+/// back), or until the broker is gone for good.
+pub async fn run(settings: &Settings, stop: &StopSignal) -> Result<(), CliError> {
     settings.require_fleet("a worker")?;
     let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
     let backends = backends::open(settings, std::path::Path::new("."), concurrency).await?;
@@ -40,16 +43,16 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         loaded: Mutex::default(),
     });
     let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
-    let (trigger, shutdown) = shutdown_pair();
-    tokio::spawn(async move {
-        signals::stop_requested().await;
-        tracing::info!("stopping: finishing running tasks");
-        trigger.trigger();
-    });
     tracing::info!(concurrency, "worker started");
-    let result = worker.run(concurrency, shutdown).await;
+    let result = worker
+        .run(concurrency, stop.token.clone(), stop.grace)
+        .await;
     backends.queue.close();
-    Ok(result?)
+    result?;
+    if stop.is_requested() {
+        return Err(CliError::Interrupted);
+    }
+    Ok(())
 }
 
 /// Jobs described in Redis by the coordinator, built once per batch and kept.

@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::folder_filter::FolderFilter;
+use mailfleet_shared::credentials::CredentialId;
 use mailfleet_shared::lifecycle::{
     BatchCommand as Command, BatchRecord, BatchState, LifecyclePolicy, UserRecord,
     validate_batch_name,
@@ -14,14 +13,14 @@ use mailfleet_shared::lifecycle::{
 use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::state::{StateStore, batch_scope};
 
+use super::print_json;
 use crate::backends::{AdminStores, open_admin};
-use crate::dns_check;
-use crate::endpoints;
+use crate::cli::admin::{AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs};
+use crate::cli::args::{ListArgs, NamedArgs};
 use crate::error::CliError;
-use crate::migrate::{check_user_roots, read_migration_csv, seal_passwords};
-use crate::service_cli::{
-    AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs, ListArgs, NamedArgs,
-};
+use crate::input::{check_copy_rules, check_user_roots, read_migration_csv, seal_row_passwords};
+use crate::records;
+use crate::service::mx_check;
 use crate::settings::Settings;
 
 pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
@@ -52,12 +51,11 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         .as_deref()
         .map(|text| parse_time("--complete-after", text, now))
         .transpose()?;
-    FolderFilter::new(&args.include_folders, &args.exclude_folders)
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    check_copy_rules(&args.rules)?;
     let rows = read_migration_csv(&args.csv)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let source = endpoints::load(&stores.state, &args.endpoint).await?;
-    endpoints::load(&stores.state, &args.target_endpoint).await?;
+    let source = records::endpoint(&stores.state, &args.endpoint).await?;
+    records::endpoint(&stores.state, &args.target_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
     if stores.state.batch(&args.name).await?.is_some() {
         return Err(CliError::Invalid(format!(
@@ -66,7 +64,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         )));
     }
     let scope = batch_scope(&args.name);
-    store_passwords(stores.credentials.as_ref(), &scope, &rows).await?;
+    seal_row_passwords(stores.credentials.as_ref(), &scope, &rows).await?;
     copy_admin_password(&stores, &args.endpoint, CredentialId::source_admin(&scope)).await?;
     copy_admin_password(
         &stores,
@@ -78,10 +76,10 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         name: args.name.clone(),
         source_endpoint: args.endpoint.clone(),
         target_endpoint: args.target_endpoint.clone(),
-        include_folders: args.include_folders.clone(),
-        exclude_folders: args.exclude_folders.clone(),
-        received_after: args.received_after,
-        max_message_size: args.max_message_size,
+        include_folders: args.rules.include_folders.clone(),
+        exclude_folders: args.rules.exclude_folders.clone(),
+        received_after: args.rules.received_after,
+        max_message_size: args.rules.max_message_size,
         notify: args.notify.clone(),
         target_mx: args.target_mx.clone(),
         policy: LifecyclePolicy {
@@ -116,7 +114,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
 /// (the MX switch is what completion means) unless `--force`.
 async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = load(&stores.state, &args.name).await?;
+    let batch = records::batch(&stores.state, &args.name).await?;
     if let Some(target_mx) = &batch.target_mx {
         let users = stores.state.users(&batch.name).await?;
         let domains: BTreeSet<String> = users
@@ -126,8 +124,8 @@ async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliErr
             .collect();
         let mut not_switched = Vec::new();
         for domain in &domains {
-            let check = dns_check::check(domain, Some(target_mx), settings.dns_server).await?;
-            dns_check::print(&check);
+            let check = mx_check::check(domain, Some(target_mx), settings.dns_server).await?;
+            mx_check::print(&check);
             if check.points_at_target != Some(true) {
                 not_switched.push(domain.clone());
             }
@@ -154,7 +152,7 @@ async fn transition(
     settings: &Settings,
 ) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let mut batch = load(&stores.state, &args.name).await?;
+    let mut batch = records::batch(&stores.state, &args.name).await?;
     batch
         .apply(command, Utc::now())
         .map_err(|e| CliError::Invalid(e.0))?;
@@ -186,10 +184,7 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let batches = stores.state.batches().await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&batches).unwrap_or_default()
-        );
+        print_json(&batches);
         return Ok(());
     }
     for batch in &batches {
@@ -203,14 +198,10 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 
 async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = load(&stores.state, &args.name).await?;
+    let batch = records::batch(&stores.state, &args.name).await?;
     let users = stores.state.users(&batch.name).await?;
     if args.json {
-        let document = serde_json::json!({ "batch": batch, "users": users });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
+        print_json(&serde_json::json!({ "batch": batch, "users": users }));
         return Ok(());
     }
     println!("batch {}: {}", batch.name, batch.state);
@@ -242,14 +233,14 @@ async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
 async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let rows = read_migration_csv(&args.csv)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let mut batch = load(&stores.state, &args.name).await?;
+    let mut batch = records::batch(&stores.state, &args.name).await?;
     if batch.is_finished() {
         return Err(CliError::Invalid(format!(
             "batch {} is {}; users can only be added before it completes",
             batch.name, batch.state
         )));
     }
-    let source = endpoints::load(&stores.state, &batch.source_endpoint).await?;
+    let source = records::endpoint(&stores.state, &batch.source_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
     let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
@@ -262,7 +253,7 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
             row.line, row.email, batch.name
         )));
     }
-    store_passwords(
+    seal_row_passwords(
         stores.credentials.as_ref(),
         &batch_scope(&batch.name),
         &rows,
@@ -278,28 +269,8 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
     Ok(())
 }
 
-/// The stored batch `name`, or an error naming it.
-pub async fn load(store: &dyn StateStore, name: &str) -> Result<BatchRecord, CliError> {
-    store
-        .batch(name)
-        .await?
-        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
-}
-
 fn user_record(row: &MigrationRow) -> UserRecord {
     UserRecord::queued(&row.email, &row.user_name, row.user_root.as_deref())
-}
-
-/// Seals the CSV rows' passwords under the batch's scope.
-async fn store_passwords(
-    credentials: &dyn CredentialStore,
-    scope: &str,
-    rows: &[MigrationRow],
-) -> Result<(), CliError> {
-    let passwords = rows
-        .iter()
-        .map(|row| (CredentialId::user(scope, &row.email), &row.password));
-    seal_passwords(credentials, passwords).await
 }
 
 /// The batch keeps its own copy of an endpoint's admin password, so workers find every secret
@@ -310,7 +281,7 @@ async fn copy_admin_password(
     id: CredentialId,
 ) -> Result<(), CliError> {
     if let Some(password) =
-        endpoints::stored_admin_password(stores.credentials.as_ref(), endpoint).await?
+        records::stored_admin_password(stores.credentials.as_ref(), endpoint).await?
     {
         stores.credentials.put(&id, &password).await?;
     }

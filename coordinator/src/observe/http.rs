@@ -12,7 +12,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::error::CliError;
-use crate::status::StatusBoard;
+use crate::run::status_board::StatusBoard;
 
 struct Served {
     registry: Registry,
@@ -30,7 +30,7 @@ pub async fn serve(
         .map_err(|e| CliError::Invalid(format!("metrics_listen {listen}: {e}")))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| CliError::State(e.to_string()))?;
+        .map_err(|e| CliError::failed(format!("metrics_listen {listen}"), e))?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status_json))

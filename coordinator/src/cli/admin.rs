@@ -1,21 +1,12 @@
-//! The command line of the migration service (ARCHITECTURE.md, "What a user does"): named
-//! endpoints, batches and their lifecycle, the scheduler process, and the users status report.
-//! Every command works on the state store in `--state-dir`; `mailfleet run` on the same dir does
-//! the syncing.
+//! The arguments of the admin commands (ARCHITECTURE.md, "What a user does"): named endpoints,
+//! batches and their lifecycle, reports, verification and DNS checks. Every command works on the
+//! state store in `--state-dir`; `mailfleet run` on the same dir does the syncing.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::{EndpointTestArgs, FleetArgs};
-
-/// Where the state store (and, embedded, checkpoints and sealed passwords) lives.
-#[derive(Debug, Clone, Args)]
-pub struct StateArgs {
-    /// The service's state directory (shared by `mailfleet run` and these commands).
-    #[arg(long, default_value = "mailfleet-state")]
-    pub state_dir: PathBuf,
-}
+use super::args::{CopyRuleArgs, ListArgs, NamedArgs, SourceAdminArgs, StateArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
@@ -52,25 +43,6 @@ pub struct EndpointCreateArgs {
     pub max_concurrent_migrations: usize,
     #[arg(long, default_value_t = 10)]
     pub max_concurrent_incremental_syncs: usize,
-    #[command(flatten)]
-    pub state: StateArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct NamedArgs {
-    pub name: String,
-    /// Print JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub state: StateArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Print JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -113,13 +85,8 @@ pub struct BatchCreateArgs {
     /// Migration CSV: header `EmailAddress,UserName,Password` (+ optional `UserRoot`).
     #[arg(long)]
     pub csv: PathBuf,
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_folders: Vec<String>,
-    #[arg(long, value_delimiter = ',')]
-    pub include_folders: Vec<String>,
-    /// Copy only messages received on or after this day (YYYY-MM-DD).
-    #[arg(long)]
-    pub received_after: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub rules: CopyRuleArgs,
     /// Start the initial sync at this time: RFC 3339 (`2026-12-01T22:00:00Z`) or `+DURATION`
     /// from now (`+2h`).
     #[arg(long, conflicts_with = "autostart")]
@@ -137,9 +104,6 @@ pub struct BatchCreateArgs {
     /// Who hears of initial sync done, failures and completion (addresses, comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub notify: Vec<String>,
-    /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
-    #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
-    pub max_message_size: u64,
     /// Time between incremental syncs (`24h`; tests use seconds).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub incremental_interval: std::time::Duration,
@@ -186,22 +150,6 @@ pub struct AddUsersArgs {
     pub state: StateArgs,
 }
 
-/// `mailfleet run`: the scheduler.
-#[derive(Debug, Args)]
-pub struct ServiceArgs {
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// Tasks worked on at once in this process; 0 with --queue/--checkpoints leaves the
-    /// copying to `mailfleet worker` processes.
-    #[arg(long, default_value_t = 8)]
-    pub workers: usize,
-    /// How often the scheduler looks for due work.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub poll_interval: std::time::Duration,
-    #[command(flatten)]
-    pub fleet: FleetArgs,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// The migration users status report of a batch.
@@ -238,4 +186,29 @@ pub struct VerifyArgs {
     pub json: bool,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointTestArgs {
+    /// The server to test (same URL forms as `migrate --source`).
+    #[arg(
+        long,
+        required_unless_present = "endpoint",
+        conflicts_with = "endpoint"
+    )]
+    pub source: Option<String>,
+    /// A stored endpoint to test instead of --source (its admin login included).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub source_admin: SourceAdminArgs,
+    /// Log in as this user (repeatable). Without --source-admin the password comes from
+    /// MAILFLEET_USER_PASSWORD.
+    #[arg(long = "user")]
+    pub users: Vec<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

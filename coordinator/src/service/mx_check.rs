@@ -48,13 +48,13 @@ pub async fn check(
             TokioConnectionProvider::default(),
         ),
         None => Resolver::builder_tokio()
-            .map_err(|e| CliError::State(format!("cannot read the system's DNS settings: {e}")))?,
+            .map_err(|e| CliError::failed("reading the system's DNS settings", e))?,
     }
     .build();
     let lookup = resolver
         .mx_lookup(format!("{}.", domain.trim_end_matches('.')))
         .await
-        .map_err(|e| CliError::State(format!("MX lookup of {domain}: {e}")))?;
+        .map_err(|e| CliError::failed(format!("MX lookup of {domain}"), e))?;
     let ttls = lookup.as_lookup().records().iter().map(|r| r.ttl());
     let mut records: Vec<MxRecord> = lookup
         .iter()

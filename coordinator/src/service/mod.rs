@@ -10,30 +10,33 @@
 //! with the same deadlines; a pass cut short by the restart runs again (checkpoints and the
 //! fingerprint guard make that a resume).
 
+pub mod batch_job;
+pub mod mx_check;
+pub mod notify;
+mod outcome;
+
 use std::sync::Arc;
 
 use chrono::Utc;
-use mailfleet_shared::checkpoint::CheckpointStore;
-use mailfleet_shared::credentials::CredentialStore;
-use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
 use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
-use mailfleet_shared::state::{EndpointRecord, StateStore, batch_scope};
+use mailfleet_shared::state::StateStore;
 use mailfleet_stores::sqlite_state::SqliteStateStore;
-use mailfleet_worker::{Job, NoProgress, Tuning};
+use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 
 use crate::backends::{self, Backends};
-use crate::collector::{UserResult, UserStatus};
-use crate::endpoints;
+use crate::cli::run::ServiceArgs;
 use crate::error::CliError;
-use crate::notify::{Event, EventKind, Notifier};
-use crate::pass::{Concurrency, Observers, run_pass};
-use crate::progress::TerminalProgress;
-use crate::service_cli::ServiceArgs;
+use crate::observe;
+use crate::run::progress::TerminalProgress;
+use crate::run::status_board::StatusBoard;
+use crate::run::{Concurrency, Observers, UserResult, UserStatus, dead_letters, run_pass};
 use crate::settings::Settings;
-use crate::signals;
-use crate::status::StatusBoard;
+use crate::shutdown::StopSignal;
+use batch_job::{BatchJob, batch_job};
+use notify::{Event, EventKind, Notifier};
+use outcome::{record_outcome, user_pass_kind};
 
 struct Service {
     state: SqliteStateStore,
@@ -44,7 +47,13 @@ struct Service {
     tuning: Tuning,
 }
 
-pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError> {
+/// Runs the scheduler until `stop` fires; a pass running then stops gracefully (see
+/// [`run_pass`]) and the next start runs it again from its checkpoints.
+pub async fn run(
+    args: &ServiceArgs,
+    settings: &Settings,
+    stop: &StopSignal,
+) -> Result<(), CliError> {
     let state_dir = &args.state.state_dir;
     if args.workers == 0 {
         settings.require_fleet("a service without local workers")?;
@@ -55,9 +64,12 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
-    let board = StatusBoard::start(settings, backends.dead_letters.as_ref()).await?;
+    let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
+    if let Some(broker) = &backends.dead_letters {
+        dead_letters::report_as_failures(broker.clone());
+    }
     let service = Service {
-        state: SqliteStateStore::open(state_dir).map_err(|e| CliError::State(e.to_string()))?,
+        state: backends::open_state(state_dir)?,
         backends,
         workers: args.workers,
         board,
@@ -66,25 +78,25 @@ pub async fn run(args: &ServiceArgs, settings: &Settings) -> Result<(), CliError
     };
     service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
-    let stop = signals::stop_requested();
-    tokio::pin!(stop);
-    loop {
+    let stopped = loop {
+        if stop.is_requested() {
+            break Ok(());
+        }
         match service.next_due().await? {
             Some((batch, kind)) => {
-                tokio::select! {
-                    result = service.run_pass(batch, kind) => result?,
-                    () = &mut stop => break,
+                if let Err(error) = service.run_pass(batch, kind, stop).await {
+                    break Err(error);
                 }
             }
             None => tokio::select! {
                 () = tokio::time::sleep(args.poll_interval) => {}
-                () = &mut stop => break,
+                () = stop.requested() => {}
             },
         }
-    }
+    };
     tracing::info!("service stopping");
     service.backends.queue.close();
-    Ok(())
+    stopped.and(Err(CliError::Interrupted))
 }
 
 impl Service {
@@ -118,7 +130,12 @@ impl Service {
         Ok(None)
     }
 
-    async fn run_pass(&self, mut batch: BatchRecord, kind: PassKind) -> Result<(), CliError> {
+    async fn run_pass(
+        &self,
+        mut batch: BatchRecord,
+        kind: PassKind,
+        stop: &StopSignal,
+    ) -> Result<(), CliError> {
         let BatchJob { job, spec, source } = batch_job(
             &batch,
             &self.state,
@@ -158,13 +175,14 @@ impl Service {
                 board: &self.board,
                 finished_users: Some(finished_users),
             },
+            stop,
         )
         .await?;
         // Every user is finished and the sender is gone with the pass. The records are written
         // once more in one transaction: a write during the pass that failed was only logged.
         let users = recorder
             .await
-            .map_err(|e| CliError::State(format!("recording users: {e}")))?;
+            .map_err(|crash| CliError::failed("recording users' results", crash))?;
         self.state.put_users(&batch.name, &users).await?;
         let now = Utc::now();
         let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
@@ -178,46 +196,6 @@ impl Service {
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }
-}
-
-/// The job of a batch's passes (and of `verify`), with the spec it was built from (distributed
-/// workers load that) and the source endpoint (its concurrency limits).
-pub struct BatchJob {
-    pub job: Job,
-    pub spec: JobSpec,
-    pub source: EndpointRecord,
-}
-
-/// Endpoints, rules and limits of `batch`; checkpoints and passwords under the batch's scope.
-/// Passwords stay until the batch is removed, so a completed batch can still be verified.
-pub async fn batch_job(
-    batch: &BatchRecord,
-    state: &dyn StateStore,
-    checkpoints: Arc<dyn CheckpointStore>,
-    credentials: Arc<dyn CredentialStore>,
-    tuning: Tuning,
-) -> Result<BatchJob, CliError> {
-    let source = endpoints::load(state, &batch.source_endpoint).await?;
-    let target = endpoints::load(state, &batch.target_endpoint).await?;
-    let spec = JobSpec {
-        batch: batch_scope(&batch.name),
-        source: source.endpoint.clone(),
-        target: target.endpoint,
-        include_folders: batch.include_folders.clone(),
-        exclude_folders: batch.exclude_folders.clone(),
-        max_message_size: batch.max_message_size,
-        folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
-        received_after: batch.received_after,
-    };
-    let job = Job::from_spec(
-        spec.clone(),
-        checkpoints,
-        credentials,
-        tuning,
-        Arc::new(NoProgress),
-    )
-    .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
-    Ok(BatchJob { job, spec, source })
 }
 
 impl Service {
@@ -275,40 +253,5 @@ impl Service {
             users
         });
         (sender, recorder)
-    }
-}
-
-/// A user added to a batch after its initial sync gets its own initial sync in the next pass.
-fn user_pass_kind(user: &UserRecord, kind: PassKind) -> PassKind {
-    if kind == PassKind::Incremental && user.initial_sync_seconds.is_none() {
-        PassKind::Initial
-    } else {
-        kind
-    }
-}
-
-/// The user's record after a pass: counts as of this pass, copies added up over all passes.
-fn record_outcome(
-    user: &mut UserRecord,
-    result: &UserResult,
-    kind: PassKind,
-    now: chrono::DateTime<Utc>,
-) {
-    let failed = result.status == UserStatus::Failed;
-    user.state = kind.user_outcome(failed, result.items_skipped > 0);
-    user.items_synced = result.items_synced;
-    user.items_skipped = result.items_skipped;
-    user.items_copied_total += result.items_copied;
-    user.bytes_copied_total += result.bytes_copied;
-    user.skipped = result.skipped.clone();
-    user.errors = result.errors.clone();
-    if !failed {
-        user.last_successful_sync = Some(now);
-    }
-    match kind {
-        PassKind::Initial => user.initial_sync_seconds = result.seconds,
-        PassKind::Incremental | PassKind::Final => {
-            user.last_incremental_sync_seconds = result.seconds;
-        }
     }
 }

@@ -1,0 +1,175 @@
+//! `mailfleet migrate` and `mailfleet coordinator`: one migration run of a CSV, with collector
+//! (and for `migrate`, workers) in this process — on the embedded backends (in-process queue,
+//! SQLite) by default, or on RabbitMQ and Redis (see [`crate::backends`]). Exit 0 when every
+//! user completed, 1 when some failed, 2 on invalid input, 130 when stopped by a signal.
+//!
+//! The run is the distributed flow in miniature: one `DiscoverUser` task per CSV row, folder tasks
+//! published by discovery, reports aggregated by the [`Collector`]. Re-running with the same
+//! state dir resumes from checkpoints; with a fresh one the fingerprint guard still prevents
+//! duplicates.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::endpoint::Endpoint;
+use mailfleet_shared::job_spec::JobSpec;
+use mailfleet_shared::messages::MailboxUser;
+use mailfleet_shared::migration_csv::MigrationRow;
+use mailfleet_worker::Job;
+use secrecy::SecretString;
+use tracing::Instrument;
+
+use crate::backends::{self, Backends};
+use crate::cli::run::RunArgs;
+use crate::error::CliError;
+use crate::input;
+use crate::observe;
+use crate::run::progress::TerminalProgress;
+use crate::run::{Concurrency, Observers, UserResult, dead_letters, run_pass, summary};
+use crate::settings::Settings;
+use crate::shutdown::StopSignal;
+
+/// Everything `migrate` needs, validated before anything starts (invalid input → exit 2).
+struct Plan {
+    rows: Vec<MigrationRow>,
+    source: Endpoint,
+    target: Endpoint,
+    source_admin_password: Option<SecretString>,
+    target_admin_password: Option<SecretString>,
+}
+
+/// Runs the CSV of `args` to the end with `workers` task loops in this process (0: a
+/// coordinator only, for `mailfleet worker` processes elsewhere), then prints the results.
+pub async fn run(
+    args: &RunArgs,
+    workers: usize,
+    settings: &Settings,
+    stop: &StopSignal,
+) -> Result<ExitCode, CliError> {
+    let span = tracing::info_span!("migrate", csv = %args.csv.display(), workers);
+    let results = migrate(args, workers, settings, stop)
+        .instrument(span)
+        .await?;
+    let printed = if args.json {
+        summary::print_json(&results)
+    } else {
+        summary::print_human(&results)
+    };
+    printed.map_err(|e| CliError::failed("printing the results", e))?;
+    let all_completed = results.iter().all(|r| r.status.is_success());
+    Ok(ExitCode::from(if all_completed { 0 } else { 1 }))
+}
+
+async fn migrate(
+    args: &RunArgs,
+    workers: usize,
+    settings: &Settings,
+    stop: &StopSignal,
+) -> Result<Vec<UserResult>, CliError> {
+    let plan = Plan::validate(args)?;
+    if workers == 0 {
+        settings.require_fleet("a coordinator without local workers")?;
+    }
+    let backends = backends::open(settings, &args.state_dir, workers).await?;
+    let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
+    if let Some(broker) = &backends.dead_letters {
+        dead_letters::report_as_failures(broker.clone());
+    }
+    let Backends {
+        queue,
+        checkpoints,
+        credentials,
+        dead_letters: _reported_by_the_board,
+        redis,
+        state_dir_lock: _held_for_the_run,
+    } = backends;
+    let spec = JobSpec {
+        // Checkpoints of one source/target pair never shortcut a run between two other servers.
+        batch: format!("migrate:{}>{}", plan.source.url(), plan.target.url()),
+        source: plan.source.clone(),
+        target: plan.target.clone(),
+        include_folders: args.rules.include_folders.clone(),
+        exclude_folders: args.rules.exclude_folders.clone(),
+        max_message_size: args.rules.max_message_size,
+        folder_part_messages: args.folder_part_messages,
+        received_after: args.rules.received_after,
+    };
+    let batch = spec.batch.clone();
+    plan.seal_passwords(credentials.as_ref(), &batch).await?;
+    if let Some(redis) = &redis {
+        redis.put_job_spec(&spec).await?;
+    }
+
+    let progress = Arc::new(TerminalProgress::new(!args.json));
+    let job = Job::from_spec(
+        spec,
+        checkpoints,
+        credentials.clone(),
+        settings.tuning(),
+        progress.clone(),
+    )
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let users: Vec<MailboxUser> = plan.rows.iter().map(MigrationRow::mailbox_user).collect();
+    let results = run_pass(
+        Arc::new(job),
+        queue.clone(),
+        &users,
+        Concurrency {
+            workers,
+            max_concurrent_users: args.max_concurrent_migrations,
+        },
+        Observers {
+            progress: &progress,
+            board: &board,
+            finished_users: None,
+        },
+        stop,
+    )
+    .await;
+    queue.close();
+    // Passwords are needed only while the run lasts.
+    credentials.remove_scope(&batch).await?;
+    results
+}
+
+impl Plan {
+    fn validate(args: &RunArgs) -> Result<Plan, CliError> {
+        let rows = input::read_migration_csv(&args.csv)?;
+        let (source, source_admin_password) =
+            input::source_endpoint(&args.source, &args.source_admin)?;
+        let (target, target_admin_password) =
+            input::target_endpoint(&args.target, &args.target_admin)?;
+        input::check_user_roots(&source, &rows)?;
+        input::check_copy_rules(&args.rules)?;
+        Ok(Plan {
+            rows,
+            source,
+            target,
+            source_admin_password,
+            target_admin_password,
+        })
+    }
+
+    /// Seals the CSV's passwords and the admin passwords under the run's scope.
+    async fn seal_passwords(
+        &self,
+        store: &dyn CredentialStore,
+        scope: &str,
+    ) -> Result<(), CliError> {
+        input::seal_row_passwords(store, scope, &self.rows).await?;
+        let admins = [
+            (
+                CredentialId::source_admin(scope),
+                &self.source_admin_password,
+            ),
+            (
+                CredentialId::target_admin(scope),
+                &self.target_admin_password,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(id, password)| Some((id, password.as_ref()?)));
+        input::seal_passwords(store, admins).await
+    }
+}

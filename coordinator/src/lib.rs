@@ -1,0 +1,29 @@
+//! The `mailfleet` binary's crate: the command line, the commands, and what they share.
+//!
+//! # Layout
+//! Lower layers never import higher ones; commands never import each other.
+//! - [`commands`]: one module per command (`migrate`/`coordinator`, `worker`, `config`,
+//!   `endpoint`, `batch`, `report`, `verify`, `dns`), and the dispatch `main` calls.
+//! - [`service`]: `mailfleet run` — the scheduler of batches' passes, each batch's job,
+//!   notifications, MX checks.
+//! - [`run`]: one sync pass — admission, collector, progress, summary, dead letters.
+//! - [`observe`]: logs and traces, `/metrics` `/status` `/healthz`, the status board.
+//! - [`input`]: what users hand in (CSV, server URLs, admin logins), checked, and passwords
+//!   sealed; [`records`]: named endpoints and batches from the state store.
+//! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
+//!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
+//!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line.
+//!
+//! ARCHITECTURE.md at the repository root says how the crates fit together.
+
+pub mod backends;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod input;
+pub mod observe;
+pub mod records;
+pub mod run;
+pub mod service;
+pub mod settings;
+pub mod shutdown;

@@ -1,0 +1,42 @@
+//! Named records of the state store as the commands and the service need them: an endpoint or
+//! a batch by name (an error naming it when there is none), and where an endpoint's admin
+//! password is sealed.
+
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::lifecycle::BatchRecord;
+use mailfleet_shared::state::{EndpointRecord, StateStore, endpoint_scope};
+use secrecy::SecretString;
+
+use crate::error::CliError;
+
+/// The stored endpoint `name`.
+pub async fn endpoint(store: &dyn StateStore, name: &str) -> Result<EndpointRecord, CliError> {
+    store
+        .endpoint(name)
+        .await?
+        .ok_or_else(|| CliError::Invalid(format!("no endpoint named {name}")))
+}
+
+/// The stored batch `name`.
+pub async fn batch(store: &dyn StateStore, name: &str) -> Result<BatchRecord, CliError> {
+    store
+        .batch(name)
+        .await?
+        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
+}
+
+/// Where an endpoint's admin password is sealed.
+pub fn admin_credential(endpoint: &str) -> CredentialId {
+    CredentialId {
+        scope: endpoint_scope(endpoint),
+        name: "admin".to_owned(),
+    }
+}
+
+/// The admin password stored with endpoint `name`, if it has an admin login.
+pub async fn stored_admin_password(
+    credentials: &dyn CredentialStore,
+    name: &str,
+) -> Result<Option<SecretString>, CliError> {
+    Ok(credentials.get(&admin_credential(name)).await?)
+}
