@@ -182,6 +182,22 @@ impl Running {
         self.child().wait().unwrap()
     }
 
+    /// SIGTERM, then waits up to `bound` for the graceful stop; past it the process is killed
+    /// and the test fails, so a stop that hangs never hangs the suite.
+    pub fn terminate_within(mut self, bound: std::time::Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child().try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("still running {bound:?} after SIGTERM");
+    }
+
     /// SIGKILL mid-work, then reaps it.
     pub fn kill(mut self) {
         let _ = self.child().kill();
