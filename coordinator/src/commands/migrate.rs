@@ -128,8 +128,11 @@ async fn migrate(
     )
     .await;
     queue.close();
-    // Passwords are needed only while the run lasts.
-    credentials.remove_scope(&batch).await?;
+    // Passwords are needed only while the run lasts. An interrupted run has not ended: its
+    // tasks may still be in the broker, and the same command resumes it.
+    if !matches!(results, Err(CliError::Interrupted)) {
+        credentials.remove_scope(&batch).await?;
+    }
     results
 }
 
