@@ -56,7 +56,7 @@ pub async fn run(
         checkpoints,
         credentials,
         dead_letters: _reported_by_the_board,
-        redis,
+        job_specs,
         state_dir_lock: _held_for_the_run,
     } = backends;
     let spec = JobSpec {
@@ -72,8 +72,8 @@ pub async fn run(
     };
     let batch = spec.batch.clone();
     store_credentials(credentials.as_ref(), &batch, &plan).await?;
-    if let Some(redis) = &redis {
-        redis.put_job_spec(&spec).await?;
+    if let Some(job_specs) = &job_specs {
+        job_specs.put_job_spec(&spec).await?;
     }
 
     let progress = Arc::new(TerminalProgress::new(!args.json));

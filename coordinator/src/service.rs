@@ -127,8 +127,8 @@ impl Service {
             self.tuning.clone(),
         )
         .await?;
-        if let Some(redis) = &self.backends.redis {
-            redis.put_job_spec(&spec).await?;
+        if let Some(job_specs) = &self.backends.job_specs {
+            job_specs.put_job_spec(&spec).await?;
         }
         let mut users = self.state.users(&batch.name).await?;
         batch.pass_started(kind);

@@ -6,14 +6,10 @@
 //! are redelivered and the fingerprint guard makes the repeat harmless). SIGTERM or Ctrl-C stops
 //! it gracefully: running tasks finish and are acked, no new ones are taken.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
-use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_worker::shutdown::shutdown_pair;
-use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
+use mailfleet_worker::{StoredJobs, Worker};
 
 use crate::backends;
 use crate::error::CliError;
@@ -30,15 +26,16 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     if let Some(listen) = settings.metrics_listen {
         http::serve(listen, telemetry::engine_registry(), None).await?;
     }
-    let redis = backends
-        .redis
+    let job_specs = backends
+        .job_specs
         .clone()
         .expect("--checkpoints always opens Redis");
-    let jobs = Arc::new(StoredJobs {
-        redis,
-        tuning: settings.tuning(),
-        loaded: Mutex::default(),
-    });
+    let jobs = Arc::new(StoredJobs::new(
+        job_specs,
+        backends.checkpoints.clone(),
+        backends.credentials.clone(),
+        settings.tuning(),
+    ));
     let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {
@@ -50,42 +47,4 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let result = worker.run(concurrency, shutdown).await;
     backends.queue.close();
     Ok(result?)
-}
-
-/// Jobs described in Redis by the coordinator, built once per batch and kept.
-struct StoredJobs {
-    redis: Arc<RedisStore>,
-    tuning: Tuning,
-    loaded: Mutex<HashMap<String, Arc<Job>>>,
-}
-
-#[async_trait]
-impl JobSource for StoredJobs {
-    async fn job(&self, batch: &str) -> Result<Option<Arc<Job>>, StoreError> {
-        if let Some(job) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(batch)
-        {
-            return Ok(Some(job.clone()));
-        }
-        let Some(spec) = self.redis.job_spec(batch).await? else {
-            return Ok(None);
-        };
-        let job = Job::from_spec(
-            spec,
-            self.redis.clone(),
-            self.redis.clone(),
-            self.tuning.clone(),
-            Arc::new(NoProgress),
-        )
-        .map_err(|e| StoreError(format!("job spec of {batch}: {e}")))?;
-        let job = Arc::new(job);
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(batch.to_owned(), job.clone());
-        Ok(Some(job))
-    }
 }

@@ -41,9 +41,9 @@ impl FolderCheckpoint {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("checkpoint store: {0}")]
-pub struct StoreError(pub String);
+/// Re-exported so `checkpoint::StoreError` imports keep compiling; the type lives in
+/// [`crate::store_error`] because every seam returns it.
+pub use crate::store_error::{StoreError, StoreErrorKind};
 
 /// Durable checkpoint storage. Implementations must make [`CheckpointStore::advance`] atomic:
 /// two workers racing on one folder must never move a checkpoint backwards.

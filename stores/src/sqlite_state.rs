@@ -9,14 +9,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::store_error::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::StoresError;
+use crate::error::{StoresError, decode_json, encode_json, sqlite_error as sql};
 use crate::sqlite::open_connection;
 
 const SCHEMA: &str = "
@@ -136,16 +136,12 @@ impl SqliteStateStore {
     }
 }
 
-fn sql(error: rusqlite::Error) -> StoreError {
-    StoresError::from(error).into()
-}
-
 fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+    encode_json(value, "state record")
 }
 
 fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable state record: {e}")))
+    decode_json(text, "state record")
 }
 
 fn one<T: DeserializeOwned>(
@@ -219,7 +215,9 @@ impl StateStore for SqliteStateStore {
                 )
                 .map_err(sql)?;
             if inserted == 0 {
-                return Err(StoreError(format!("a batch named {name} exists already")));
+                return Err(StoreError::conflict(format!(
+                    "a batch named {name} exists already"
+                )));
             }
             insert_users(&transaction, &name, 0, &users)?;
             transaction.commit().map_err(sql)
