@@ -33,5 +33,3 @@ pub mod mutf7;
 pub mod queue;
 pub mod state;
 pub mod store_error;
-
-pub use store_error::{StoreError, StoreErrorKind};

@@ -261,6 +261,11 @@ mod tests {
         let error = store.get(&id).await.unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
         assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "credential user:dave@example.com of key-change: cannot decrypt a stored secret \
+             (wrong key, or the data was altered)"
+        );
     }
 
     #[tokio::test]

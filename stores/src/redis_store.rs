@@ -249,7 +249,7 @@ impl CredentialStore for RedisStore {
             .await
             .map_err(store_error)?;
         sealed
-            .map(|s| self.secrets.open(&s).map_err(StoreError::from))
+            .map(|sealed| self.secrets.open_credential(id, &sealed))
             .transpose()
     }
 

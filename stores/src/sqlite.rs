@@ -246,20 +246,20 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn get(&self, id: &CredentialId) -> Result<Option<SecretString>, StoreError> {
-        let id = id.clone();
+        let key = id.clone();
         let sealed: Option<String> = self
             .with(move |db| {
                 Ok(db
                     .query_row(
                         "SELECT sealed FROM credentials WHERE scope = ?1 AND name = ?2",
-                        params![id.scope, id.name],
+                        params![key.scope, key.name],
                         |row| row.get(0),
                     )
                     .optional()?)
             })
             .await?;
         sealed
-            .map(|s| self.secrets.open(&s).map_err(StoreError::from))
+            .map(|sealed| self.secrets.open_credential(id, &sealed))
             .transpose()
     }
 
