@@ -140,8 +140,12 @@ fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
     encode_json(value, "state record")
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    decode_json(text, "state record")
+/// A stored record; one that does not decode is `Corrupt`, named by `name` when known.
+fn from_json<T: DeserializeOwned>(text: &str, name: Option<&str>) -> Result<T, StoreError> {
+    match name {
+        Some(name) => decode_json(text, &format!("state record {name}")),
+        None => decode_json(text, "state record"),
+    }
 }
 
 fn one<T: DeserializeOwned>(
@@ -152,7 +156,7 @@ fn one<T: DeserializeOwned>(
     db.query_row(query, [key], |row| row.get::<_, String>(0))
         .optional()
         .map_err(sql)?
-        .map(|text| from_json(&text))
+        .map(|text| from_json(&text, Some(key)))
         .transpose()
 }
 
@@ -167,7 +171,8 @@ fn all<T: DeserializeOwned>(
             row.get::<_, String>(0)
         })
         .map_err(sql)?;
-    rows.map(|row| from_json(&row.map_err(sql)?)).collect()
+    rows.map(|row| from_json(&row.map_err(sql)?, None))
+        .collect()
 }
 
 #[async_trait]
@@ -323,6 +328,7 @@ mod tests {
     use chrono::Utc;
     use mailfleet_shared::endpoint::Endpoint;
     use mailfleet_shared::lifecycle::{BatchState, UserState};
+    use mailfleet_shared::store_error::StoreErrorKind;
 
     fn batch(name: &str) -> BatchRecord {
         BatchRecord {
@@ -367,7 +373,8 @@ mod tests {
         ];
         store.create_batch(&batch("w1"), &users).await.unwrap();
         let error = store.create_batch(&batch("w1"), &[]).await.unwrap_err();
-        assert!(error.to_string().contains("exists already"), "{error}");
+        assert_eq!(error.to_string(), "a batch named w1 exists already");
+        assert_eq!(error.kind(), StoreErrorKind::Conflict);
 
         let mut updated = users[0].clone();
         updated.state = UserState::Synced;
