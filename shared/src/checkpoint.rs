@@ -43,7 +43,7 @@ impl FolderCheckpoint {
 
 /// Re-exported so `checkpoint::StoreError` imports keep compiling; the type lives in
 /// [`crate::store_error`] because every seam returns it.
-pub use crate::store_error::{StoreError, StoreErrorKind};
+pub use crate::store_error::StoreError;
 
 /// Durable checkpoint storage. Implementations must make [`CheckpointStore::advance`] atomic:
 /// two workers racing on one folder must never move a checkpoint backwards.
