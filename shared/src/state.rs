@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::StoreError;
 use crate::endpoint::Endpoint;
 use crate::lifecycle::{BatchRecord, UserRecord};
+use crate::store_error::StoreError;
 
 /// A named migration endpoint: a server, how to log in to it, and how hard it may be pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

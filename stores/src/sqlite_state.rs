@@ -9,14 +9,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::store_error::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::StoresError;
+use crate::error::{StoresError, decode_json, encode_json, sqlite_error as sql};
 use crate::sqlite::open_connection;
 
 const SCHEMA: &str = "
@@ -136,16 +136,16 @@ impl SqliteStateStore {
     }
 }
 
-fn sql(error: rusqlite::Error) -> StoreError {
-    StoresError::from(error).into()
-}
-
 fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+    encode_json(value, "state record")
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable state record: {e}")))
+/// A stored record; one that does not decode is `Corrupt`, named by `name` when known.
+fn from_json<T: DeserializeOwned>(text: &str, name: Option<&str>) -> Result<T, StoreError> {
+    match name {
+        Some(name) => decode_json(text, &format!("state record {name}")),
+        None => decode_json(text, "state record"),
+    }
 }
 
 fn one<T: DeserializeOwned>(
@@ -156,7 +156,7 @@ fn one<T: DeserializeOwned>(
     db.query_row(query, [key], |row| row.get::<_, String>(0))
         .optional()
         .map_err(sql)?
-        .map(|text| from_json(&text))
+        .map(|text| from_json(&text, Some(key)))
         .transpose()
 }
 
@@ -171,7 +171,8 @@ fn all<T: DeserializeOwned>(
             row.get::<_, String>(0)
         })
         .map_err(sql)?;
-    rows.map(|row| from_json(&row.map_err(sql)?)).collect()
+    rows.map(|row| from_json(&row.map_err(sql)?, None))
+        .collect()
 }
 
 #[async_trait]
@@ -219,7 +220,9 @@ impl StateStore for SqliteStateStore {
                 )
                 .map_err(sql)?;
             if inserted == 0 {
-                return Err(StoreError(format!("a batch named {name} exists already")));
+                return Err(StoreError::conflict(format!(
+                    "a batch named {name} exists already"
+                )));
             }
             insert_users(&transaction, &name, 0, &users)?;
             transaction.commit().map_err(sql)
@@ -325,6 +328,7 @@ mod tests {
     use chrono::Utc;
     use mailfleet_shared::endpoint::Endpoint;
     use mailfleet_shared::lifecycle::{BatchState, UserState};
+    use mailfleet_shared::store_error::StoreErrorKind;
 
     fn batch(name: &str) -> BatchRecord {
         BatchRecord {
@@ -369,7 +373,8 @@ mod tests {
         ];
         store.create_batch(&batch("w1"), &users).await.unwrap();
         let error = store.create_batch(&batch("w1"), &[]).await.unwrap_err();
-        assert!(error.to_string().contains("exists already"), "{error}");
+        assert_eq!(error.to_string(), "a batch named w1 exists already");
+        assert_eq!(error.kind(), StoreErrorKind::Conflict);
 
         let mut updated = users[0].clone();
         updated.state = UserState::Synced;

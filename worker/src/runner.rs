@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
+use mailfleet_shared::store_error::StoreError;
 
 use crate::discovery::discover;
 use crate::folder_sync::sync_folder;
@@ -73,7 +73,7 @@ impl Worker {
             };
             let Some(joined) = joined else { return result };
             let outcome = joined
-                .map_err(|e| StoreError(format!("task loop crashed: {e}")))
+                .map_err(|e| StoreError::other("task loop crashed").with_source(e))
                 .and_then(|r| r);
             if let Err(e) = outcome {
                 result = Err(e);
@@ -117,11 +117,22 @@ impl Worker {
     }
 
     async fn process_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let Some(job) = self.jobs.job(delivery.task.batch()).await? else {
-            // A shared broker may hold other batches' tasks; leave them to their own workers.
-            tracing::debug!(task = %delivery.task.task_id(), "task of another batch handed back");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            return self.queue.requeue(delivery).await;
+        let batch = delivery.task.batch();
+        let job = match self.jobs.job(batch).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                // A shared broker may hold other batches' tasks; leave them to their own workers.
+                tracing::debug!(task = %delivery.task.task_id(), "task of another batch handed back");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                return self.queue.requeue(delivery).await;
+            }
+            // A spec that cannot be read or turned into a job fails every delivery alike: the
+            // user learns why, and this worker goes on with other batches' tasks.
+            Err(error) if !error.is_retryable() => {
+                let report = failed(&delivery.task, error.to_string());
+                return self.report_and_ack(delivery, report).await;
+            }
+            Err(error) => return Err(error),
         };
         let report = if delivery.attempt > self.max_deliveries {
             failed(
@@ -141,6 +152,11 @@ impl Worker {
             }
         };
         log_outcome(&report);
+        self.report_and_ack(delivery, report).await
+    }
+
+    /// Publishes the task's report, then acks it (correctness rule 3).
+    async fn report_and_ack(&self, delivery: &Delivery, report: Report) -> Result<(), StoreError> {
         self.queue.publish_report(&report).await?;
         self.queue.ack(delivery).await?;
         let kind = match delivery.task {
@@ -303,4 +319,65 @@ fn failed(task: &Task, error: String) -> Report {
 async fn grace_deadline(mut shutdown: Shutdown, grace: Duration) {
     shutdown.triggered().await;
     tokio::time::sleep(grace).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use mailfleet_shared::messages::MailboxUser;
+    use mailfleet_shared::queue::TaskQueue;
+    use mailfleet_shared::store_error::StoreErrorKind;
+    use mailfleet_stores::memory_queue::InProcessQueue;
+
+    use super::*;
+
+    /// A job source whose store fails with `kind`.
+    struct Failing(StoreErrorKind);
+
+    #[async_trait::async_trait]
+    impl JobSource for Failing {
+        async fn job(&self, batch: &str) -> Result<Option<Arc<Job>>, StoreError> {
+            Err(StoreError::new(self.0, format!("job spec of {batch}")))
+        }
+    }
+
+    fn discover(batch: &str) -> Task {
+        Task::DiscoverUser {
+            batch: batch.to_owned(),
+            user: MailboxUser {
+                email: "erin@example.com".to_owned(),
+                user_name: "erin".to_owned(),
+                user_root: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_job_spec_fails_the_task_and_an_unreachable_store_stops_the_loop() {
+        let queue = Arc::new(InProcessQueue::new());
+        let worker = Worker::new(Arc::new(Failing(StoreErrorKind::Corrupt)), queue.clone());
+        queue.publish_task(&discover("w1")).await.unwrap();
+        let delivery = queue.next_task().await.unwrap().unwrap();
+        worker.process(&delivery).await.unwrap();
+        match queue.next_report().await.unwrap().unwrap() {
+            Report::Failed { user, error, .. } => {
+                assert_eq!(user, "erin@example.com");
+                assert_eq!(error, "erin@example.com: job spec of w1");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(queue.is_idle(), "the failed task was acked");
+
+        let worker = Worker::new(
+            Arc::new(Failing(StoreErrorKind::Unavailable)),
+            queue.clone(),
+        );
+        queue.publish_task(&discover("w2")).await.unwrap();
+        let delivery = queue.next_task().await.unwrap().unwrap();
+        let error = worker.process(&delivery).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert!(
+            !queue.is_idle(),
+            "left unacked, so the broker delivers it again"
+        );
+    }
 }

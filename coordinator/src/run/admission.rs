@@ -4,9 +4,9 @@
 //! sessions however large the CSV.
 
 use futures_util::{StreamExt, TryStreamExt};
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::queue::TaskQueue;
+use mailfleet_shared::store_error::StoreError;
 
 /// Discovery tasks awaiting their publisher confirm at once.
 const PUBLISHES_IN_FLIGHT: usize = 256;

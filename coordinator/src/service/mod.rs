@@ -18,7 +18,7 @@ mod outcome;
 use std::sync::Arc;
 
 use chrono::Utc;
-use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
+use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::StateStore;
 use mailfleet_stores::sqlite_state::SqliteStateStore;
@@ -109,6 +109,18 @@ impl Service {
                 tracing::info!(batch = %batch.name, from = %before, to = %batch.state, "recovered after restart");
                 self.state.put_batch(&batch).await?;
             }
+            let mut users = self.state.users(&batch.name).await?;
+            let mut changed = Vec::new();
+            for user in &mut users {
+                let recovered = user.state.after_interrupted_pass(batch.state);
+                if recovered != user.state {
+                    user.state = recovered;
+                    changed.push(user.clone());
+                }
+            }
+            if !changed.is_empty() {
+                self.state.put_users(&batch.name, &changed).await?;
+            }
         }
         Ok(())
     }
@@ -144,8 +156,8 @@ impl Service {
             self.tuning.clone(),
         )
         .await?;
-        if let Some(redis) = &self.backends.redis {
-            redis.put_job_spec(&spec).await?;
+        if let Some(job_specs) = &self.backends.job_specs {
+            job_specs.put_job_spec(&spec).await?;
         }
         let mut users = self.state.users(&batch.name).await?;
         batch.pass_started(kind);
@@ -185,14 +197,19 @@ impl Service {
             .map_err(|crash| CliError::failed("recording users' results", crash))?;
         self.state.put_users(&batch.name, &users).await?;
         let now = Utc::now();
-        let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
+        let failed = results
+            .iter()
+            .filter(|r| r.status == UserStatus::Failed)
+            .count();
+        let outcome = PassOutcome::of(results.len(), failed);
         // Reloaded: the batch may have been stopped or completed while the pass ran.
         let Some(mut batch) = self.state.batch(&batch.name).await? else {
             return Ok(());
         };
-        batch.pass_finished(kind, any_failed, now);
+        batch.pass_finished(kind, outcome, now);
         self.state.put_batch(&batch).await?;
-        self.notify(&batch, &users, kind, any_failed).await;
+        self.notify(&batch, &users, kind, outcome.any_failed())
+            .await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }
