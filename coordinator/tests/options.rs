@@ -180,7 +180,7 @@ fn migrate_invalid(csv: &std::path::Path, state_dir: &std::path::Path) -> (i32, 
 fn invalid_csvs_exit_2_and_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let header = "EmailAddress,UserName,Password";
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         (
             "header",
             b"Email,UserName,Password\na@example.com,a,p\n".to_vec(),
@@ -206,6 +206,11 @@ fn invalid_csvs_exit_2_and_name_the_line() {
             "line 2",
         ),
         ("size", vec![b'x'; 10 * 1024 * 1024 + 1], "10 MB"),
+        (
+            "no rows",
+            format!("{header}\r\n").into_bytes(),
+            "the CSV holds no users",
+        ),
     ];
     for (name, content, expected) in cases {
         let csv = dir.path().join(format!("{name}.csv"));
