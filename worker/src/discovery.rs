@@ -17,6 +17,8 @@ use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedIte
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
+use crate::imap::quote::{listed_name, quotable, quoted};
+use crate::imap::refusal::RefusalCode;
 use crate::job::{Job, Side};
 
 #[derive(Debug, Default)]
@@ -70,6 +72,7 @@ pub async fn select_user_folders(
         .into_iter()
         .map(|skip| folder_skip(&skip.display_name, skip.reason))
         .collect();
+    let mapped = drop_unsendable(mapped, &mut skipped);
     let wanted = select_folders(job, &source_folders, mapped, &mut skipped);
     Ok(FolderSelection {
         wanted,
@@ -165,6 +168,23 @@ fn select_folders(
         .collect()
 }
 
+/// Drops folders whose source or target name cannot be sent in an IMAP command (see
+/// `imap::quote`), each reported with the reason.
+fn drop_unsendable(mapped: Vec<MappedFolder>, skipped: &mut Vec<SkippedItem>) -> Vec<MappedFolder> {
+    mapped
+        .into_iter()
+        .filter(|folder| {
+            let unsendable = [&folder.source_name, &folder.target_name]
+                .into_iter()
+                .find_map(|name| quotable(name).err());
+            if let Some(error) = &unsendable {
+                skipped.push(folder_skip(&folder.display_name, error.to_string()));
+            }
+            unsendable.is_none()
+        })
+        .collect()
+}
+
 fn is_under(path: &str, parent: &str) -> bool {
     path.len() > parent.len() && path.starts_with(parent) && path.as_bytes()[parent.len()] == b'/'
 }
@@ -184,11 +204,8 @@ async fn plan_folder(
     let part_size = job.folder_part_messages;
     let name = folder.source_name.clone();
     let status = source
-        .run("STATUS", |s| {
-            s.status(&name, "(MESSAGES UIDNEXT UIDVALIDITY)")
-        })
+        .status(&name, "(MESSAGES UIDNEXT UIDVALIDITY)")
         .await?;
-    source.discard_unsolicited();
     if status.exists == 0 {
         return Ok(());
     }
@@ -239,16 +256,13 @@ async fn is_up_to_date(
     {
         return Ok(false);
     }
-    let name = folder.target_name.clone();
-    let target_status = target
-        .run("STATUS", |s| s.status(&name, "(UIDVALIDITY)"))
-        .await?;
-    target.discard_unsolicited();
+    let target_status = target.status(&folder.target_name, "(UIDVALIDITY)").await?;
     Ok(target_status.uid_validity == Some(checkpoint.target_uidvalidity))
 }
 
 /// Every UID of folder `name`, ascending (4 bytes a message in memory).
 async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, WorkerError> {
+    let name = quotable(name)?;
     source.run("EXAMINE", |s| s.examine(name)).await?;
     let found = source.run("UID SEARCH", |s| s.uid_search("ALL")).await?;
     source.confirm_complete("UID SEARCH")?;
@@ -261,19 +275,31 @@ async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, W
 
 /// CREATE (and SUBSCRIBE, so mail clients show it). `Ok(Err(reason))` when the target refuses
 /// the name; a folder that already exists is success.
-async fn create_folder(
+pub(crate) async fn create_folder(
     target: &mut ImapConnection,
     name: &str,
 ) -> Result<Result<(), String>, WorkerError> {
-    match target.run("CREATE", |s| s.create(name)).await {
+    let mailbox = match quoted(name) {
+        Ok(mailbox) => mailbox,
+        Err(unsendable) => return Ok(Err(unsendable.to_string())),
+    };
+    let create = format!("CREATE {mailbox}");
+    match target
+        .run("CREATE", |s| s.run_command_and_check_ok(create))
+        .await
+    {
         Ok(()) => {}
         Err(WorkerError::Refused { reason, .. })
-            if reason.to_ascii_uppercase().contains("EXISTS") => {}
+            if RefusalCode::of(&reason) == Some(RefusalCode::AlreadyExists) => {}
         Err(WorkerError::Refused { reason, .. }) => return Ok(Err(reason)),
         Err(other) => return Err(other),
     }
     // Subscription is a convenience; a server without it still has the folder.
-    let _ = target.run("SUBSCRIBE", |s| s.subscribe(name)).await;
+    let subscribe = format!("SUBSCRIBE {mailbox}");
+    let _ = target
+        .run("SUBSCRIBE", |s| s.run_command_and_check_ok(subscribe))
+        .await;
+    target.discard_unsolicited();
     Ok(Ok(()))
 }
 
@@ -292,10 +318,7 @@ async fn list_folders(
     connection: &mut ImapConnection,
     user_root: Option<&str>,
 ) -> Result<Vec<ListedFolder>, WorkerError> {
-    let pattern = match user_root {
-        Some(root) => quote(&format!("{root}*")),
-        None => "\"*\"".to_owned(),
-    };
+    let pattern = quoted(&format!("{}*", user_root.unwrap_or_default()))?;
     let names: Vec<Name> = connection
         .run("LIST", |s| async move {
             s.list(Some(""), Some(&pattern)).await?.try_collect().await
@@ -307,7 +330,7 @@ async fn list_folders(
 
 fn listed_folder(name: &Name) -> ListedFolder {
     ListedFolder {
-        raw_name: name.name().to_owned(),
+        raw_name: listed_name(name),
         separator: name.delimiter().and_then(|d| d.chars().next()),
         attributes: name.attributes().iter().map(attribute_text).collect(),
     }
@@ -355,9 +378,4 @@ async fn namespace_of(
         })
         .unwrap_or_default();
     Ok(Namespace { prefix, separator })
-}
-
-/// An IMAP quoted string (RFC 3501 §4.3).
-fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -20,15 +20,18 @@ use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
+use crate::discovery::create_folder;
 use crate::error::{WorkerError, from_imap};
 use crate::imap::ImapConnection;
-use crate::imap::append::{Appendable, asks_to_create_folder};
+use crate::imap::append::Appendable;
 use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
+use crate::imap::quote::quotable;
+use crate::imap::refusal::RefusalCode;
 use crate::job::{Job, Side};
 use crate::lease::FolderLease;
 use crate::metrics;
-use crate::target_index::TargetIndex;
+use crate::target_index::{FingerprintCounts, TargetIndex};
 use crate::uid_set::uid_set;
 
 /// What one folder task did, and the part of the folder still to copy (a big folder's next
@@ -88,7 +91,7 @@ struct FolderRun {
     outcome: FolderOutcome,
     /// Appended since the last checkpoint: a retry will find these on the target and must not
     /// count them again as "already present".
-    uncheckpointed_appends: HashMap<Fingerprint, u32>,
+    uncheckpointed_appends: FingerprintCounts,
     skipped_uids: HashSet<u32>,
     /// Messages at or below the starting checkpoint, counted once as present.
     counted_checkpointed: bool,
@@ -114,14 +117,12 @@ async fn attempt(
     let mut source = job.open(Side::Source, user).await?;
     let mut target = job.open(Side::Target, user).await?;
 
-    let source_box = source
-        .run("EXAMINE", |s| s.examine(&plan.source_name))
-        .await?;
+    let source_name = quotable(&plan.source_name)?;
+    let source_box = source.run("EXAMINE", |s| s.examine(source_name)).await?;
     let source_validity = source_box.uid_validity.unwrap_or(0);
     ensure_target_folder(&mut target, &plan.target_name).await?;
-    let target_box = target
-        .run("EXAMINE", |s| s.examine(&plan.target_name))
-        .await?;
+    let target_name = quotable(&plan.target_name)?;
+    let target_box = target.run("EXAMINE", |s| s.examine(target_name)).await?;
     let target_validity = target_box.uid_validity.unwrap_or(0);
     let permanent_flags = PermanentFlags::from_mailbox(&target_box.permanent_flags);
 
@@ -275,7 +276,7 @@ impl Copier<'_> {
             };
             let fingerprint = Fingerprint::from_header(body, body.len() as u64);
             if self.index.claim(&fingerprint) {
-                if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
+                if !self.run.uncheckpointed_appends.take_one(&fingerprint) {
                     self.run.outcome.already_present += 1;
                     metrics::engine().messages_already_present.inc();
                 }
@@ -322,7 +323,7 @@ impl Copier<'_> {
                 Some(Ok(())) => self.record_appended(*fingerprint, body.len() as u64),
                 // The target refuses this one message (size, content): report it, go on.
                 Some(Err(WorkerError::Refused { reason, .. }))
-                    if !asks_to_create_folder(&reason) =>
+                    if RefusalCode::of(&reason) != Some(RefusalCode::TryCreate) =>
                 {
                     self.skip(meta, body, format!("target refused the message: {reason}"));
                 }
@@ -334,11 +335,7 @@ impl Copier<'_> {
     }
 
     fn record_appended(&mut self, fingerprint: Fingerprint, bytes: u64) {
-        *self
-            .run
-            .uncheckpointed_appends
-            .entry(fingerprint)
-            .or_default() += 1;
+        self.run.uncheckpointed_appends.add(fingerprint);
         self.run.outcome.appended += 1;
         self.run.outcome.bytes += bytes;
         metrics::engine().messages_copied.inc();
@@ -452,27 +449,19 @@ impl Copier<'_> {
     }
 }
 
-fn take_one(counts: &mut HashMap<Fingerprint, u32>, fingerprint: &Fingerprint) -> bool {
-    match counts.get_mut(fingerprint) {
-        Some(n) if *n > 0 => {
-            *n -= 1;
-            true
-        }
-        _ => false,
-    }
-}
-
 /// Creates the target folder if it is missing (discovery normally did; a redelivered task may
 /// find it deleted meanwhile).
 async fn ensure_target_folder(target: &mut ImapConnection, name: &str) -> Result<(), WorkerError> {
-    if target
-        .run("STATUS", |s| s.status(name, "(MESSAGES)"))
-        .await
-        .is_ok()
-    {
+    if target.status(name, "(MESSAGES)").await.is_ok() {
         return Ok(());
     }
-    target.run("CREATE", |s| s.create(name)).await
+    create_folder(target, name)
+        .await?
+        .map_err(|reason| WorkerError::Refused {
+            server: target.server.clone(),
+            context: format!("CREATE {name}"),
+            reason,
+        })
 }
 
 /// The source UIDs of `part` still to copy (those ≥ `from_uid`, ascending), and how many of the
@@ -529,9 +518,7 @@ async fn uid_search(
 /// The target folder's highest UID now, after our confirmed appends. Copies appended later are
 /// above it; see the `checkpoint` module.
 async fn target_uid_mark(target: &mut ImapConnection, name: &str) -> Result<u32, WorkerError> {
-    let status = target
-        .run("STATUS", |s| s.status(name, "(UIDNEXT)"))
-        .await?;
+    let status = target.status(name, "(UIDNEXT)").await?;
     Ok(status.uid_next.map_or(0, |next| next.saturating_sub(1)))
 }
 

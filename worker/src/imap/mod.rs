@@ -7,6 +7,9 @@ pub mod connect;
 pub mod date;
 pub mod flags;
 pub mod namespace;
+pub mod quote;
+pub mod refusal;
+pub mod status;
 pub mod stream;
 
 pub use connect::{ImapConnection, Session, connect};
