@@ -11,6 +11,8 @@ use std::collections::HashSet;
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
+use mailfleet_shared::checkpoint::FolderCheckpoint;
+use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
 use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
@@ -73,7 +75,7 @@ pub async fn select_user_folders(
         .map(|skip| folder_skip(&skip.display_name, skip.reason))
         .collect();
     let mapped = drop_unsendable(mapped, &mut skipped);
-    let wanted = select_folders(job, &source_folders, mapped, &mut skipped);
+    let wanted = select_folders(&job.filter, &source_folders, mapped, &mut skipped);
     Ok(FolderSelection {
         wanted,
         target_folders: target_folders.into_iter().map(|f| f.raw_name).collect(),
@@ -130,7 +132,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
 /// Applies the batch's rules and drops virtual folders; keeps `\Noselect` parents only where a
 /// wanted folder lies beneath them.
 fn select_folders(
-    job: &Job,
+    filter: &FolderFilter,
     listed: &[ListedFolder],
     mapped: Vec<MappedFolder>,
     skipped: &mut Vec<SkippedItem>,
@@ -150,7 +152,7 @@ fn select_folders(
                 &folder.display_name,
                 "virtual folder (\\All or \\Flagged): its messages are copied from their own folders".into(),
             ));
-        } else if job.filter.allows(folder) {
+        } else if filter.allows(folder) {
             selectable.push(folder.display_name.clone());
         }
     }
@@ -251,13 +253,18 @@ async fn is_up_to_date(
     let Some(checkpoint) = job.checkpoints.load(&key).await? else {
         return Ok(false);
     };
-    if checkpoint.source_uidvalidity != uid_validity
-        || u64::from(checkpoint.last_source_uid) + 1 < u64::from(uid_next)
-    {
+    if !covers_source(&checkpoint, uid_validity, uid_next) {
         return Ok(false);
     }
     let target_status = target.status(&folder.target_name, "(UIDVALIDITY)").await?;
     Ok(target_status.uid_validity == Some(checkpoint.target_uidvalidity))
+}
+
+/// Whether `checkpoint` reaches every source UID below `uid_next` under the folder's current
+/// `uid_validity` (the target's UIDVALIDITY is the caller's second check).
+fn covers_source(checkpoint: &FolderCheckpoint, uid_validity: u32, uid_next: u32) -> bool {
+    checkpoint.source_uidvalidity == uid_validity
+        && u64::from(checkpoint.last_source_uid) + 1 >= u64::from(uid_next)
 }
 
 /// Every UID of folder `name`, ascending (4 bytes a message in memory).
@@ -363,6 +370,11 @@ async fn namespace_of(
     if let Some(namespace) = personal_namespace(connection).await? {
         return Ok(namespace);
     }
+    Ok(inferred_namespace(folders))
+}
+
+/// The personal namespace a server without NAMESPACE implies by its LIST: see [`namespace_of`].
+fn inferred_namespace(folders: &[ListedFolder]) -> Namespace {
     let separator = folders.iter().find_map(|f| f.separator);
     let prefix = separator
         .map(|sep| format!("INBOX{sep}"))
@@ -377,5 +389,114 @@ async fn namespace_of(
                     .all(|f| f.raw_name.starts_with(prefix.as_str()))
         })
         .unwrap_or_default();
-    Ok(Namespace { prefix, separator })
+    Namespace { prefix, separator }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(raw: &str, attributes: &[&str]) -> ListedFolder {
+        ListedFolder {
+            raw_name: raw.to_owned(),
+            separator: Some('.'),
+            attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn mapped(display: &str, selectable: bool) -> MappedFolder {
+        MappedFolder {
+            source_name: display.to_owned(),
+            target_name: display.to_owned(),
+            display_name: display.to_owned(),
+            path: display.split('/').map(str::to_owned).collect(),
+            special_use: None,
+            selectable,
+        }
+    }
+
+    fn names(folders: &[MappedFolder]) -> Vec<&str> {
+        folders.iter().map(|f| f.display_name.as_str()).collect()
+    }
+
+    #[test]
+    fn virtual_and_excluded_folders_go_and_parents_stay_only_above_wanted_folders() {
+        let listed = [listed("[Gmail]/All Mail", &["\\All"])];
+        let folders = vec![
+            mapped("INBOX", true),
+            mapped("[Gmail]", false),
+            mapped("[Gmail]/All Mail", true),
+            mapped("Old", false),
+            mapped("Old/Spam", true),
+            mapped("Work", false),
+            mapped("Work/Alpha", true),
+        ];
+        let filter = FolderFilter::new(&[], &["Old/*".to_owned()]).unwrap();
+        let mut skipped = Vec::new();
+        let wanted = select_folders(&filter, &listed, folders, &mut skipped);
+        assert_eq!(names(&wanted), ["INBOX", "Work", "Work/Alpha"]);
+        assert_eq!(
+            skipped.len(),
+            1,
+            "only the virtual folder is reported: {skipped:?}"
+        );
+        assert_eq!(skipped[0].folder, "[Gmail]/All Mail");
+        assert!(skipped[0].reason.contains("virtual folder"));
+    }
+
+    #[test]
+    fn a_folder_whose_name_cannot_be_sent_is_skipped_with_the_reason() {
+        let mut bad = mapped("Line\r\nbreak", true);
+        bad.target_name = "Line\r\nbreak".into();
+        let mut skipped = Vec::new();
+        let kept = drop_unsendable(vec![mapped("Fine \"one\"", true), bad], &mut skipped);
+        assert_eq!(names(&kept), ["Fine \"one\""]);
+        assert_eq!(skipped[0].folder, "Line\r\nbreak");
+        assert!(
+            skipped[0].reason.contains("line break"),
+            "{}",
+            skipped[0].reason
+        );
+    }
+
+    #[test]
+    fn under_means_below_a_whole_level() {
+        assert!(is_under("Work/Alpha", "Work"));
+        assert!(!is_under("Workshop", "Work"));
+        assert!(!is_under("Work", "Work"));
+    }
+
+    #[test]
+    fn without_namespace_an_inbox_prefix_is_inferred_only_when_every_folder_has_it() {
+        let courier = [
+            listed("INBOX", &[]),
+            listed("INBOX.Sent", &[]),
+            listed("INBOX.a", &[]),
+        ];
+        let namespace = inferred_namespace(&courier);
+        assert_eq!(
+            (namespace.prefix.as_str(), namespace.separator),
+            ("INBOX.", Some('.'))
+        );
+        let mixed = [
+            listed("INBOX", &[]),
+            listed("INBOX.Sent", &[]),
+            listed("Other", &[]),
+        ];
+        assert_eq!(inferred_namespace(&mixed).prefix, "");
+        assert_eq!(inferred_namespace(&[listed("INBOX", &[])]).prefix, "");
+    }
+
+    #[test]
+    fn a_checkpoint_covers_the_source_up_to_uidnext_under_its_uidvalidity() {
+        let checkpoint = FolderCheckpoint {
+            source_uidvalidity: 3,
+            last_source_uid: 10,
+            target_uidvalidity: 4,
+            target_uid_mark: 20,
+        };
+        assert!(covers_source(&checkpoint, 3, 11));
+        assert!(!covers_source(&checkpoint, 3, 12), "UID 11 arrived since");
+        assert!(!covers_source(&checkpoint, 5, 11), "a new UIDVALIDITY");
+    }
 }
