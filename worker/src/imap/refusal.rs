@@ -37,8 +37,9 @@ impl RefusalCode {
         if starts_with_code(info, "[TRYCREATE]") {
             return Some(RefusalCode::TryCreate);
         }
-        // Text only for servers that predate RFC 5530 and answer CREATE of an existing folder
-        // with "Mailbox already exists" and no code (Courier-IMAP, UW-IMAP, Cyrus 2.x).
+        // Text only where a server gives no RFC 5530 code: those built on go-imap v1 answer
+        // CREATE of an existing folder with "mailbox already exists" alone. Dovecot and
+        // Cyrus send the code; TRYCREATE has been in the base protocol since RFC 3501.
         info.to_ascii_lowercase()
             .contains("already exists")
             .then_some(RefusalCode::AlreadyExists)
