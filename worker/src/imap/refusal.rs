@@ -38,8 +38,8 @@ impl RefusalCode {
             return Some(RefusalCode::TryCreate);
         }
         // Text only where a server gives no RFC 5530 code: those built on go-imap v1 answer
-        // CREATE of an existing folder with "mailbox already exists" alone. Dovecot and
-        // Cyrus send the code; TRYCREATE has been in the base protocol since RFC 3501.
+        // CREATE of an existing folder with "mailbox already exists" alone. Dovecot sends
+        // `NO [ALREADYEXISTS] Mailbox already exists`; TRYCREATE is RFC 3501's own.
         info.to_ascii_lowercase()
             .contains("already exists")
             .then_some(RefusalCode::AlreadyExists)
