@@ -44,6 +44,9 @@ pub enum WorkerError {
     /// Another worker took over this folder while this one stalled.
     #[error("lost the lease on folder {folder} to another worker")]
     LeaseLost { folder: String },
+    /// A folder name that cannot travel as an IMAP quoted string (see `imap::quote`).
+    #[error("folder name {name:?} cannot be sent to an IMAP server: {reason}")]
+    UnquotableName { name: String, reason: &'static str },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
     /// A seam failed (checkpoints, credentials, the queue); transient only when the store was
@@ -65,6 +68,7 @@ impl WorkerError {
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }
             | WorkerError::Refused { .. }
+            | WorkerError::UnquotableName { .. }
             | WorkerError::MissingCredentials(_) => false,
         }
     }

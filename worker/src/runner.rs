@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
+use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
 use mailfleet_shared::store_error::StoreError;
 
@@ -134,7 +134,7 @@ impl Worker {
             }
             Err(error) => return Err(error),
         };
-        let report = if delivery.attempt > self.max_deliveries {
+        let report = if is_poison(delivery.attempt, self.max_deliveries) {
             failed(
                 &delivery.task,
                 format!("gave up after {} deliveries", self.max_deliveries),
@@ -247,15 +247,9 @@ impl Worker {
         };
         let continued = synced.next_part.is_some();
         if let Some(part) = synced.next_part {
-            let next = Task::SyncFolder {
-                batch: batch.to_owned(),
-                user: user.clone(),
-                folder: FolderPlan {
-                    part,
-                    ..folder.clone()
-                },
-            };
-            self.queue.publish_task(&next).await?;
+            self.queue
+                .publish_task(&next_part_task(batch, user, folder, part))
+                .await?;
         }
         Ok(Report::FolderSynced {
             task_id: task.task_id(),
@@ -268,8 +262,24 @@ impl Worker {
     }
 }
 
-/// A failure report whose text names the user (and the folder, when there is one), since it is
-/// read in logs and reports far from the task that produced it.
+/// Whether a task delivered `attempt` times is a poison task: it is reported as failed rather
+/// than tried again, so one bad task cannot loop forever.
+fn is_poison(attempt: u32, max_deliveries: u32) -> bool {
+    attempt > max_deliveries
+}
+
+/// The task for a big folder's next part: the same folder, the next UID range.
+fn next_part_task(batch: &str, user: &MailboxUser, folder: &FolderPlan, part: FolderPart) -> Task {
+    Task::SyncFolder {
+        batch: batch.to_owned(),
+        user: user.clone(),
+        folder: FolderPlan {
+            part,
+            ..folder.clone()
+        },
+    }
+}
+
 /// One `info` line per task, so an operator following the logs sees the fleet progress.
 fn log_outcome(report: &Report) {
     match report {
@@ -299,6 +309,8 @@ fn log_outcome(report: &Report) {
     }
 }
 
+/// A failure report whose text names the user (and the folder, when there is one), since it is
+/// read in logs and reports far from the task that produced it.
 fn failed(task: &Task, error: String) -> Report {
     let folder = match task {
         Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
@@ -379,5 +391,76 @@ mod tests {
             !queue.is_idle(),
             "left unacked, so the broker delivers it again"
         );
+    }
+
+    fn user() -> MailboxUser {
+        MailboxUser {
+            email: "ann@example.com".into(),
+            user_name: "ann".into(),
+            user_root: None,
+        }
+    }
+
+    fn plan(part: FolderPart) -> FolderPlan {
+        FolderPlan {
+            source_name: "Big".into(),
+            target_name: "Big".into(),
+            display_name: "Big".into(),
+            selectable: true,
+            messages: 4,
+            uid_validity: 9,
+            part,
+        }
+    }
+
+    #[test]
+    fn a_task_is_poison_only_after_its_last_allowed_delivery() {
+        assert!(!is_poison(1, 5));
+        assert!(!is_poison(5, 5));
+        assert!(is_poison(6, 5));
+    }
+
+    #[test]
+    fn the_next_part_is_the_same_folder_with_the_next_range() {
+        let first = FolderPart::first_of(&[1, 2, 3, 4], 2);
+        let next = first.next().unwrap();
+        let Task::SyncFolder {
+            batch,
+            user: for_user,
+            folder,
+        } = next_part_task("b1", &user(), &plan(first), next.clone())
+        else {
+            panic!("a folder task");
+        };
+        assert_eq!((batch.as_str(), for_user), ("b1", user()));
+        assert_eq!(
+            folder,
+            FolderPlan {
+                part: next,
+                ..plan(FolderPart::default())
+            }
+        );
+    }
+
+    #[test]
+    fn a_failure_names_the_user_and_the_folder() {
+        let folder_task = Task::SyncFolder {
+            batch: "b1".into(),
+            user: user(),
+            folder: plan(FolderPart::default()),
+        };
+        let Report::Failed { folder, error, .. } = failed(&folder_task, "refused".into()) else {
+            panic!("a failure report");
+        };
+        assert_eq!(folder.as_deref(), Some("Big"));
+        assert_eq!(error, "ann@example.com: refused");
+        let discover = Task::DiscoverUser {
+            batch: "b1".into(),
+            user: user(),
+        };
+        let Report::Failed { folder, .. } = failed(&discover, "login rejected".into()) else {
+            panic!("a failure report");
+        };
+        assert_eq!(folder, None);
     }
 }
