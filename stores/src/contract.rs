@@ -151,6 +151,7 @@ pub async fn job_spec_store_contract(store: &dyn JobSpecStore, batch: &str) {
 fn discover(batch: &str, email: &str) -> Task {
     Task::DiscoverUser {
         batch: batch.to_owned(),
+        pass: "p1".to_owned(),
         user: MailboxUser {
             email: email.to_owned(),
             user_name: email.to_owned(),
@@ -187,6 +188,7 @@ pub async fn task_queue_contract(queue: &dyn TaskQueue, batch: &str, close_queue
     let report = Report::Failed {
         task_id: again.task.task_id(),
         batch: batch.to_owned(),
+        pass: again.task.pass().to_owned(),
         user: "a@example.com".to_owned(),
         folder: None,
         error: "login rejected".to_owned(),

@@ -212,6 +212,7 @@ impl RabbitMqQueue {
             .map(|task| Report::Failed {
                 task_id: task.task_id(),
                 batch: task.batch().to_owned(),
+                pass: task.pass().to_owned(),
                 user: task.user().email.clone(),
                 folder: match &task {
                     Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
@@ -511,6 +512,7 @@ mod tests {
         let queue = queue("poison", 2).await;
         let task = Task::DiscoverUser {
             batch: "b".into(),
+            pass: "p1".into(),
             user: mailfleet_shared::messages::MailboxUser {
                 email: "poison@example.com".into(),
                 user_name: "poison".into(),
@@ -526,8 +528,11 @@ mod tests {
         }
         let report = queue.next_dead_task().await.unwrap().unwrap();
         match report {
-            Report::Failed { user, error, .. } => {
+            Report::Failed {
+                user, error, pass, ..
+            } => {
                 assert_eq!(user, "poison@example.com");
+                assert_eq!(pass, "p1", "reported to the pass that published it");
                 assert!(error.contains("dead-lettered"), "{error}");
             }
             other => panic!("unexpected {other:?}"),
@@ -538,6 +543,7 @@ mod tests {
     fn discover(email: &str) -> Task {
         Task::DiscoverUser {
             batch: "b".into(),
+            pass: "p1".into(),
             user: mailfleet_shared::messages::MailboxUser {
                 email: email.into(),
                 user_name: email.into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, Report, Task};
+use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
 use mailfleet_shared::store_error::StoreError;
 
@@ -141,14 +141,12 @@ impl Worker {
             )
         } else {
             match &delivery.task {
-                Task::DiscoverUser { batch, user } => {
-                    self.discover(&job, batch, user, &delivery.task).await?
+                Task::DiscoverUser { user, .. } => {
+                    self.discover(&job, user, &delivery.task).await?
                 }
-                Task::SyncFolder {
-                    batch,
-                    user,
-                    folder,
-                } => self.sync(&job, batch, user, folder, &delivery.task).await?,
+                Task::SyncFolder { user, folder, .. } => {
+                    self.sync(&job, user, folder, &delivery.task).await?
+                }
             }
         };
         log_outcome(&report);
@@ -174,7 +172,6 @@ impl Worker {
     async fn discover(
         &self,
         job: &Job,
-        batch: &str,
         user: &MailboxUser,
         task: &Task,
     ) -> Result<Report, StoreError> {
@@ -193,15 +190,15 @@ impl Worker {
             .messages_already_present
             .inc_by(discovery.already_synced);
         let (mut folder_tasks, small) = split_small(discovery.plans);
-        self.publish_folder_tasks(batch, user, &folder_tasks)
-            .await?;
+        self.publish_folder_tasks(task, &folder_tasks).await?;
         let copied = copy_small_folders(job, user, small).await;
-        self.publish_folder_tasks(batch, user, &copied.left_for_tasks)
+        self.publish_folder_tasks(task, &copied.left_for_tasks)
             .await?;
         folder_tasks.extend(copied.left_for_tasks);
         Ok(Report::Discovered {
             task_id: task.task_id(),
-            batch: batch.to_owned(),
+            batch: task.batch().to_owned(),
+            pass: task.pass().to_owned(),
             user: user.email.clone(),
             folder_tasks: folder_tasks.len() as u32,
             already_synced: discovery.already_synced,
@@ -211,19 +208,16 @@ impl Worker {
         })
     }
 
+    /// The folder tasks `discovery` plans, in its batch and pass.
     async fn publish_folder_tasks(
         &self,
-        batch: &str,
-        user: &MailboxUser,
+        discovery: &Task,
         folders: &[FolderPlan],
     ) -> Result<(), StoreError> {
         for folder in folders {
-            let folder_task = Task::SyncFolder {
-                batch: batch.to_owned(),
-                user: user.clone(),
-                folder: folder.clone(),
-            };
-            self.queue.publish_task(&folder_task).await?;
+            self.queue
+                .publish_task(&folder_task(discovery, folder.clone()))
+                .await?;
         }
         Ok(())
     }
@@ -231,7 +225,6 @@ impl Worker {
     async fn sync(
         &self,
         job: &Job,
-        batch: &str,
         user: &MailboxUser,
         folder: &FolderPlan,
         task: &Task,
@@ -247,13 +240,16 @@ impl Worker {
         };
         let continued = synced.next_part.is_some();
         if let Some(part) = synced.next_part {
-            self.queue
-                .publish_task(&next_part_task(batch, user, folder, part))
-                .await?;
+            let next = FolderPlan {
+                part,
+                ..folder.clone()
+            };
+            self.queue.publish_task(&folder_task(task, next)).await?;
         }
         Ok(Report::FolderSynced {
             task_id: task.task_id(),
-            batch: batch.to_owned(),
+            batch: task.batch().to_owned(),
+            pass: task.pass().to_owned(),
             user: user.email.clone(),
             folder: folder.display_name.clone(),
             outcome: synced.outcome,
@@ -268,15 +264,14 @@ fn is_poison(attempt: u32, max_deliveries: u32) -> bool {
     attempt > max_deliveries
 }
 
-/// The task for a big folder's next part: the same folder, the next UID range.
-fn next_part_task(batch: &str, user: &MailboxUser, folder: &FolderPlan, part: FolderPart) -> Task {
+/// A folder task published by `parent` (a discovery, or a big folder's previous part): the
+/// same batch, pass and user.
+fn folder_task(parent: &Task, folder: FolderPlan) -> Task {
     Task::SyncFolder {
-        batch: batch.to_owned(),
-        user: user.clone(),
-        folder: FolderPlan {
-            part,
-            ..folder.clone()
-        },
+        batch: parent.batch().to_owned(),
+        pass: parent.pass().to_owned(),
+        user: parent.user().clone(),
+        folder,
     }
 }
 
@@ -321,6 +316,7 @@ fn failed(task: &Task, error: String) -> Report {
     Report::Failed {
         task_id: task.task_id(),
         batch: task.batch().to_owned(),
+        pass: task.pass().to_owned(),
         user: task.user().email.clone(),
         folder,
         error,
@@ -340,6 +336,8 @@ mod tests {
     use mailfleet_shared::store_error::StoreErrorKind;
     use mailfleet_stores::memory_queue::InProcessQueue;
 
+    use mailfleet_shared::messages::FolderPart;
+
     use super::*;
 
     /// A job source whose store fails with `kind`.
@@ -355,6 +353,7 @@ mod tests {
     fn discover(batch: &str) -> Task {
         Task::DiscoverUser {
             batch: batch.to_owned(),
+            pass: String::new(),
             user: MailboxUser {
                 email: "erin@example.com".to_owned(),
                 user_name: "erin".to_owned(),
@@ -421,41 +420,56 @@ mod tests {
     }
 
     #[test]
-    fn the_next_part_is_the_same_folder_with_the_next_range() {
+    fn a_folder_task_keeps_its_parents_batch_pass_and_user() {
         let first = FolderPart::first_of(&[1, 2, 3, 4], 2);
-        let next = first.next().unwrap();
-        let Task::SyncFolder {
-            batch,
-            user: for_user,
-            folder,
-        } = next_part_task("b1", &user(), &plan(first), next.clone())
-        else {
-            panic!("a folder task");
+        let parent = Task::SyncFolder {
+            batch: "b1".into(),
+            pass: "p7".into(),
+            user: user(),
+            folder: plan(first.clone()),
         };
-        assert_eq!((batch.as_str(), for_user), ("b1", user()));
+        let next = FolderPlan {
+            part: first.next().unwrap(),
+            ..plan(FolderPart::default())
+        };
+        let child = folder_task(&parent, next.clone());
         assert_eq!(
-            folder,
-            FolderPlan {
-                part: next,
-                ..plan(FolderPart::default())
+            child,
+            Task::SyncFolder {
+                batch: "b1".into(),
+                pass: "p7".into(),
+                user: user(),
+                folder: next,
             }
         );
     }
 
     #[test]
     fn a_failure_names_the_user_and_the_folder() {
-        let folder_task = Task::SyncFolder {
+        let task = Task::SyncFolder {
             batch: "b1".into(),
+            pass: "p7".into(),
             user: user(),
             folder: plan(FolderPart::default()),
         };
-        let Report::Failed { folder, error, .. } = failed(&folder_task, "refused".into()) else {
+        let Report::Failed {
+            folder,
+            error,
+            pass,
+            ..
+        } = failed(&task, "refused".into())
+        else {
             panic!("a failure report");
         };
         assert_eq!(folder.as_deref(), Some("Big"));
         assert_eq!(error, "ann@example.com: refused");
+        assert_eq!(
+            pass, "p7",
+            "the report goes to the pass that published the task"
+        );
         let discover = Task::DiscoverUser {
             batch: "b1".into(),
+            pass: "p7".into(),
             user: user(),
         };
         let Report::Failed { folder, .. } = failed(&discover, "login rejected".into()) else {
