@@ -46,6 +46,20 @@ pub enum WorkerError {
     LeaseLost { folder: String },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
+    /// The identity provider refused to issue a token (a wrong client secret, a mailbox the
+    /// service account may not act as): its answer decides, asking again cannot change it.
+    #[error("{provider} refused a token for {subject}: {reason}")]
+    TokenRefused {
+        provider: String,
+        subject: String,
+        reason: String,
+    },
+    /// The identity provider could not be reached or failed (network, 429, 5xx).
+    #[error("{provider} is unavailable: {reason}")]
+    TokenUnavailable { provider: String, reason: String },
+    /// OAuth2 settings or secrets that cannot work (a key that is no RSA key, no token file).
+    #[error("OAuth2: {0}")]
+    OAuth2Setup(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -59,10 +73,13 @@ impl WorkerError {
             | WorkerError::Timeout { .. }
             | WorkerError::Incomplete { .. }
             | WorkerError::LeaseLost { .. }
+            | WorkerError::TokenUnavailable { .. }
             | WorkerError::Store(_) => true,
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }
             | WorkerError::Refused { .. }
+            | WorkerError::TokenRefused { .. }
+            | WorkerError::OAuth2Setup(_)
             | WorkerError::MissingCredentials(_) => false,
         }
     }

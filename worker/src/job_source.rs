@@ -14,6 +14,7 @@ use mailfleet_shared::job_spec::JobSpec;
 
 use crate::connection_pool::ConnectionPool;
 use crate::job::{Job, Progress, Tuning};
+use crate::oauth2::BearerTokens;
 
 #[async_trait]
 pub trait JobSource: Send + Sync {
@@ -53,6 +54,7 @@ impl Job {
             tuning,
             progress,
             connections: ConnectionPool::default(),
+            tokens: BearerTokens::default(),
         })
     }
 }
