@@ -1,0 +1,396 @@
+//! OAuth2 logins against a real Dovecot that validates tokens at the testkit's identity-provider
+//! stand-in (Entra ID's client-credentials grant, Google's JWT-bearer grant, a token file).
+//!
+//! Each test logs in through [`Job::open`], as a folder task does, and proves which mailbox it
+//! reached by listing a folder only that mailbox has (made beforehand with its password).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::endpoint::{
+    Authentication, Endpoint, MicrosoftCredential, OAuth2, SaslMechanism, TokenProviderKind,
+};
+use mailfleet_shared::job_spec::JobSpec;
+use mailfleet_shared::messages::MailboxUser;
+use mailfleet_stores::crypto::SecretBox;
+use mailfleet_stores::sqlite::SqliteStore;
+use mailfleet_testkit::identity::{IdentityProvider, TestKey};
+use mailfleet_testkit::{DovecotServer, StartOptions, TokenAudience, connect_login};
+use mailfleet_worker::error::WorkerError;
+use mailfleet_worker::job::Side;
+use mailfleet_worker::{Job, NoProgress, Tuning};
+use secrecy::SecretString;
+
+const TENANT: &str = "contoso.onmicrosoft.com";
+const APP: &str = "11111111-2222-3333-4444-555555555555";
+const CLIENT_SECRET: &str = "Wq8Q~client-secret-value-never-logged";
+const SERVICE_ACCOUNT: &str = "mailfleet@project.iam.gserviceaccount.com";
+
+/// A Dovecot accepting tokens of the stand-in, mailboxes with a folder each only they have.
+struct Setup {
+    idp: IdentityProvider,
+    dovecot: DovecotServer,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(audience: TokenAudience, mailboxes: &[&str]) -> Setup {
+        let idp = IdentityProvider::start().await.unwrap();
+        let users: Vec<(&str, &str)> = mailboxes.iter().map(|m| (*m, "password")).collect();
+        let options = StartOptions::users(&users).with_oauth2(&idp.introspection_url(), audience);
+        let dovecot = DovecotServer::start(options).unwrap();
+        for mailbox in mailboxes {
+            let mut session = connect_login(dovecot.port(), mailbox, "password")
+                .await
+                .unwrap();
+            session.create(own_folder(mailbox)).await.unwrap();
+            session.logout().await.unwrap();
+        }
+        Setup {
+            idp,
+            dovecot,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A job whose target logs in with `provider`; `secret` is sealed as the provider secret.
+    async fn job(
+        &self,
+        provider: TokenProviderKind,
+        mechanism: SaslMechanism,
+        secret: Option<&str>,
+    ) -> Job {
+        let token_url = match &provider {
+            TokenProviderKind::Microsoft { .. } => Some(self.idp.microsoft_token_url(TENANT)),
+            TokenProviderKind::Google => Some(self.idp.google_token_url()),
+            TokenProviderKind::TokenFile { .. } => None,
+        };
+        let mut target = Endpoint::from_url(&self.dovecot.url()).unwrap();
+        target.authentication = Authentication::OAuth2(OAuth2 {
+            provider,
+            mechanism,
+            token_url,
+            scope: None,
+        });
+        let state = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
+        let secrets = SecretBox::from_key_bytes(&[7u8; 32]).unwrap();
+        let store = Arc::new(SqliteStore::open(&state, secrets).unwrap());
+        let spec = JobSpec {
+            batch: "oauth2-test".into(),
+            source: Endpoint::from_url(&self.dovecot.url()).unwrap(),
+            target,
+            include_folders: vec![],
+            exclude_folders: vec![],
+            max_message_size: 1 << 20,
+            folder_part_messages: 100,
+            received_after: None,
+        };
+        if let Some(secret) = secret {
+            let id = CredentialId::oauth2(&spec.batch, "target");
+            store.put(&id, &SecretString::from(secret)).await.unwrap();
+        }
+        let tuning = Tuning {
+            command_timeout: Duration::from_secs(30),
+            ..Tuning::default()
+        };
+        Job::from_spec(spec, store.clone(), store, tuning, Arc::new(NoProgress)).unwrap()
+    }
+
+    fn dovecot_log(&self) -> String {
+        std::fs::read_to_string(self.dovecot.base_dir().join("dovecot.log")).unwrap_or_default()
+    }
+}
+
+fn own_folder(mailbox: &str) -> String {
+    format!("only-{}", mailbox.split('@').next().unwrap())
+}
+
+fn user(mailbox: &str) -> MailboxUser {
+    MailboxUser {
+        email: mailbox.into(),
+        user_name: mailbox.into(),
+        user_root: None,
+    }
+}
+
+fn microsoft(credential: MicrosoftCredential) -> TokenProviderKind {
+    TokenProviderKind::Microsoft {
+        tenant: TENANT.into(),
+        client_id: APP.into(),
+        credential,
+    }
+}
+
+/// Logs in to the target as `mailbox` and checks that its own folder is there.
+async fn open_mailbox(job: &Job, mailbox: &str) -> Result<(), WorkerError> {
+    let mut connection = job.open(Side::Target, &user(mailbox)).await?;
+    let names: Vec<String> = connection
+        .run("LIST", |s| async move {
+            let list = s.list(Some(""), Some("*")).await?;
+            list.map_ok(|name| name.name().to_owned())
+                .try_collect()
+                .await
+        })
+        .await?;
+    assert!(
+        names.contains(&own_folder(mailbox)),
+        "{mailbox} sees {names:?}"
+    );
+    connection.logout().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oauthbearer() {
+    let mailboxes = ["alice@contoso.com", "bob@contoso.com"];
+    let setup = Setup::start(TokenAudience::Domain, &mailboxes).await;
+    setup
+        .idp
+        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Secret),
+            SaslMechanism::Auto,
+            Some(CLIENT_SECRET),
+        )
+        .await;
+    for mailbox in mailboxes {
+        open_mailbox(&job, mailbox).await.unwrap();
+    }
+    assert_eq!(
+        setup.idp.token_requests(),
+        1,
+        "one app-only token serves both mailboxes"
+    );
+    assert!(
+        setup.dovecot_log().contains("method=XOAUTH2"),
+        "{}",
+        setup.dovecot_log()
+    );
+
+    let forced = setup
+        .job(
+            microsoft(MicrosoftCredential::Secret),
+            SaslMechanism::OAuthBearer,
+            Some(CLIENT_SECRET),
+        )
+        .await;
+    open_mailbox(&forced, "alice@contoso.com").await.unwrap();
+    assert!(
+        setup.dovecot_log().contains("method=OAUTHBEARER"),
+        "{}",
+        setup.dovecot_log()
+    );
+}
+
+#[tokio::test]
+async fn microsoft_certificate_client_assertion() {
+    let setup = Setup::start(TokenAudience::Domain, &["carol@contoso.com"]).await;
+    let key = TestKey::generate(setup.dir.path()).unwrap();
+    setup.idp.register_app_certificate(APP, &key, "contoso.com");
+
+    let pem = key.certificate_with_key();
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Certificate),
+            SaslMechanism::Auto,
+            Some(&pem),
+        )
+        .await;
+    open_mailbox(&job, "carol@contoso.com").await.unwrap();
+
+    // A certificate Entra ID does not know for the app: refused with its AADSTS code.
+    let elsewhere = tempfile::tempdir_in(setup.dir.path()).unwrap();
+    let other = TestKey::generate(elsewhere.path()).unwrap();
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Certificate),
+            SaslMechanism::Auto,
+            Some(&other.certificate_with_key()),
+        )
+        .await;
+    let error = open_mailbox(&job, "carol@contoso.com").await.unwrap_err();
+    assert!(error.to_string().contains("AADSTS700027"), "{error}");
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn google_service_account_gets_a_token_per_mailbox_and_only_for_delegated_ones() {
+    let mailboxes = ["dave@example.org", "erin@example.org"];
+    let setup = Setup::start(
+        TokenAudience::Mailbox,
+        &["dave@example.org", "erin@example.org", "frank@example.org"],
+    )
+    .await;
+    let key = TestKey::generate(setup.dir.path()).unwrap();
+    setup
+        .idp
+        .register_service_account(SERVICE_ACCOUNT, &key, &mailboxes);
+    let key_file = key.service_account_json(SERVICE_ACCOUNT, &setup.idp.google_token_url());
+
+    let job = setup
+        .job(
+            TokenProviderKind::Google,
+            SaslMechanism::Auto,
+            Some(&key_file),
+        )
+        .await;
+    for mailbox in mailboxes {
+        open_mailbox(&job, mailbox).await.unwrap();
+        open_mailbox(&job, mailbox).await.unwrap();
+    }
+    assert_eq!(
+        setup.idp.token_requests(),
+        2,
+        "one token per mailbox, reused"
+    );
+
+    let error = open_mailbox(&job, "frank@example.org").await.unwrap_err();
+    assert!(
+        matches!(error, WorkerError::TokenRefused { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("frank@example.org")
+            && text.contains("invalid_grant: Invalid email or User ID"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn token_file_is_read_at_each_login() {
+    let setup = Setup::start(TokenAudience::Mailbox, &["grace@example.org"]).await;
+    let path = setup.dir.path().join("token");
+    std::fs::write(&path, setup.idp.issue_token("grace@example.org") + "\n").unwrap();
+    let job = setup
+        .job(
+            TokenProviderKind::TokenFile { path: path.clone() },
+            SaslMechanism::Auto,
+            None,
+        )
+        .await;
+    open_mailbox(&job, "grace@example.org").await.unwrap();
+
+    // Another tool renews the file after a revocation: the next login reads the new token.
+    setup.idp.revoke_all();
+    std::fs::write(&path, setup.idp.issue_token("grace@example.org")).unwrap();
+    open_mailbox(&job, "grace@example.org").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_fails_at_once_with_entra_ids_words() {
+    let setup = Setup::start(TokenAudience::Domain, &["heidi@contoso.com"]).await;
+    setup
+        .idp
+        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Secret),
+            SaslMechanism::Auto,
+            Some("the-secret-id-not-its-value"),
+        )
+        .await;
+
+    let error = open_mailbox(&job, "heidi@contoso.com").await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, WorkerError::TokenRefused { .. }),
+        "{error:?}"
+    );
+    assert!(
+        !error.is_transient(),
+        "an identity provider's refusal is not retried"
+    );
+    assert!(
+        text.contains("invalid_client: AADSTS7000215: Invalid client secret provided."),
+        "{text}"
+    );
+    assert!(text.contains(TENANT) && text.contains(APP), "{text}");
+    assert!(
+        !text.contains("the-secret-id-not-its-value")
+            && !format!("{error:?}").contains("the-secret-id")
+    );
+    assert_eq!(setup.idp.token_requests(), 1);
+    assert!(
+        !setup.dovecot_log().contains("method=XOAUTH2"),
+        "no IMAP login was tried"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
+    let setup = Setup::start(TokenAudience::Domain, &["ivan@contoso.com"]).await;
+    setup
+        .idp
+        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Secret),
+            SaslMechanism::Auto,
+            Some(CLIENT_SECRET),
+        )
+        .await;
+    open_mailbox(&job, "ivan@contoso.com").await.unwrap();
+
+    setup.idp.revoke_all();
+    open_mailbox(&job, "ivan@contoso.com").await.unwrap();
+    assert_eq!(
+        setup.idp.token_requests(),
+        2,
+        "the refused token was replaced once"
+    );
+
+    // A token file that keeps a revoked token: refused, read again, refused again: final.
+    let path = setup.dir.path().join("stale-token");
+    std::fs::write(&path, setup.idp.issue_token("ivan@contoso.com")).unwrap();
+    setup.idp.revoke_all();
+    let stale = setup
+        .job(
+            TokenProviderKind::TokenFile { path },
+            SaslMechanism::OAuthBearer,
+            None,
+        )
+        .await;
+    let error = open_mailbox(&stale, "ivan@contoso.com").await.unwrap_err();
+    assert!(
+        matches!(error, WorkerError::LoginRejected { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    assert!(
+        error
+            .to_string()
+            .contains("ivan@contoso.com via OAUTHBEARER"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_renewed_before_it_expires() {
+    let setup = Setup::start(TokenAudience::Domain, &["judy@contoso.com"]).await;
+    setup
+        .idp
+        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    setup.idp.set_token_lifetime(Duration::from_secs(2));
+    let job = setup
+        .job(
+            microsoft(MicrosoftCredential::Secret),
+            SaslMechanism::Auto,
+            Some(CLIENT_SECRET),
+        )
+        .await;
+    open_mailbox(&job, "judy@contoso.com").await.unwrap();
+    // Past the token's lifetime: the cache renews it rather than offering an expired one.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    open_mailbox(&job, "judy@contoso.com").await.unwrap();
+    assert_eq!(setup.idp.token_requests(), 2);
+    assert!(
+        !setup.dovecot_log().contains("auth failed"),
+        "{}",
+        setup.dovecot_log()
+    );
+}
