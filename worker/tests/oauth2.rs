@@ -17,18 +17,9 @@ use mailfleet_worker::error::WorkerError;
 #[tokio::test]
 async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oauthbearer() {
     let mailboxes = ["alice@contoso.com", "bob@contoso.com"];
-    let setup = Setup::start(TokenAudience::Domain, &mailboxes).await;
-    setup
-        .idp
-        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    let setup = Setup::with_app_secret(&mailboxes).await;
 
-    let job = setup
-        .job(
-            microsoft(MicrosoftCredential::Secret),
-            SaslMechanism::Auto,
-            Some(CLIENT_SECRET),
-        )
-        .await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
     for mailbox in mailboxes {
         open_mailbox(&job, mailbox).await.unwrap();
     }
@@ -44,11 +35,7 @@ async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oau
     );
 
     let forced = setup
-        .job(
-            microsoft(MicrosoftCredential::Secret),
-            SaslMechanism::OAuthBearer,
-            Some(CLIENT_SECRET),
-        )
+        .app_job(SaslMechanism::OAuthBearer, CLIENT_SECRET)
         .await;
     open_mailbox(&forced, "alice@contoso.com").await.unwrap();
     assert!(
@@ -155,16 +142,9 @@ async fn token_file_is_read_at_each_login() {
 
 #[tokio::test]
 async fn a_wrong_client_secret_fails_at_once_with_entra_ids_words() {
-    let setup = Setup::start(TokenAudience::Domain, &["heidi@contoso.com"]).await;
-    setup
-        .idp
-        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    let setup = Setup::with_app_secret(&["heidi@contoso.com"]).await;
     let job = setup
-        .job(
-            microsoft(MicrosoftCredential::Secret),
-            SaslMechanism::Auto,
-            Some("the-secret-id-not-its-value"),
-        )
+        .app_job(SaslMechanism::Auto, "the-secret-id-not-its-value")
         .await;
 
     let error = open_mailbox(&job, "heidi@contoso.com").await.unwrap_err();
@@ -195,17 +175,8 @@ async fn a_wrong_client_secret_fails_at_once_with_entra_ids_words() {
 
 #[tokio::test]
 async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
-    let setup = Setup::start(TokenAudience::Domain, &["ivan@contoso.com"]).await;
-    setup
-        .idp
-        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
-    let job = setup
-        .job(
-            microsoft(MicrosoftCredential::Secret),
-            SaslMechanism::Auto,
-            Some(CLIENT_SECRET),
-        )
-        .await;
+    let setup = Setup::with_app_secret(&["ivan@contoso.com"]).await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
     open_mailbox(&job, "ivan@contoso.com").await.unwrap();
 
     setup.idp.revoke_all();
@@ -243,18 +214,9 @@ async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
 
 #[tokio::test]
 async fn an_expiring_token_is_renewed_before_it_expires() {
-    let setup = Setup::start(TokenAudience::Domain, &["judy@contoso.com"]).await;
-    setup
-        .idp
-        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+    let setup = Setup::with_app_secret(&["judy@contoso.com"]).await;
     setup.idp.set_token_lifetime(Duration::from_secs(2));
-    let job = setup
-        .job(
-            microsoft(MicrosoftCredential::Secret),
-            SaslMechanism::Auto,
-            Some(CLIENT_SECRET),
-        )
-        .await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
     open_mailbox(&job, "judy@contoso.com").await.unwrap();
     // Past the token's lifetime: the cache renews it rather than offering an expired one.
     tokio::time::sleep(Duration::from_millis(2500)).await;

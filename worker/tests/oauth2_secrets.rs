@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{APP, CLIENT_SECRET, SERVICE_ACCOUNT, Setup, microsoft, open_mailbox};
-use mailfleet_shared::endpoint::{MicrosoftCredential, SaslMechanism, TokenProviderKind};
-use mailfleet_testkit::TokenAudience;
+use common::{CLIENT_SECRET, SERVICE_ACCOUNT, Setup, open_mailbox};
+use mailfleet_shared::endpoint::{SaslMechanism, TokenProviderKind};
 use mailfleet_testkit::identity::TestKey;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -50,25 +49,17 @@ async fn no_secret_reaches_a_trace_level_log_or_debug_output() {
     assert!(log::STATIC_MAX_LEVEL <= log::LevelFilter::Debug);
 
     let mailboxes = ["kim@contoso.com", "lou@contoso.com"];
-    let setup = Setup::start(TokenAudience::Domain, &mailboxes).await;
-    setup
-        .idp
-        .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
-    let app = microsoft(MicrosoftCredential::Secret);
-    let job = setup
-        .job(app.clone(), SaslMechanism::Auto, Some(CLIENT_SECRET))
-        .await;
+    let setup = Setup::with_app_secret(&mailboxes).await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
     open_mailbox(&job, "kim@contoso.com").await.unwrap();
     setup.idp.revoke_all();
     open_mailbox(&job, "kim@contoso.com").await.unwrap();
     let bearer = setup
-        .job(app.clone(), SaslMechanism::OAuthBearer, Some(CLIENT_SECRET))
+        .app_job(SaslMechanism::OAuthBearer, CLIENT_SECRET)
         .await;
     open_mailbox(&bearer, "lou@contoso.com").await.unwrap();
     let wrong_secret = "wrong-secret-also-never-logged";
-    let refused = setup
-        .job(app, SaslMechanism::Auto, Some(wrong_secret))
-        .await;
+    let refused = setup.app_job(SaslMechanism::Auto, wrong_secret).await;
     let error = open_mailbox(&refused, "kim@contoso.com").await.unwrap_err();
 
     let key = TestKey::generate(setup.dir.path()).unwrap();

@@ -64,8 +64,29 @@ impl TokenCache {
 
     fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if !slots.contains_key(key)
+            && slots.len() >= PRUNE_FROM
+            && slots.len().is_multiple_of(PRUNE_FROM)
+        {
+            prune(&mut slots);
+        }
         slots.entry(key.to_owned()).or_default().clone()
     }
+}
+
+/// With per-mailbox tokens a batch of 50,000 mailboxes would keep 50,000 slots; past this many,
+/// every so often the slots nobody uses and whose token is due for renewal go.
+const PRUNE_FROM: usize = 1024;
+
+fn prune(slots: &mut HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>) {
+    let now = Instant::now();
+    slots.retain(|_, slot| {
+        // A slot someone holds or waits for stays; so does a token still good.
+        Arc::strong_count(slot) > 1
+            || slot.try_lock().map_or(true, |cached| {
+                cached.as_ref().is_some_and(|c| now < c.renew_at)
+            })
+    });
 }
 
 #[cfg(test)]
@@ -106,6 +127,22 @@ mod tests {
         cache.invalidate("app", &same).await;
         let fresh = cache.get_or_fetch("app", fetch()).await.unwrap();
         assert_eq!(fresh.expose_secret(), "t1");
+    }
+
+    #[tokio::test]
+    async fn slots_of_tokens_due_for_renewal_are_pruned() {
+        let cache = TokenCache::default();
+        for n in 0..PRUNE_FROM {
+            let expired = async { Ok(token("t", 0)) };
+            cache
+                .get_or_fetch(&format!("gone{n}"), expired)
+                .await
+                .unwrap();
+        }
+        let good = async { Ok(token("kept", 3600)) };
+        cache.get_or_fetch("kept", good).await.unwrap();
+        let slots = cache.slots.lock().unwrap();
+        assert_eq!(slots.len(), 1, "only the new slot is left");
     }
 
     #[tokio::test]

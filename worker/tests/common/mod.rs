@@ -97,6 +97,21 @@ impl Setup {
         Job::from_spec(spec, store.clone(), store, tuning, Arc::new(NoProgress)).unwrap()
     }
 
+    /// A Dovecot for `mailboxes` (of contoso.com) and an Entra ID app with [`CLIENT_SECRET`].
+    pub async fn with_app_secret(mailboxes: &[&str]) -> Setup {
+        let setup = Setup::start(TokenAudience::Domain, mailboxes).await;
+        setup
+            .idp
+            .register_app_secret(APP, CLIENT_SECRET, "contoso.com");
+        setup
+    }
+
+    /// A job whose target logs in as the Entra ID app, `secret` sealed as its client secret.
+    pub async fn app_job(&self, mechanism: SaslMechanism, secret: &str) -> Job {
+        let app = microsoft(MicrosoftCredential::Secret);
+        self.job(app, mechanism, Some(secret)).await
+    }
+
     pub fn dovecot_log(&self) -> String {
         std::fs::read_to_string(self.dovecot.base_dir().join("dovecot.log")).unwrap_or_default()
     }
