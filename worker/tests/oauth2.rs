@@ -166,6 +166,9 @@ async fn a_wrong_client_secret_fails_at_once_with_entra_ids_words() {
         !text.contains("the-secret-id-not-its-value")
             && !format!("{error:?}").contains("the-secret-id")
     );
+    // The next user of the batch fails with the same words without asking again.
+    let again = open_mailbox(&job, "heidi@contoso.com").await.unwrap_err();
+    assert_eq!(again.to_string(), text);
     assert_eq!(setup.idp.token_requests(), 1);
     assert!(
         !setup.dovecot_log().contains("method=XOAUTH2"),
@@ -208,6 +211,11 @@ async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
         error
             .to_string()
             .contains("ivan@contoso.com via OAUTHBEARER"),
+        "{error}"
+    );
+    // Dovecot's RFC 7628 error challenge was answered (%x01) and is quoted in the error.
+    assert!(
+        error.to_string().contains(r#"{"status":"invalid_token"}"#),
         "{error}"
     );
 }

@@ -4,6 +4,10 @@
 //! requests (Entra ID throttles those too); Google needs one per mailbox, reused by the
 //! mailbox's discovery and folder tasks. Each key has its own async lock: the first login
 //! fetches while the others wait, then they all use what it got.
+//!
+//! A refusal of the identity provider is remembered for a minute too: with a wrong client
+//! secret every user of the batch fails with the provider's words, but the provider is asked
+//! once a minute, not once per user (Entra ID locks out clients that keep failing).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,14 +23,37 @@ use crate::error::WorkerError;
 /// renewed halfway), so that a token never expires between fetch and login.
 const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 
+/// How long a refusal is answered from memory.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
 #[derive(Default)]
 pub struct TokenCache {
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+    slots: Mutex<HashMap<String, Slot>>,
 }
 
-struct Cached {
-    token: SecretString,
-    renew_at: Instant,
+enum Entry {
+    Token {
+        token: SecretString,
+        renew_at: Instant,
+    },
+    Refused {
+        provider: String,
+        subject: String,
+        reason: String,
+        until: Instant,
+    },
+}
+
+impl Entry {
+    /// Whether the entry still answers (the token is not due for renewal, the refusal recent).
+    fn is_current(&self, now: Instant) -> bool {
+        match self {
+            Entry::Token { renew_at, .. } => now < *renew_at,
+            Entry::Refused { until, .. } => now < *until,
+        }
+    }
 }
 
 impl TokenCache {
@@ -38,15 +65,52 @@ impl TokenCache {
     {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
-        if let Some(entry) = cached.as_ref().filter(|c| Instant::now() < c.renew_at) {
-            return Ok(entry.token.clone());
+        match cached
+            .as_ref()
+            .filter(|entry| entry.is_current(Instant::now()))
+        {
+            Some(Entry::Token { token, .. }) => return Ok(token.clone()),
+            Some(Entry::Refused {
+                provider,
+                subject,
+                reason,
+                ..
+            }) => {
+                return Err(WorkerError::TokenRefused {
+                    provider: provider.clone(),
+                    subject: subject.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            None => {}
         }
-        let fetched = fetch.await?;
-        *cached = fetched.lifetime.map(|lifetime| Cached {
-            token: fetched.secret.clone(),
-            renew_at: Instant::now() + lifetime - RENEW_BEFORE.min(lifetime / 2),
-        });
-        Ok(fetched.secret)
+        match fetch.await {
+            Ok(fetched) => {
+                *cached = fetched.lifetime.map(|lifetime| Entry::Token {
+                    token: fetched.secret.clone(),
+                    renew_at: Instant::now() + lifetime - RENEW_BEFORE.min(lifetime / 2),
+                });
+                Ok(fetched.secret)
+            }
+            Err(WorkerError::TokenRefused {
+                provider,
+                subject,
+                reason,
+            }) => {
+                *cached = Some(Entry::Refused {
+                    provider: provider.clone(),
+                    subject: subject.clone(),
+                    reason: reason.clone(),
+                    until: Instant::now() + REFUSAL_MEMORY,
+                });
+                Err(WorkerError::TokenRefused {
+                    provider,
+                    subject,
+                    reason,
+                })
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Forgets `key`'s token if it is still `refused` (another login may have renewed it
@@ -54,15 +118,14 @@ impl TokenCache {
     pub async fn invalidate(&self, key: &str, refused: &SecretString) {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
-        if cached
-            .as_ref()
-            .is_some_and(|c| c.token.expose_secret() == refused.expose_secret())
+        if let Some(Entry::Token { token, .. }) = cached.as_ref()
+            && token.expose_secret() == refused.expose_secret()
         {
             *cached = None;
         }
     }
 
-    fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+    fn slot(&self, key: &str) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if !slots.contains_key(key)
             && slots.len() >= PRUNE_FROM
@@ -78,13 +141,13 @@ impl TokenCache {
 /// every so often the slots nobody uses and whose token is due for renewal go.
 const PRUNE_FROM: usize = 1024;
 
-fn prune(slots: &mut HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>) {
+fn prune(slots: &mut HashMap<String, Slot>) {
     let now = Instant::now();
     slots.retain(|_, slot| {
-        // A slot someone holds or waits for stays; so does a token still good.
+        // A slot someone holds or waits for stays; so does a good token or a recent refusal.
         Arc::strong_count(slot) > 1
             || slot.try_lock().map_or(true, |cached| {
-                cached.as_ref().is_some_and(|c| now < c.renew_at)
+                cached.as_ref().is_some_and(|entry| entry.is_current(now))
             })
     });
 }
@@ -127,6 +190,25 @@ mod tests {
         cache.invalidate("app", &same).await;
         let fresh = cache.get_or_fetch("app", fetch()).await.unwrap();
         assert_eq!(fresh.expose_secret(), "t1");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_remembered_and_not_asked_again() {
+        let cache = TokenCache::default();
+        let fetches = AtomicUsize::new(0);
+        let refuse = || async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Err(WorkerError::TokenRefused {
+                provider: "Microsoft Entra ID".into(),
+                subject: "app".into(),
+                reason: "invalid_client: AADSTS7000215".into(),
+            })
+        };
+        for _ in 0..3 {
+            let error = cache.get_or_fetch("app", refuse()).await.unwrap_err();
+            assert!(error.to_string().contains("AADSTS7000215"), "{error}");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

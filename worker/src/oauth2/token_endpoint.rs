@@ -1,11 +1,12 @@
 //! The OAuth2 token endpoint exchange (RFC 6749 §5) that Microsoft's and Google's grants share:
 //! a form POST, a JSON answer with `access_token` and `expires_in`, or an error.
 //!
-//! The line between permanent and transient follows RFC 6749 §5.2: a 400 or 401 with an
+//! The line between permanent and transient follows RFC 6749 §5.2: a 400, 401 or 403 with an
 //! `error` code is the provider's decision about these credentials (a wrong client secret,
 //! `AADSTS7000215`; a mailbox the service account may not impersonate) and asking again cannot
 //! change it, so the user fails at once with the provider's own words. Network errors, 429 and
-//! 5xx answers are the provider's trouble and are retried like a throttling IMAP server.
+//! 5xx answers are the provider's trouble and are retried with backoff like a throttling IMAP
+//! server (ARCHITECTURE.md, rule 5).
 
 use std::time::Duration;
 
