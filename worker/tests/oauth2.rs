@@ -46,6 +46,44 @@ async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oau
 }
 
 #[tokio::test]
+async fn without_sasl_ir_the_token_answers_the_first_challenge() {
+    // Dovecot's pre-login capabilities without SASL-IR (the login mechanisms are still added).
+    let settings = "imap_capability = IMAP4rev1 LITERAL+ ID ENABLE IDLE";
+    let mailboxes = ["mallory@example.org"];
+    let setup = Setup::start_configured(TokenAudience::Mailbox, &mailboxes, settings).await;
+    let capabilities = setup.pre_login_capabilities();
+    assert!(
+        !capabilities.contains("SASL-IR") && capabilities.contains("AUTH=XOAUTH2"),
+        "{capabilities}"
+    );
+    let path = setup.dir.path().join("token");
+    std::fs::write(&path, setup.idp.issue_token("mallory@example.org")).unwrap();
+    for mechanism in [SaslMechanism::Xoauth2, SaslMechanism::OAuthBearer] {
+        let file = TokenProviderKind::TokenFile { path: path.clone() };
+        let job = setup.job(file, mechanism, None).await;
+        open_mailbox(&job, "mallory@example.org").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn auto_takes_oauthbearer_when_the_server_offers_only_that() {
+    let settings = "auth_mechanisms = plain login oauthbearer";
+    let mailboxes = ["niaj@example.org"];
+    let setup = Setup::start_configured(TokenAudience::Mailbox, &mailboxes, settings).await;
+    assert!(!setup.pre_login_capabilities().contains("AUTH=XOAUTH2"));
+    let path = setup.dir.path().join("token");
+    std::fs::write(&path, setup.idp.issue_token("niaj@example.org")).unwrap();
+    let file = TokenProviderKind::TokenFile { path };
+    let job = setup.job(file, SaslMechanism::Auto, None).await;
+    open_mailbox(&job, "niaj@example.org").await.unwrap();
+    assert!(
+        setup.dovecot_log().contains("method=OAUTHBEARER"),
+        "{}",
+        setup.dovecot_log()
+    );
+}
+
+#[tokio::test]
 async fn microsoft_certificate_client_assertion() {
     let setup = Setup::start(TokenAudience::Domain, &["carol@contoso.com"]).await;
     let key = TestKey::generate(setup.dir.path()).unwrap();

@@ -36,9 +36,20 @@ pub struct Setup {
 
 impl Setup {
     pub async fn start(audience: TokenAudience, mailboxes: &[&str]) -> Setup {
+        Setup::start_configured(audience, mailboxes, "").await
+    }
+
+    /// [`Setup::start`] with Dovecot settings added.
+    pub async fn start_configured(
+        audience: TokenAudience,
+        mailboxes: &[&str],
+        settings: &str,
+    ) -> Setup {
         let idp = IdentityProvider::start().await.unwrap();
         let users: Vec<(&str, &str)> = mailboxes.iter().map(|m| (*m, "password")).collect();
-        let options = StartOptions::users(&users).with_oauth2(&idp.introspection_url(), audience);
+        let options = StartOptions::users(&users)
+            .with_oauth2(&idp.introspection_url(), audience)
+            .with_config(settings);
         let dovecot = DovecotServer::start(options).unwrap();
         for mailbox in mailboxes {
             let mut session = connect_login(dovecot.port(), mailbox, "password")
@@ -110,6 +121,16 @@ impl Setup {
     pub async fn app_job(&self, mechanism: SaslMechanism, secret: &str) -> Job {
         let app = microsoft(MicrosoftCredential::Secret);
         self.job(app, mechanism, Some(secret)).await
+    }
+
+    /// The server's answer to CAPABILITY before login.
+    pub fn pre_login_capabilities(&self) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.dovecot.port())).unwrap();
+        stream.write_all(b"c1 CAPABILITY\r\n").unwrap();
+        let mut lines = BufReader::new(stream).lines().map(Result::unwrap);
+        let answer = lines.find(|line| line.starts_with("* CAPABILITY"));
+        answer.unwrap_or_default()
     }
 
     pub fn dovecot_log(&self) -> String {
