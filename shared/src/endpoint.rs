@@ -187,6 +187,30 @@ impl OAuth2 {
     pub fn needs_sealed_secret(&self) -> bool {
         !matches!(self.provider, TokenProviderKind::TokenFile { .. })
     }
+
+    /// Settings that cannot work, named before anything starts.
+    pub fn check(&self) -> Result<(), EndpointError> {
+        let bad = |why: &str| Err(EndpointError(format!("OAuth2: {why}")));
+        match &self.provider {
+            TokenProviderKind::Microsoft { tenant, .. } if tenant.trim().is_empty() => {
+                return bad("Microsoft needs the tenant (its id or domain)");
+            }
+            TokenProviderKind::Microsoft { client_id, .. } if client_id.trim().is_empty() => {
+                return bad("Microsoft needs the app's client id");
+            }
+            TokenProviderKind::TokenFile { path } if path.as_os_str().is_empty() => {
+                return bad("a token file needs its path");
+            }
+            _ => {}
+        }
+        match self.token_url.as_deref().map(url::Url::parse) {
+            Some(Ok(url)) if !matches!(url.scheme(), "https" | "http") => {
+                bad(&format!("token URL {url} is not an http(s) URL"))
+            }
+            Some(Err(e)) => bad(&format!("token URL: {e}")),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How to authenticate: LOGIN, or SASL PLAIN with an authorization identity (Cyrus proxy auth).
@@ -285,6 +309,19 @@ impl Endpoint {
 
     pub fn uses_admin_password(&self) -> bool {
         self.admin.is_some() && self.oauth2().is_none()
+    }
+
+    /// An endpoint logs in with passwords (its admin's, or the CSV's) or with OAuth2 tokens,
+    /// never both; and its OAuth2 settings must be usable.
+    pub fn check_authentication(&self) -> Result<(), EndpointError> {
+        match (&self.authentication, &self.admin) {
+            (Authentication::OAuth2(_), Some(_)) => Err(EndpointError(format!(
+                "{}: an OAuth2 endpoint has no admin login (the token names each mailbox)",
+                self.url()
+            ))),
+            (Authentication::OAuth2(oauth2), None) => oauth2.check(),
+            (Authentication::Password, _) => Ok(()),
+        }
     }
 
     /// The OAuth2 settings, when this endpoint logs in with tokens.
@@ -444,6 +481,46 @@ mod tests {
         );
         let oauth2 = endpoint.oauth2().unwrap();
         assert!(oauth2.needs_sealed_secret());
+        assert_eq!(endpoint.check_authentication(), Ok(()));
+    }
+
+    #[test]
+    fn unusable_oauth2_settings_are_named() {
+        let endpoint = |provider: TokenProviderKind, token_url: Option<&str>| {
+            let mut endpoint = Endpoint::from_url("imaps://outlook.office365.com").unwrap();
+            endpoint.authentication = Authentication::OAuth2(OAuth2 {
+                provider,
+                mechanism: SaslMechanism::Auto,
+                token_url: token_url.map(str::to_owned),
+                scope: None,
+            });
+            endpoint
+        };
+        let microsoft = |tenant: &str| TokenProviderKind::Microsoft {
+            tenant: tenant.into(),
+            client_id: "app".into(),
+            credential: MicrosoftCredential::Secret,
+        };
+        let mut with_admin = endpoint(TokenProviderKind::Google, None);
+        with_admin.admin = Some(AdminLogin {
+            user: "admin".into(),
+            format: AdminFormat::Exchange,
+        });
+        for (endpoint, why) in [
+            (endpoint(microsoft(" "), None), "tenant"),
+            (
+                endpoint(microsoft("contoso"), Some("not a url")),
+                "token URL",
+            ),
+            (
+                endpoint(microsoft("contoso"), Some("ftp://h/token")),
+                "http(s)",
+            ),
+            (with_admin, "no admin login"),
+        ] {
+            let error = endpoint.check_authentication().unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
     }
 
     #[test]
