@@ -139,8 +139,9 @@ impl Job {
         self.connections.put(side, &user.email, connection);
     }
 
-    /// Logs in to `side` for `user`: with the admin login format when the endpoint has admin
-    /// credentials, else as the user (source: UserName; target: EmailAddress) with the CSV password.
+    /// Logs in to `side` for `user` (source: UserName; target: EmailAddress): with an OAuth2
+    /// token when the endpoint uses OAuth2, with the admin login format when it has admin
+    /// credentials, else as the user with the CSV password.
     async fn login(&self, side: Side, user: &MailboxUser) -> Result<ImapConnection, WorkerError> {
         let endpoint = self.endpoint(side);
         let login_name = match side {
