@@ -259,6 +259,34 @@ async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
 }
 
 #[tokio::test]
+async fn mailboxes_the_app_may_not_open_fail_without_a_token_fetch_each() {
+    // The app's tokens serve contoso.com; Dovecot refuses them for fabrikam.com, as Exchange
+    // refuses a mailbox the app has no permission on: the same NO as for a revoked token.
+    let mailboxes = [
+        "olga@contoso.com",
+        "oscar@fabrikam.com",
+        "otto@fabrikam.com",
+    ];
+    let setup = Setup::with_app_secret(&mailboxes).await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
+    open_mailbox(&job, "olga@contoso.com").await.unwrap();
+    for mailbox in ["oscar@fabrikam.com", "otto@fabrikam.com"] {
+        let error = open_mailbox(&job, mailbox).await.unwrap_err();
+        assert!(
+            matches!(error, WorkerError::LoginRejected { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(mailbox), "{error}");
+    }
+    assert_eq!(
+        setup.idp.token_requests(),
+        2,
+        "one replacement, then no more"
+    );
+    open_mailbox(&job, "olga@contoso.com").await.unwrap();
+}
+
+#[tokio::test]
 async fn an_expiring_token_is_renewed_before_it_expires() {
     let setup = Setup::with_app_secret(&["judy@contoso.com"]).await;
     setup.idp.set_token_lifetime(Duration::from_secs(2));

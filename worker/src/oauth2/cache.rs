@@ -8,6 +8,10 @@
 //! A refusal of the identity provider is remembered for a minute too: with a wrong client
 //! secret every user of the batch fails with the provider's words, but the provider is asked
 //! once a minute, not once per user (Entra ID locks out clients that keep failing).
+//!
+//! A token an IMAP server refuses is replaced, but a replacement is not replaced again within
+//! a minute: Exchange Online answers a mailbox the app may not open with the same NO as a
+//! revoked token, and a batch with a thousand such mailboxes must not fetch a thousand tokens.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +27,7 @@ use crate::error::WorkerError;
 /// renewed halfway), so that a token never expires between fetch and login.
 const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 
-/// How long a refusal is answered from memory.
+/// How long a refusal is answered from memory, and a replacement token kept.
 const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
@@ -37,7 +41,12 @@ enum Entry {
     Token {
         token: SecretString,
         renew_at: Instant,
+        /// Set on a token fetched because the previous one was refused: until then a refusal
+        /// is the mailbox's, not the token's.
+        replacement_until: Option<Instant>,
     },
+    /// The token was refused; the next login fetches a replacement.
+    Replace,
     Refused {
         provider: String,
         subject: String,
@@ -52,6 +61,7 @@ impl Entry {
         match self {
             Entry::Token { renew_at, .. } => now < *renew_at,
             Entry::Refused { until, .. } => now < *until,
+            Entry::Replace => false,
         }
     }
 }
@@ -82,13 +92,16 @@ impl TokenCache {
                     reason: reason.clone(),
                 });
             }
-            None => {}
+            Some(Entry::Replace) | None => {}
         }
+        let replacing = matches!(*cached, Some(Entry::Replace));
         match fetch.await {
             Ok(fetched) => {
+                let now = Instant::now();
                 *cached = fetched.lifetime.map(|lifetime| Entry::Token {
                     token: fetched.secret.clone(),
-                    renew_at: Instant::now() + lifetime - RENEW_BEFORE.min(lifetime / 2),
+                    renew_at: now + lifetime - RENEW_BEFORE.min(lifetime / 2),
+                    replacement_until: replacing.then(|| now + REFUSAL_MEMORY),
                 });
                 Ok(fetched.secret)
             }
@@ -114,14 +127,19 @@ impl TokenCache {
     }
 
     /// Forgets `key`'s token if it is still `refused` (another login may have renewed it
-    /// already; that one stays).
+    /// already; that one stays) and is not itself a recent replacement.
     pub async fn invalidate(&self, key: &str, refused: &SecretString) {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
-        if let Some(Entry::Token { token, .. }) = cached.as_ref()
+        if let Some(Entry::Token {
+            token,
+            replacement_until,
+            ..
+        }) = cached.as_ref()
             && token.expose_secret() == refused.expose_secret()
+            && replacement_until.is_none_or(|until| until <= Instant::now())
         {
-            *cached = None;
+            *cached = Some(Entry::Replace);
         }
     }
 
@@ -190,6 +208,12 @@ mod tests {
         cache.invalidate("app", &same).await;
         let fresh = cache.get_or_fetch("app", fetch()).await.unwrap();
         assert_eq!(fresh.expose_secret(), "t1");
+
+        // The replacement refused too, within a minute: the mailbox is refused, not the token.
+        cache.invalidate("app", &fresh).await;
+        let kept = cache.get_or_fetch("app", fetch()).await.unwrap();
+        assert_eq!(kept.expose_secret(), "t1");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -27,6 +27,11 @@ pub const APP: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_SECRET: &str = "Wq8Q~client-secret-value-never-logged";
 pub const SERVICE_ACCOUNT: &str = "mailfleet@project.iam.gserviceaccount.com";
 
+/// Refused logins are answered at once, not after Dovecot's growing anti-brute-force delay
+/// (2 s, then up to 15 s per client address): these tests refuse tokens on purpose.
+const NO_AUTH_PENALTY: &str = "auth_failure_delay = 0\n\
+    service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}";
+
 /// A Dovecot accepting tokens of the stand-in, mailboxes with a folder each only they have.
 pub struct Setup {
     pub idp: IdentityProvider,
@@ -49,6 +54,7 @@ impl Setup {
         let users: Vec<(&str, &str)> = mailboxes.iter().map(|m| (*m, "password")).collect();
         let options = StartOptions::users(&users)
             .with_oauth2(&idp.introspection_url(), audience)
+            .with_config(NO_AUTH_PENALTY)
             .with_config(settings);
         let dovecot = DovecotServer::start(options).unwrap();
         for mailbox in mailboxes {
