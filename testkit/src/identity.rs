@@ -24,7 +24,8 @@
 //!   `Invalid JWT Signature.`, `Invalid JWT: Token must be a short-lived token …`.
 //! - Tokens expire after [`IdentityProvider::set_token_lifetime`] (`expires_in` says so), and
 //!   [`IdentityProvider::revoke_all`] revokes every token issued so far, like an admin
-//!   revoking sessions.
+//!   revoking sessions. [`IdentityProvider::set_unavailable`] makes both token endpoints
+//!   answer HTTP 503 `temporarily_unavailable` / `AADSTS90033`, as Entra ID does in an outage.
 //!
 //! What it does not reproduce: tokens are opaque random strings (Entra ID's are JWTs; clients
 //! must treat both as opaque), no throttling of the token endpoint, no tenant discovery or
@@ -144,6 +145,7 @@ struct Registry {
     service_accounts: HashMap<String, ServiceAccount>,
     tokens: HashMap<String, Issued>,
     lifetime: Option<Duration>,
+    unavailable: bool,
     token_requests: usize,
     /// The address, for the `aud` claims.
     base_url: String,
@@ -245,6 +247,11 @@ impl IdentityProvider {
         self.registry().lifetime = Some(lifetime);
     }
 
+    /// While `true`, token requests are answered 503 (an outage).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.registry().unavailable = unavailable;
+    }
+
     /// Revokes every token issued so far.
     pub fn revoke_all(&self) {
         for issued in self.registry().tokens.values_mut() {
@@ -316,6 +323,16 @@ fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Respon
     (status, Json(body)).into_response()
 }
 
+/// Counts a token request; the outage answer while the provider is unavailable.
+fn counted_request(registry: &mut Registry) -> Option<Response> {
+    registry.token_requests += 1;
+    registry.unavailable.then(|| {
+        let text = "A transient error has occurred. Please try again.";
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        entra_error(status, "temporarily_unavailable", 90033, text)
+    })
+}
+
 fn google_error(error: &str, description: &str) -> Response {
     let body = json!({ "error": error, "error_description": description });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
@@ -327,7 +344,9 @@ async fn microsoft_token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let mut registry = state.lock().unwrap_or_else(|e| e.into_inner());
-    registry.token_requests += 1;
+    if let Some(outage) = counted_request(&mut registry) {
+        return outage;
+    }
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     if field("grant_type") != "client_credentials" {
         let text = "The request body must contain the following parameter: 'grant_type'.";
@@ -418,7 +437,9 @@ async fn microsoft_token(
 
 async fn google_token(State(state): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
     let mut registry = state.lock().unwrap_or_else(|e| e.into_inner());
-    registry.token_requests += 1;
+    if let Some(outage) = counted_request(&mut registry) {
+        return outage;
+    }
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     if field("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
         return google_error("unsupported_grant_type", "Invalid grant_type: ");

@@ -215,6 +215,26 @@ async fn a_wrong_client_secret_fails_at_once_with_entra_ids_words() {
 }
 
 #[tokio::test]
+async fn an_identity_provider_outage_is_transient_and_not_remembered() {
+    let setup = Setup::with_app_secret(&["peggy@contoso.com"]).await;
+    let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
+    setup.idp.set_unavailable(true);
+    let error = open_mailbox(&job, "peggy@contoso.com").await.unwrap_err();
+    assert!(
+        matches!(error, WorkerError::TokenUnavailable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.is_transient(),
+        "retried with backoff like a throttling server"
+    );
+    assert!(error.to_string().contains("AADSTS90033"), "{error}");
+
+    setup.idp.set_unavailable(false);
+    open_mailbox(&job, "peggy@contoso.com").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_revoked_token_is_replaced_once_then_the_login_fails() {
     let setup = Setup::with_app_secret(&["ivan@contoso.com"]).await;
     let job = setup.app_job(SaslMechanism::Auto, CLIENT_SECRET).await;
