@@ -7,17 +7,20 @@
 //! - [`corpus`]: deterministic, realistic mailboxes.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+//! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
+//!   Dovecot started [`StartOptions::with_oauth2`] accepts.
 
 pub mod broker;
 pub mod client;
 pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod identity;
 
 pub use client::{
     MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,
 };
-pub use dovecot::{DovecotServer, Layout, StartOptions};
+pub use dovecot::{DovecotServer, Layout, StartOptions, TokenAudience};
 
 /// Seeds `login`'s mailbox on `port` with `spec`'s corpus; returns the number of messages.
 pub async fn seed(
