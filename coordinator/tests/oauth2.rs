@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::service::{SOURCE_ENDPOINT, ServiceCli, TARGET_ENDPOINT, batch_state};
 use common::{Pair, mailfleet, run, user_result};
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::identity::IdentityProvider;
@@ -140,4 +141,61 @@ async fn oauth2_flags_are_checked_before_anything_starts_and_endpoint_test_shows
         "{said}"
     );
     assert!(!said.contains(SECRET));
+}
+
+/// The service's way in: an OAuth2 target endpoint (its secret sealed with it), a batch
+/// between it and a password source, `mailfleet run` — the users reach Synced, every message
+/// on the target, the secret nowhere in the state dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_into_an_oauth2_endpoint_syncs() {
+    let idp = IdentityProvider::start().await.unwrap();
+    let pair = oauth2_pair(&idp, &[("dee@contoso.com", "Dee-Pw-4")]).await;
+    let csv = pair.write_csv();
+    let service = ServiceCli::new(pair.state_dir()).with_env("MAILFLEET_CLIENT_SECRET", SECRET);
+    service.ok(&[
+        "endpoint",
+        "create",
+        SOURCE_ENDPOINT,
+        "--server",
+        &pair.source.url(),
+    ]);
+    let token_url = idp.microsoft_token_url(TENANT);
+    let created = service.ok(&[
+        "endpoint",
+        "create",
+        TARGET_ENDPOINT,
+        "--server",
+        &pair.target.url(),
+        "--oauth2",
+        "microsoft",
+        "--tenant",
+        TENANT,
+        "--client-id",
+        APP,
+        "--token-url",
+        &token_url,
+    ]);
+    assert!(created.contains("OAuth2"), "{created}");
+    service.create_batch("m365-wave", &csv, &["--autostart"]);
+    let logs = tempfile::tempdir().unwrap();
+    let running = service.start(&[], &logs.path().join("service.log"));
+    let status = service
+        .wait_for("m365-wave", "the initial sync", |s| {
+            batch_state(s) == "Synced"
+        })
+        .await;
+    drop(running);
+    assert_eq!(status["users"][0]["state"], "Synced", "{status}");
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
+    for entry in std::fs::read_dir(pair.state_dir()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "the client secret in the state dir"
+        );
+    }
 }
