@@ -12,6 +12,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::uid_map::UidMap;
+
 /// Which folder a checkpoint belongs to. `scope` isolates batches/tenants sharing one store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckpointKey {
@@ -57,7 +59,13 @@ pub trait CheckpointStore: Send + Sync {
         key: &CheckpointKey,
         checkpoint: FolderCheckpoint,
     ) -> Result<bool, StoreError>;
-    /// Forgets every checkpoint of `user` in `scope` (a user restarted from scratch).
+    /// The folder's map of copies (see [`UidMap`]), if one was stored.
+    async fn load_uid_map(&self, key: &CheckpointKey) -> Result<Option<UidMap>, StoreError>;
+    /// Replaces the folder's map of copies. Written only after the target confirmed what the map
+    /// says, so a crash leaves it behind the target, never ahead of it.
+    async fn store_uid_map(&self, key: &CheckpointKey, map: &UidMap) -> Result<(), StoreError>;
+    /// Forgets every checkpoint (and map of copies) of `user` in `scope` (a user restarted from
+    /// scratch).
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError>;
 
     /// Takes (or, for the same `owner`, extends) the exclusive right to sync this folder for

@@ -6,6 +6,7 @@ use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpo
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::messages::{MailboxUser, Report, Task};
 use mailfleet_shared::queue::TaskQueue;
+use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 use secrecy::{ExposeSecret, SecretString};
 
 fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
@@ -17,7 +18,8 @@ fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
     }
 }
 
-/// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user.
+/// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user; maps of
+/// copies replaced as a whole and forgotten with the user's checkpoints.
 pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str) {
     let key = |user: &str, folder: &str| CheckpointKey {
         scope: scope.to_owned(),
@@ -40,6 +42,24 @@ pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str)
     );
     assert_eq!(store.load(&inbox).await.unwrap(), Some(checkpoint(2, 3)));
 
+    let mut map = UidMap::new(2, 7);
+    map.source_covered = 3;
+    map.set_entries([MappedMessage {
+        source_uid: 3,
+        target_uid: 9,
+        flags: vec!["\\Seen".into()],
+    }]);
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), None);
+    store.store_uid_map(&inbox, &map).await.unwrap();
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), Some(map.clone()));
+    map.source_covered = 4;
+    store.store_uid_map(&inbox, &map).await.unwrap();
+    assert_eq!(
+        store.load_uid_map(&inbox).await.unwrap(),
+        Some(map),
+        "replaced"
+    );
+
     let other_user = key("bob@example.com", "INBOX");
     store.advance(&other_user, checkpoint(1, 5)).await.unwrap();
     let other_scope = CheckpointKey {
@@ -49,6 +69,7 @@ pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str)
     store.advance(&other_scope, checkpoint(1, 9)).await.unwrap();
     store.clear_user(scope, "alice@example.com").await.unwrap();
     assert_eq!(store.load(&inbox).await.unwrap(), None);
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), None);
     assert_eq!(
         store.load(&other_user).await.unwrap(),
         Some(checkpoint(1, 5))

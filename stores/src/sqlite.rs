@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint, StoreError};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::uid_map::UidMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::SecretString;
 
@@ -17,7 +18,7 @@ use crate::crypto::SecretBox;
 use crate::error::StoresError;
 
 /// Bumped whenever the schema below changes; later versions migrate from it.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -29,6 +30,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     target_uidvalidity INTEGER NOT NULL,
     target_uid_mark INTEGER NOT NULL,
     updated_at TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (scope, user, folder)
+);
+-- Version 2: a folder's map of copies (shared::uid_map), as JSON.
+CREATE TABLE IF NOT EXISTS uid_maps (
+    scope TEXT NOT NULL,
+    user TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    map TEXT NOT NULL,
     PRIMARY KEY (scope, user, folder)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -109,6 +118,15 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A stored map of copies, or an error naming what is wrong with it.
+pub fn parse_uid_map(json: &str) -> Result<UidMap, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError(format!("bad map of copies: {e}")))
+}
+
+pub fn uid_map_json(map: &UidMap) -> Result<String, StoreError> {
+    serde_json::to_string(map).map_err(|e| StoreError(e.to_string()))
 }
 
 /// A connection in WAL mode that waits for, rather than fails on, a concurrent writer.
@@ -209,13 +227,44 @@ impl CheckpointStore for SqliteStore {
         .await
     }
 
+    async fn load_uid_map(&self, key: &CheckpointKey) -> Result<Option<UidMap>, StoreError> {
+        let key = key.clone();
+        let stored: Option<String> = self
+            .with(move |db| {
+                Ok(db
+                    .query_row(
+                        "SELECT map FROM uid_maps WHERE scope = ?1 AND user = ?2 AND folder = ?3",
+                        params![key.scope, key.user, key.folder],
+                        |row| row.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        stored.map(|json| parse_uid_map(&json)).transpose()
+    }
+
+    async fn store_uid_map(&self, key: &CheckpointKey, map: &UidMap) -> Result<(), StoreError> {
+        let (key, json) = (key.clone(), uid_map_json(map)?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT INTO uid_maps (scope, user, folder, map) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (scope, user, folder) DO UPDATE SET map = excluded.map",
+                params![key.scope, key.user, key.folder, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {
         let (scope, user) = (scope.to_owned(), user.to_owned());
         self.with(move |db| {
-            db.execute(
-                "DELETE FROM checkpoints WHERE scope = ?1 AND user = ?2",
-                params![scope, user],
-            )?;
+            for table in ["checkpoints", "uid_maps"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE scope = ?1 AND user = ?2"),
+                    params![scope, user],
+                )?;
+            }
             Ok(())
         })
         .await
