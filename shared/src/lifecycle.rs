@@ -182,6 +182,9 @@ pub struct BatchRecord {
     /// Only messages received on or after this day are copied.
     pub received_after: Option<NaiveDate>,
     pub max_message_size: u64,
+    /// Incremental passes remove copies of messages deleted on the source.
+    #[serde(default)]
+    pub mirror_deletions: bool,
     pub notify: Vec<String>,
     /// The target's mail exchanger: `batch complete` checks that the users' domains point at
     /// it (`--force` to complete anyway).
@@ -439,6 +442,7 @@ mod tests {
             include_folders: vec![],
             exclude_folders: vec![],
             received_after: None,
+            mirror_deletions: false,
             max_message_size: 1,
             notify: vec![],
             target_mx: None,

@@ -12,12 +12,13 @@ use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
-use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
+use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
 use crate::job::{Job, Side};
+use crate::mirror::mirror_user;
 
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -30,6 +31,8 @@ pub struct Discovery {
     pub total_messages: u64,
     /// Messages of folders already complete on the target per their checkpoints: no task.
     pub already_synced: u64,
+    /// What the user did on the source since the last pass, done on the target (`mirror`).
+    pub mirrored: FolderOutcome,
 }
 
 /// Virtual folders that show messages stored elsewhere (Gmail's "All Mail", "Starred"); copying
@@ -92,6 +95,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
     };
 
     let mut refused: Vec<String> = Vec::new();
+    let mut on_target: Vec<MappedFolder> = Vec::new();
     for folder in wanted {
         if refused
             .iter()
@@ -116,9 +120,12 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         }
         discovery.folders.push(folder.display_name.clone());
         if folder.selectable {
+            on_target.push(folder.clone());
             plan_folder(job, user, &mut source, &mut target, folder, &mut discovery).await?;
         }
     }
+    // Before any folder is copied, so that a moved message is moved, not copied again.
+    discovery.mirrored = mirror_user(job, user, &mut source, &mut target, &on_target).await?;
     job.release(Side::Source, user, source);
     job.release(Side::Target, user, target);
     Ok(discovery)

@@ -20,6 +20,7 @@ use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
+use crate::copy_map::record_copies;
 use crate::error::{WorkerError, from_imap};
 use crate::imap::ImapConnection;
 use crate::imap::append::{Appendable, asks_to_create_folder};
@@ -52,7 +53,14 @@ pub async fn sync_folder(
         job.checkpoint_key(user, &plan.source_name),
     )
     .await?;
-    let result = copy_with_retries(job, user, plan, &lease, &what).await;
+    let mut result = copy_with_retries(job, user, plan, &lease, &what).await;
+    if let Ok(synced) = &mut result {
+        // Which target message is which copy, for the next passes (`copy_map`).
+        match record_copies(job, user, plan).await {
+            Ok(updated) => synced.outcome.flags_updated += updated,
+            Err(error) => result = Err(error),
+        }
+    }
     lease.release().await;
     result
 }

@@ -179,7 +179,8 @@ impl Worker {
         let (mut folder_tasks, small) = split_small(discovery.plans);
         self.publish_folder_tasks(batch, user, &folder_tasks)
             .await?;
-        let copied = copy_small_folders(job, user, small).await;
+        let mut copied = copy_small_folders(job, user, small).await;
+        copied.outcome.add(discovery.mirrored);
         self.publish_folder_tasks(batch, user, &copied.left_for_tasks)
             .await?;
         folder_tasks.extend(copied.left_for_tasks);
