@@ -196,10 +196,10 @@ async fn record_attempt(
 
 /// Each source message takes the lowest-UID unclaimed target message with its fingerprint (the
 /// multiset rule of `target_index`), so identical messages pair up one to one.
-fn match_copies<'s>(
-    sources: &'s [Identified],
+fn match_copies(
+    sources: &[Identified],
     targets: Vec<Identified>,
-) -> Vec<(&'s Identified, Identified)> {
+) -> Vec<(&Identified, Identified)> {
     let mut by_fingerprint: HashMap<Fingerprint, VecDeque<Identified>> = HashMap::new();
     for target in targets {
         by_fingerprint
