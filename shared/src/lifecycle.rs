@@ -386,6 +386,17 @@ pub struct UserRecord {
     pub items_copied_total: u64,
     pub bytes_copied_total: u64,
     pub skipped: Vec<SkippedItem>,
+    /// What incremental passes mirrored from the source, over every pass so far: copies whose
+    /// flags changed, copies moved, copies deleted (`--mirror-deletions`).
+    #[serde(default)]
+    pub flags_updated_total: u64,
+    #[serde(default)]
+    pub moved_total: u64,
+    #[serde(default)]
+    pub deleted_total: u64,
+    /// As of the latest pass: deleted on the source, kept on the target.
+    #[serde(default)]
+    pub deleted_on_source_kept: Vec<SkippedItem>,
     pub errors: Vec<String>,
     pub last_successful_sync: Option<DateTime<Utc>>,
     pub initial_sync_seconds: Option<f64>,
@@ -404,6 +415,10 @@ impl UserRecord {
             items_copied_total: 0,
             bytes_copied_total: 0,
             skipped: Vec::new(),
+            flags_updated_total: 0,
+            moved_total: 0,
+            deleted_total: 0,
+            deleted_on_source_kept: Vec::new(),
             errors: Vec::new(),
             last_successful_sync: None,
             initial_sync_seconds: None,

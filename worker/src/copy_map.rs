@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use futures_util::TryStreamExt;
 use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint, header_value};
-use mailfleet_shared::messages::{FolderPlan, MailboxUser};
+use mailfleet_shared::folder_map::MappedFolder;
+use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser};
 use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 
 use crate::error::WorkerError;
@@ -25,6 +26,7 @@ use crate::flag_sync::{normalised, storable, store_flags};
 use crate::imap::ImapConnection;
 use crate::imap::flags::{PermanentFlags, flag_text};
 use crate::job::{Job, Side};
+use crate::lease::FolderLease;
 
 /// One message as the mirror needs it: identity, flags and what to call it in a report.
 #[derive(Debug, Clone)]
@@ -78,6 +80,44 @@ pub async fn identify(
     connection.confirm_complete("FETCH fingerprints")?;
     found.sort_by_key(|m| m.uid);
     Ok(found)
+}
+
+/// Brings the map of a folder that got no task this pass up to its checkpoint, under the
+/// folder's lease: its checkpoint moved on in a pass killed before the map was written, or was
+/// written by a version without maps. Returns how many copies needed their source's flags.
+pub async fn catch_up(
+    job: &Job,
+    user: &MailboxUser,
+    folder: &MappedFolder,
+) -> Result<u64, WorkerError> {
+    let key = job.checkpoint_key(user, &folder.source_name);
+    let Some(checkpoint) = job.checkpoints.load(&key).await? else {
+        return Ok(0);
+    };
+    let covered = job
+        .checkpoints
+        .load_uid_map(&key)
+        .await?
+        .filter(|map| {
+            map.is_valid_for(checkpoint.source_uidvalidity, checkpoint.target_uidvalidity)
+        })
+        .map_or(0, |map| map.source_covered);
+    if covered >= checkpoint.last_source_uid {
+        return Ok(0);
+    }
+    let plan = FolderPlan {
+        source_name: folder.source_name.clone(),
+        target_name: folder.target_name.clone(),
+        display_name: folder.display_name.clone(),
+        selectable: true,
+        messages: 0,
+        uid_validity: checkpoint.source_uidvalidity,
+        part: FolderPart::default(),
+    };
+    let lease = FolderLease::acquire(job.checkpoints.clone(), key).await?;
+    let result = record_copies(job, user, &plan).await;
+    lease.release().await;
+    result
 }
 
 /// Extends `plan`'s folder map to its checkpoint, retrying transient failures. Returns how

@@ -8,6 +8,7 @@
 //! looks, ARCHITECTURE.md rule 1) and claims it instead of appending a second copy.
 //!
 //! ```text
+//! per folder: its map of copies brought up to its checkpoint if behind (`copy_map::catch_up`)
 //! per folder with a map of copies: UID FETCH 1:<covered> (UID FLAGS) on the source
 //!   └─ mapped source UIDs missing: vanished; flags ≠ last synced: changed
 //! if anything vanished: fingerprints of the vanished copies (target) and of each folder's
@@ -52,7 +53,7 @@ use mailfleet_shared::folder_map::MappedFolder;
 use mailfleet_shared::messages::{FolderOutcome, MailboxUser, SkippedItem};
 use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 
-use crate::copy_map::{Identified, identify, leave_selected};
+use crate::copy_map::{Identified, catch_up, identify, leave_selected};
 use crate::error::WorkerError;
 use crate::flag_sync::{merged_flags, normalised, storable, store_flags};
 use crate::imap::ImapConnection;
@@ -92,6 +93,7 @@ pub async fn mirror_user(
     let mut outcome = FolderOutcome::default();
     let mut states = Vec::new();
     for folder in folders {
+        outcome.flags_updated += catch_up(job, user, folder).await?;
         if let Some(state) = read_source(job, user, source, folder).await? {
             states.push(state);
         }
