@@ -227,3 +227,136 @@ async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then
         str::to_owned,
     );
 }
+
+/// A day of a user's work on the source: of INBOX's messages (ascending UIDs), 60 are
+/// moved to Archive/2019, 30 deleted, 60 flagged; the moved ones are then marked read there.
+/// Returns how many INBOX loses.
+async fn busy_day_on_the_source(pair: &Pair) -> u32 {
+    let (user, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), user, password)
+        .await
+        .unwrap();
+    session.select("INBOX").await.unwrap();
+    let mut uids: Vec<u32> = session
+        .uid_search("ALL")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    let set = |part: &[u32]| {
+        part.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (moved, rest) = uids.split_at(60);
+    let (deleted, rest) = rest.split_at(30);
+    let flagged = &rest[..60];
+    for (uids, change) in [
+        (flagged, "+FLAGS (\\Flagged)"),
+        (deleted, "+FLAGS (\\Deleted)"),
+    ] {
+        let _: Vec<_> = session
+            .uid_store(set(uids), change)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+    }
+    let _: Vec<_> = session
+        .expunge()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    session.uid_mv(set(moved), ARCHIVE).await.unwrap();
+    session.select(ARCHIVE).await.unwrap();
+    let _: Vec<_> = session
+        .uid_store("1:*", "+FLAGS (\\Seen)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    session.logout().await.unwrap();
+    90
+}
+
+#[tokio::test]
+async fn kill_9_during_passes_that_move_and_delete_then_a_rerun_is_exact() {
+    use rand::Rng;
+    let user = "mirror-kill@example.com";
+    let pair = Pair::start(&[(user, "pk")]);
+    let (login, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    let inbox: Vec<NewMessage> = (1..=600)
+        .map(|i| message(&format!("k{i:03}"), &[]))
+        .collect();
+    append_all(&mut session, "INBOX", &inbox).await.unwrap();
+    append_all(&mut session, ARCHIVE, &[message("a1", &[])])
+        .await
+        .unwrap();
+    session.logout().await.unwrap();
+    let csv = pair.write_csv();
+    const DELETIONS: [&str; 1] = ["--mirror-deletions"];
+    assert_eq!(run(&mut pair.migrate_command(&csv, &DELETIONS)).0, 0);
+    let mut target = connect_login(pair.target.port(), login, password)
+        .await
+        .unwrap();
+    append_all(&mut target, "INBOX", &[message("target-only", &[])])
+        .await
+        .unwrap();
+
+    let mut killed = 0;
+    for _ in 0..3 {
+        let before = target.status("INBOX", "(MESSAGES)").await.unwrap().exists;
+        let leaving = busy_day_on_the_source(&pair).await;
+        // Killed once INBOX on the target has lost some of what leaves it: after a MOVE or an
+        // EXPUNGE, before or after the maps and the destination's copy.
+        let threshold = before - rand::rng().random_range(1..=leaving);
+        eprintln!("killing when the target's INBOX falls to {threshold}");
+        let mut child = common::Running::new(
+            pair.migrate_command(&csv, &DELETIONS)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        loop {
+            if child.has_exited() {
+                break;
+            }
+            let now = target.status("INBOX", "(MESSAGES)").await.unwrap().exists;
+            if now <= threshold {
+                child.kill();
+                killed += 1;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    target.logout().await.unwrap();
+    assert!(
+        killed > 0,
+        "every pass finished before its kill; the test proved nothing"
+    );
+
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &DELETIONS));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let source = pair.source_snapshot(0).await;
+    let target = pair.target_snapshot(0).await;
+    let mut expected = source.clone();
+    expected.folders.get_mut("INBOX").unwrap().messages.extend(
+        target.folders["INBOX"]
+            .messages
+            .iter()
+            .filter(|m| m.bytes.windows(11).any(|w| w == b"target-only"))
+            .cloned(),
+    );
+    assert_same_mail(&expected, &target, str::to_owned);
+}
