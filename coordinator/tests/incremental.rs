@@ -209,11 +209,21 @@ async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then
     }
     assert_same_mail(&target, &pair.target_snapshot(0).await, str::to_owned);
 
-    // With --mirror-deletions the copy of m07 goes; the target's own message stays.
+    // With --mirror-deletions the copy of m07 goes; the target's own message stays. m10,
+    // answered meanwhile, is found by CHANGEDSINCE (Dovecot offers CONDSTORE).
+    let (login, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    session.select("INBOX").await.unwrap();
+    store(&mut session, "m10", "+FLAGS (\\Answered)").await;
+    session.logout().await.unwrap();
     let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &["--mirror-deletions"]));
     assert_eq!(code, 0, "{stderr}");
     let result = user_result(&json, user);
     assert_eq!(count(result, "deleted"), 1, "{result}");
+    assert_eq!(count(result, "flags_updated"), 1, "{result}");
+    let source = pair.source_snapshot(0).await;
     assert!(
         result["deleted_on_source_kept"]
             .as_array()

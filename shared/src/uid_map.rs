@@ -35,6 +35,10 @@ pub struct UidMap {
     pub source_covered: u32,
     /// Target UIDs up to this one have been looked at.
     pub target_covered: u32,
+    /// The source folder's HIGHESTMODSEQ (CONDSTORE, RFC 7162) when flags were last mirrored:
+    /// later changes have higher mod-sequences. 0 when unknown (every flag is compared).
+    #[serde(default)]
+    pub highest_modseq: u64,
     /// Distinct flag sets, each sorted; runs refer to them by index.
     #[serde(default)]
     flag_sets: Vec<Vec<String>>,

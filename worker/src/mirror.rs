@@ -39,10 +39,14 @@
 //!   the re-run, never 0 or 2. Without UIDPLUS and MOVE a message is not moved at all; B's copy
 //!   appends it and A's copy stays (reported as kept).
 //!
+//! With CONDSTORE (RFC 7162) on the source, flags are fetched only for messages changed since
+//! the mod-sequence the map was last mirrored at (`CHANGEDSINCE`), and `UID SEARCH ALL` tells
+//! which still exist; without it, one FETCH of every mapped message's flags.
+//!
 //! Known gaps: a move made on the source while a pass runs, after its discovery and before the
 //! destination's copy, is copied there, and the old copy counts as deleted on the source in the
-//! next pass (removed with `--mirror-deletions`, else kept). Without CONDSTORE-based shortcuts
-//! every pass fetches the flags of every mapped message (UID and flags: a few dozen bytes each).
+//! next pass (removed with `--mirror-deletions`, else kept). Without CONDSTORE
+//! a pass fetches the flags of every mapped message (UID and flags: a few dozen bytes each).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -67,7 +71,10 @@ struct MappedFolderState<'f> {
     folder: &'f MappedFolder,
     key: CheckpointKey,
     map: UidMap,
-    /// Source flags now of the mapped source UIDs that still exist.
+    /// The source folder's HIGHESTMODSEQ before its flags were read (0 without CONDSTORE).
+    highest_modseq: u64,
+    /// Source flags now of the mapped source UIDs that still exist: all of them, or with
+    /// CONDSTORE (RFC 7162) those changed since the map's mod-sequence.
     source_flags: HashMap<u32, Vec<String>>,
     /// Mapped messages whose source message is gone.
     vanished: Vec<MappedMessage>,
@@ -138,6 +145,18 @@ async fn read_source<'f>(
     if map.is_empty() {
         return Ok(None);
     }
+    // Taken before the flags are read: a change after it has a higher mod-sequence and is
+    // fetched by the next pass.
+    let highest_modseq = if source.has_capability("CONDSTORE") {
+        let name = folder.source_name.clone();
+        let status = source
+            .run("STATUS", |s| s.status(&name, "(HIGHESTMODSEQ)"))
+            .await?;
+        source.discard_unsolicited();
+        status.highest_modseq
+    } else {
+        None
+    };
     let source_box = source
         .run("EXAMINE", |s| s.examine(&folder.source_name))
         .await?;
@@ -146,33 +165,41 @@ async fn read_source<'f>(
         return Ok(None);
     }
     let covered = map.source_covered;
-    let fetches: Vec<async_imap::types::Fetch> = source
-        .run("FETCH flags", |s| async move {
-            s.uid_fetch(format!("1:{covered}"), "(UID FLAGS)")
-                .await?
-                .try_collect()
-                .await
-        })
-        .await?;
-    source.confirm_complete("FETCH flags")?;
+    let (present, source_flags) = match (highest_modseq, map.highest_modseq) {
+        (Some(_), since) if since > 0 => {
+            let present = source.run("UID SEARCH", |s| s.uid_search("ALL")).await?;
+            source.confirm_complete("UID SEARCH")?;
+            let changed = fetch_flags(
+                source,
+                &format!("1:{covered}"),
+                &format!("(UID FLAGS) (CHANGEDSINCE {since})"),
+            )
+            .await?;
+            tracing::debug!(user = %user.email, folder = %folder.display_name, since,
+                changed = changed.len(), "flags changed since the last pass (CONDSTORE)");
+            (present, changed)
+        }
+        _ => {
+            let all = fetch_flags(source, &format!("1:{covered}"), "(UID FLAGS)").await?;
+            (all.keys().copied().collect(), all)
+        }
+    };
     source.run("CLOSE", |s| s.close()).await?;
     source.discard_unsolicited();
-    let source_flags: HashMap<u32, Vec<String>> = fetches
-        .iter()
-        .filter_map(|f| {
-            let uid = f.uid.filter(|&uid| uid <= covered)?;
-            Some((uid, f.flags().map(|flag| flag_text(&flag)).collect()))
-        })
+    let source_flags = source_flags
+        .into_iter()
+        .filter(|(uid, _)| *uid <= covered)
         .collect();
     let vanished = map
         .entries()
         .into_iter()
-        .filter(|e| !source_flags.contains_key(&e.source_uid))
+        .filter(|e| !present.contains(&e.source_uid))
         .collect();
     Ok(Some(MappedFolderState {
         folder,
         key,
         map,
+        highest_modseq: highest_modseq.unwrap_or(0),
         source_flags,
         vanished,
     }))
@@ -436,6 +463,7 @@ async fn apply_in_folder(
         folder,
         key,
         mut map,
+        highest_modseq,
         source_flags,
         ..
     } = state;
@@ -498,7 +526,7 @@ async fn apply_in_folder(
         .collect();
     if !changed.is_empty() {
         let uids = sorted(changed.iter().map(|&i| entries[i].target_uid));
-        let target_flags = fetch_flags(target, &uids).await?;
+        let target_flags = fetch_flags(target, &uid_set(&uids), "(UID FLAGS)").await?;
         let mut wanted = BTreeMap::new();
         for &index in &changed {
             let entry = &mut entries[index];
@@ -521,21 +549,23 @@ async fn apply_in_folder(
     leave_selected(target, &folder.target_name).await?;
     entries.retain(|e| !dropped.contains(&e.source_uid));
     map.set_entries(entries);
+    map.highest_modseq = highest_modseq;
     job.checkpoints.store_uid_map(&key, &map).await?;
     Ok(())
 }
 
+/// UID → flags of the selected folder's messages in `set`, fetched with `items`.
 async fn fetch_flags(
-    target: &mut ImapConnection,
-    uids: &[u32],
+    connection: &mut ImapConnection,
+    set: &str,
+    items: &str,
 ) -> Result<HashMap<u32, Vec<String>>, WorkerError> {
-    let set = uid_set(uids);
-    let fetches: Vec<async_imap::types::Fetch> = target
+    let fetches: Vec<async_imap::types::Fetch> = connection
         .run("FETCH flags", |s| async move {
-            s.uid_fetch(set, "(UID FLAGS)").await?.try_collect().await
+            s.uid_fetch(set, items).await?.try_collect().await
         })
         .await?;
-    target.confirm_complete("FETCH flags")?;
+    connection.confirm_complete("FETCH flags")?;
     Ok(fetches
         .iter()
         .filter_map(|f| Some((f.uid?, f.flags().map(|flag| flag_text(&flag)).collect())))
