@@ -59,8 +59,23 @@ async fn uid_of(session: &mut Session, subject: &str) -> u32 {
 
 async fn store(session: &mut Session, subject: &str, change: &str) {
     let uid = uid_of(session, subject).await;
+    store_set(session, &uid.to_string(), change).await;
+}
+
+/// `UID STORE set change` on the selected folder.
+async fn store_set(session: &mut Session, set: &str, change: &str) {
     let _: Vec<_> = session
-        .uid_store(uid.to_string(), change)
+        .uid_store(set, change)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+}
+
+async fn expunge(session: &mut Session) {
+    let _: Vec<_> = session
+        .expunge()
         .await
         .unwrap()
         .try_collect()
@@ -83,13 +98,7 @@ async fn change_the_source(pair: &Pair) {
         session.uid_mv(uid.to_string(), ARCHIVE).await.unwrap();
     }
     store(&mut session, "m07", "+FLAGS (\\Deleted)").await;
-    let _: Vec<_> = session
-        .expunge()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    expunge(&mut session).await;
     session.select(ARCHIVE).await.unwrap();
     store(&mut session, "m08", "+FLAGS (\\Flagged)").await;
     append_all(&mut session, "INBOX", &[message("m13", &[])])
@@ -267,30 +276,12 @@ async fn busy_day_on_the_source(pair: &Pair) -> u32 {
         (flagged, "+FLAGS (\\Flagged)"),
         (deleted, "+FLAGS (\\Deleted)"),
     ] {
-        let _: Vec<_> = session
-            .uid_store(set(uids), change)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        store_set(&mut session, &set(uids), change).await;
     }
-    let _: Vec<_> = session
-        .expunge()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    expunge(&mut session).await;
     session.uid_mv(set(moved), ARCHIVE).await.unwrap();
     session.select(ARCHIVE).await.unwrap();
-    let _: Vec<_> = session
-        .uid_store("1:*", "+FLAGS (\\Seen)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    store_set(&mut session, "1:*", "+FLAGS (\\Seen)").await;
     session.logout().await.unwrap();
     90
 }
