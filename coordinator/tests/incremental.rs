@@ -361,3 +361,51 @@ async fn kill_9_during_passes_that_move_and_delete_then_a_rerun_is_exact() {
     );
     assert_same_mail(&expected, &target, str::to_owned);
 }
+
+#[tokio::test]
+async fn a_folder_renamed_on_the_source_is_renamed_on_the_target_with_its_subfolder() {
+    let user = "mirror-rename@example.com";
+    let pair = Pair::start(&[(user, "pr")]);
+    let (login, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    let projects: Vec<NewMessage> = (1..=5).map(|i| message(&format!("p{i}"), &[])).collect();
+    append_all(&mut session, "Projects", &projects)
+        .await
+        .unwrap();
+    append_all(
+        &mut session,
+        "Projects/Specs",
+        &[message("s1", &["\\Seen"])],
+    )
+    .await
+    .unwrap();
+    append_all(&mut session, "INBOX", &[message("i1", &[])])
+        .await
+        .unwrap();
+    let csv = pair.write_csv();
+    assert_eq!(run(&mut pair.migrate_command(&csv, &[])).0, 0);
+
+    session.rename("Projects", "Work").await.unwrap();
+    session.select("Work").await.unwrap();
+    store(&mut session, "p2", "+FLAGS (\\Flagged)").await;
+    append_all(&mut session, "Work", &[message("p6", &[])])
+        .await
+        .unwrap();
+    session.logout().await.unwrap();
+
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, user);
+    assert_eq!(count(result, "renamed_folders"), 1, "{result}");
+    assert_eq!(count(result, "items_copied"), 1, "only p6: {result}");
+    assert_eq!(count(result, "flags_updated"), 1, "p2: {result}");
+    let target = pair.target_snapshot(0).await;
+    assert!(
+        !target.folders.contains_key("Projects"),
+        "{:?}",
+        target.folders.keys()
+    );
+    assert_same_mail(&pair.source_snapshot(0).await, &target, str::to_owned);
+}

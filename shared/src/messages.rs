@@ -173,6 +173,9 @@ pub struct FolderOutcome {
     /// `--mirror-deletions`): listed, not a warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_on_source_kept: Vec<SkippedItem>,
+    /// Folders renamed on the target because they were renamed on the source.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renamed_folders: u64,
 }
 
 impl FolderOutcome {
@@ -189,6 +192,7 @@ impl FolderOutcome {
         self.flags_updated += other.flags_updated;
         self.moved += other.moved;
         self.deleted += other.deleted;
+        self.renamed_folders += other.renamed_folders;
         self.deleted_on_source_kept
             .extend(other.deleted_on_source_kept);
     }

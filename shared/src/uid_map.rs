@@ -29,6 +29,10 @@ pub struct MappedMessage {
 /// [`UidMap::set_entries`], read it with [`UidMap::entries`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UidMap {
+    /// The target folder the copies are in (its raw name), so that a folder renamed on the
+    /// source can be renamed on the target (the worker's `renames`).
+    #[serde(default)]
+    pub target_folder: String,
     pub source_uidvalidity: u32,
     pub target_uidvalidity: u32,
     /// Source UIDs up to this one have been matched with their copies (or had none).

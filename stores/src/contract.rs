@@ -19,7 +19,8 @@ fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
 }
 
 /// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user; maps of
-/// copies replaced as a whole and forgotten with the user's checkpoints.
+/// copies replaced as a whole, listed per user, forgotten per folder and with the user's
+/// checkpoints.
 pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str) {
     let key = |user: &str, folder: &str| CheckpointKey {
         scope: scope.to_owned(),

@@ -242,6 +242,26 @@ impl CheckpointStore for RedisStore {
         Ok(())
     }
 
+    async fn mapped_folders(&self, scope: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        connection
+            .hkeys(self.uid_map_key(scope, user))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn forget_folder(&self, key: &CheckpointKey) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .hdel(self.checkpoint_key(&key.scope, &key.user), &key.folder)
+            .hdel(self.uid_map_key(&key.scope, &key.user), &key.folder)
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let _: () = connection

@@ -256,6 +256,33 @@ impl CheckpointStore for SqliteStore {
         .await
     }
 
+    async fn mapped_folders(&self, scope: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        let (scope, user) = (scope.to_owned(), user.to_owned());
+        self.with(move |db| {
+            let mut statement =
+                db.prepare("SELECT folder FROM uid_maps WHERE scope = ?1 AND user = ?2")?;
+            let folders = statement
+                .query_map(params![scope, user], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(folders)
+        })
+        .await
+    }
+
+    async fn forget_folder(&self, key: &CheckpointKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |db| {
+            for table in ["checkpoints", "uid_maps"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE scope = ?1 AND user = ?2 AND folder = ?3"),
+                    params![key.scope, key.user, key.folder],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {
         let (scope, user) = (scope.to_owned(), user.to_owned());
         self.with(move |db| {

@@ -228,6 +228,7 @@ async fn record_attempt(
     job.release(Side::Target, user, target);
 
     map.set_entries(entries);
+    map.target_folder = plan.target_name.clone();
     map.source_covered = last;
     map.target_covered = map.target_covered.max(target_last);
     job.checkpoints.store_uid_map(&key, &map).await?;

@@ -19,6 +19,7 @@ use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
 use crate::job::{Job, Side};
 use crate::mirror::mirror_user;
+use crate::renames::follow_renames;
 
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -93,6 +94,9 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         skipped,
         ..Discovery::default()
     };
+    // Before the hierarchy is created, so a renamed folder is renamed, not created and copied.
+    discovery.mirrored.renamed_folders =
+        follow_renames(job, user, &mut source, &mut target, &wanted).await?;
 
     let mut refused: Vec<String> = Vec::new();
     let mut on_target: Vec<MappedFolder> = Vec::new();
@@ -125,7 +129,9 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         }
     }
     // Before any folder is copied, so that a moved message is moved, not copied again.
+    let renamed_folders = discovery.mirrored.renamed_folders;
     discovery.mirrored = mirror_user(job, user, &mut source, &mut target, &on_target).await?;
+    discovery.mirrored.renamed_folders = renamed_folders;
     job.release(Side::Source, user, source);
     job.release(Side::Target, user, target);
     Ok(discovery)

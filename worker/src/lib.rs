@@ -13,7 +13,8 @@
 //!   folder's [`lease`] so a task delivered twice never copies twice at once.
 //! - [`mirror`]: what users did on the source since the last pass (flags, moves, deletions),
 //!   done to mailfleet's copies, per user in discovery; [`copy_map`]: which target message is
-//!   which source message's copy, recorded after each folder copy; [`flag_sync`]: the merge.
+//!   which source message's copy, recorded after each folder copy; [`flag_sync`]: the merge;
+//!   [`renames`]: folders renamed on the source renamed on the target.
 //! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
@@ -32,6 +33,7 @@ pub mod job_source;
 pub mod lease;
 pub mod metrics;
 pub mod mirror;
+pub mod renames;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;

@@ -52,6 +52,8 @@ pub struct UserResult {
     pub deleted: u64,
     /// Deleted on the source, kept on the target (no `--mirror-deletions`).
     pub deleted_on_source_kept: Vec<SkippedItem>,
+    /// Folders renamed on the target because they were renamed on the source.
+    pub renamed_folders: u64,
     pub errors: Vec<String>,
     /// From the user's admission (its discovery task published) to its last report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +71,7 @@ impl UserResult {
         self.flags_updated += outcome.flags_updated;
         self.moved += outcome.moved;
         self.deleted += outcome.deleted;
+        self.renamed_folders += outcome.renamed_folders;
         self.deleted_on_source_kept
             .extend(outcome.deleted_on_source_kept);
     }
@@ -117,6 +120,7 @@ impl Collector {
                         moved: 0,
                         deleted: 0,
                         deleted_on_source_kept: Vec::new(),
+                        renamed_folders: 0,
                         errors: Vec::new(),
                         seconds: None,
                     },
