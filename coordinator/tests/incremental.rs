@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::fleet::Fleet;
 use common::{Pair, run, user_result};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::client::Session;
@@ -170,18 +171,40 @@ fn count(result: &Value, field: &str) -> u64 {
 #[tokio::test]
 async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then_mirrors_deletions()
 {
-    let user = "mirror-a@example.com";
+    carries_what_users_did("mirror-a@example.com", None).await;
+}
+
+/// The same passes through RabbitMQ and a worker, with checkpoints and maps of copies in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_passes_carry_what_users_did_the_same_way() {
+    let fleet = Fleet::new("mirror");
+    carries_what_users_did("mirror-dist@example.com", Some(&fleet)).await;
+    let keys = fleet.redis().await.keys().await.unwrap();
+    assert!(keys.iter().any(|k| k.contains(":uidmaps:")), "{keys:?}");
+    fleet.clean_up().await;
+}
+
+/// Initial run; the user's changes on both sides; a re-run carries them; an idle re-run does
+/// nothing; a --mirror-deletions run removes the copy of what was deleted.
+async fn carries_what_users_did(user: &str, fleet: Option<&Fleet>) {
     let pair = Pair::start(&[(user, "pm")]);
     seed(&pair).await;
     let csv = pair.write_csv();
-    let (code, _, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    let migrate = |extra: &[&str]| {
+        let mut command = pair.migrate_command(&csv, extra);
+        if let Some(fleet) = fleet {
+            fleet.configure(&mut command);
+        }
+        command
+    };
+    let (code, _, stderr) = run(&mut migrate(&[]));
     assert_eq!(code, 0, "{stderr}");
     let before = pair.source_snapshot(0).await;
     assert_same_mail(&before, &pair.target_snapshot(0).await, str::to_owned);
 
     change_the_source(&pair).await;
     change_the_target(&pair).await;
-    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    let (code, json, stderr) = run(&mut migrate(&[]));
     assert_eq!(code, 0, "{stderr}\n{json}");
     let result = user_result(&json, user);
     assert_eq!(result["status"], "Completed", "{result}");
@@ -210,7 +233,7 @@ async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then
     );
 
     // Nothing changed since: nothing is done again, nothing arrives twice.
-    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    let (code, json, stderr) = run(&mut migrate(&[]));
     assert_eq!(code, 0, "{stderr}");
     let result = user_result(&json, user);
     for field in ["items_copied", "moved", "flags_updated", "deleted"] {
@@ -227,7 +250,7 @@ async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then
     session.select("INBOX").await.unwrap();
     store(&mut session, "m10", "+FLAGS (\\Answered)").await;
     session.logout().await.unwrap();
-    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &["--mirror-deletions"]));
+    let (code, json, stderr) = run(&mut migrate(&["--mirror-deletions"]));
     assert_eq!(code, 0, "{stderr}");
     let result = user_result(&json, user);
     assert_eq!(count(result, "deleted"), 1, "{result}");
