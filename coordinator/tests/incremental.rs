@@ -432,3 +432,49 @@ async fn a_folder_renamed_on_the_source_is_renamed_on_the_target_with_its_subfol
     );
     assert_same_mail(&pair.source_snapshot(0).await, &target, str::to_owned);
 }
+
+/// The service's incremental pass does the same for a batch created with --mirror-deletions,
+/// and its users report counts it.
+#[tokio::test]
+async fn the_services_incremental_pass_mirrors_a_batch_with_mirror_deletions() {
+    use common::service::{ServiceCli, batch_state, user as user_status};
+    let user = "mirror-svc@example.com";
+    let pair = Pair::start(&[(user, "ps")]);
+    seed(&pair).await;
+    let csv = pair.write_csv();
+    let service = ServiceCli::new(pair.state_dir());
+    service.create_endpoints(&pair);
+    service.create_batch("wave-1", &csv, &["--autostart", "--mirror-deletions"]);
+    let running = service.start(&["--workers", "2"], &pair.dir.path().join("service.log"));
+    service
+        .wait_for("wave-1", "the initial sync", |s| batch_state(s) == "Synced")
+        .await;
+    let before = pair.source_snapshot(0).await;
+
+    change_the_source(&pair).await;
+    change_the_target(&pair).await;
+    service.ok(&["batch", "sync-now", "wave-1"]);
+    let status = service
+        .wait_for("wave-1", "the incremental sync", |s| {
+            user_status(s, user)["state"] == "IncrementalSynced"
+        })
+        .await;
+    running.terminate();
+    let record = user_status(&status, user);
+    assert_eq!(record["moved_total"], 4, "{record}");
+    assert_eq!(record["deleted_total"], 1, "{record}");
+    assert_eq!(record["flags_updated_total"], 4, "{record}");
+    let report: Value =
+        serde_json::from_str(&service.ok(&["report", "users", "wave-1", "--format", "json"]))
+            .unwrap();
+    assert_eq!(report["users"][0]["moved"], 4, "{report}");
+    assert_eq!(report["users"][0]["deleted"], 1, "{report}");
+
+    let source = pair.source_snapshot(0).await;
+    let target = pair.target_snapshot(0).await;
+    assert_same_mail(
+        &expected_target(&source, &before, &target, &[]),
+        &target,
+        str::to_owned,
+    );
+}
