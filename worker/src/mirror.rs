@@ -467,6 +467,19 @@ async fn apply_in_folder(
         source_flags,
         ..
     } = state;
+    let maybe_changed = map.entries().iter().any(|e| {
+        source_flags
+            .get(&e.source_uid)
+            .is_some_and(|now| normalised(now) != normalised(&e.flags))
+    });
+    if departed.is_empty() && !maybe_changed {
+        // Nothing to do on the target: spare it the SELECT.
+        if map.highest_modseq != highest_modseq {
+            map.highest_modseq = highest_modseq;
+            job.checkpoints.store_uid_map(&key, &map).await?;
+        }
+        return Ok(());
+    }
     let target_box = target
         .run("SELECT", |s| s.select(&folder.target_name))
         .await?;
