@@ -8,7 +8,9 @@ use common::fleet::Fleet;
 use common::{Pair, run, user_result};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::client::Session;
-use mailfleet_testkit::{MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login};
+use mailfleet_testkit::{
+    MailboxSnapshot, NewMessage, StartOptions, append_all, assert_same_mail, connect_login,
+};
 use serde_json::Value;
 
 const ARCHIVE: &str = "Archive/2019";
@@ -171,14 +173,30 @@ fn count(result: &Value, field: &str) -> u64 {
 #[tokio::test]
 async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then_mirrors_deletions()
 {
-    carries_what_users_did("mirror-a@example.com", None).await;
+    let user = "mirror-a@example.com";
+    carries_what_users_did(Pair::start(&[(user, "pm")]), None).await;
+}
+
+/// Against a target that does not offer MOVE (RFC 6851), moves are UID COPY, `\Deleted` and
+/// UID EXPUNGE (UIDPLUS): the same outcome.
+#[tokio::test]
+async fn without_move_on_the_target_a_move_is_copy_and_uid_expunge() {
+    let user = ("mirror-nomove@example.com", "pn");
+    let target = StartOptions::users(&[user]).with_config(&format!(
+        "imap_capability = {}",
+        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE NAMESPACE UIDPLUS CHILDREN \
+         SPECIAL-USE MULTIAPPEND UNSELECT CONDSTORE LITERAL+"
+    ));
+    let pair = Pair::from_servers(StartOptions::users(&[user]), target, &[user]);
+    carries_what_users_did(pair, None).await;
 }
 
 /// The same passes through RabbitMQ and a worker, with checkpoints and maps of copies in Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_passes_carry_what_users_did_the_same_way() {
     let fleet = Fleet::new("mirror");
-    carries_what_users_did("mirror-dist@example.com", Some(&fleet)).await;
+    let user = "mirror-dist@example.com";
+    carries_what_users_did(Pair::start(&[(user, "pm")]), Some(&fleet)).await;
     let keys = fleet.redis().await.keys().await.unwrap();
     assert!(keys.iter().any(|k| k.contains(":uidmaps:")), "{keys:?}");
     fleet.clean_up().await;
@@ -186,8 +204,8 @@ async fn distributed_passes_carry_what_users_did_the_same_way() {
 
 /// Initial run; the user's changes on both sides; a re-run carries them; an idle re-run does
 /// nothing; a --mirror-deletions run removes the copy of what was deleted.
-async fn carries_what_users_did(user: &str, fleet: Option<&Fleet>) {
-    let pair = Pair::start(&[(user, "pm")]);
+async fn carries_what_users_did(pair: Pair, fleet: Option<&Fleet>) {
+    let user = pair.users[0].0.as_str();
     seed(&pair).await;
     let csv = pair.write_csv();
     let migrate = |extra: &[&str]| {
