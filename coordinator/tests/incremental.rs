@@ -15,6 +15,10 @@ use serde_json::Value;
 
 const ARCHIVE: &str = "Archive/2019";
 
+/// Dovecot advertising what it offers but MOVE (RFC 6851).
+const NO_MOVE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
+                       NAMESPACE UIDPLUS CHILDREN SPECIAL-USE MULTIAPPEND UNSELECT CONDSTORE LITERAL+";
+
 fn message(subject: &str, flags: &[&str]) -> NewMessage {
     NewMessage {
         bytes: format!(
@@ -182,11 +186,7 @@ async fn a_rerun_carries_flags_and_moves_keeps_deletions_and_target_changes_then
 #[tokio::test]
 async fn without_move_on_the_target_a_move_is_copy_and_uid_expunge() {
     let user = ("mirror-nomove@example.com", "pn");
-    let target = StartOptions::users(&[user]).with_config(&format!(
-        "imap_capability = {}",
-        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE NAMESPACE UIDPLUS CHILDREN \
-         SPECIAL-USE MULTIAPPEND UNSELECT CONDSTORE LITERAL+"
-    ));
+    let target = StartOptions::users(&[user]).with_config(NO_MOVE);
     let pair = Pair::from_servers(StartOptions::users(&[user]), target, &[user]);
     carries_what_users_did(pair, None).await;
 }
@@ -329,9 +329,23 @@ async fn busy_day_on_the_source(pair: &Pair) -> u32 {
 
 #[tokio::test]
 async fn kill_9_during_passes_that_move_and_delete_then_a_rerun_is_exact() {
+    kill_9_during_passes(Pair::start(&[("mirror-kill@example.com", "pk")])).await;
+}
+
+/// The same against a target without MOVE: a kill can fall between UID COPY and UID EXPUNGE.
+#[tokio::test]
+async fn kill_9_during_passes_that_copy_and_expunge_for_moves_then_a_rerun_is_exact() {
+    let user = ("mirror-kill-nomove@example.com", "pk");
+    let pair = Pair::from_servers(
+        StartOptions::users(&[user]),
+        StartOptions::users(&[user]).with_config(NO_MOVE),
+        &[user],
+    );
+    kill_9_during_passes(pair).await;
+}
+
+async fn kill_9_during_passes(pair: Pair) {
     use rand::Rng;
-    let user = "mirror-kill@example.com";
-    let pair = Pair::start(&[(user, "pk")]);
     let (login, password) = &pair.users[0];
     let mut session = connect_login(pair.source.port(), login, password)
         .await
@@ -355,13 +369,19 @@ async fn kill_9_during_passes_that_move_and_delete_then_a_rerun_is_exact() {
         .unwrap();
 
     let mut killed = 0;
-    for _ in 0..3 {
-        let before = target.status("INBOX", "(MESSAGES)").await.unwrap().exists;
+    for round in 0..4 {
+        let inbox = target.status("INBOX", "(MESSAGES)").await.unwrap().exists;
+        let archive = target.status(ARCHIVE, "(MESSAGES)").await.unwrap().exists;
         let leaving = busy_day_on_the_source(&pair).await;
-        // Killed once INBOX on the target has lost some of what leaves it: after a MOVE or an
-        // EXPUNGE, before or after the maps and the destination's copy.
-        let threshold = before - rand::rng().random_range(1..=leaving);
-        eprintln!("killing when the target's INBOX falls to {threshold}");
+        // Killed once the target's INBOX has lost some of what leaves it (after a MOVE or an
+        // EXPUNGE), or, every other round, once Archive/2019 has gained (after a MOVE or a
+        // COPY, before its EXPUNGE): before or after the maps and the destination's copy.
+        let fall_to = inbox - rand::rng().random_range(1..=leaving);
+        let rise_to = archive + 1;
+        let watch_archive = round % 2 == 1;
+        eprintln!(
+            "round {round}: killing when INBOX ≤ {fall_to} or ({watch_archive}) Archive ≥ {rise_to}"
+        );
         let mut child = common::Running::new(
             pair.migrate_command(&csv, &DELETIONS)
                 .stdout(std::process::Stdio::null())
@@ -373,8 +393,12 @@ async fn kill_9_during_passes_that_move_and_delete_then_a_rerun_is_exact() {
             if child.has_exited() {
                 break;
             }
-            let now = target.status("INBOX", "(MESSAGES)").await.unwrap().exists;
-            if now <= threshold {
+            let hit = if watch_archive {
+                target.status(ARCHIVE, "(MESSAGES)").await.unwrap().exists >= rise_to
+            } else {
+                target.status("INBOX", "(MESSAGES)").await.unwrap().exists <= fall_to
+            };
+            if hit {
                 child.kill();
                 killed += 1;
                 break;

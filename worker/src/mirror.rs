@@ -423,7 +423,11 @@ async fn move_messages(
     if has_move {
         target.run("UID MOVE", |s| s.uid_mv(&set, to)).await?;
     } else {
-        tracing::debug!(from, to, "no MOVE on the target: UID COPY, then UID EXPUNGE");
+        tracing::debug!(
+            from,
+            to,
+            "no MOVE on the target: UID COPY, then UID EXPUNGE"
+        );
         target.run("UID COPY", |s| s.uid_copy(&set, to)).await?;
         expunge(target, &set).await?;
     }
