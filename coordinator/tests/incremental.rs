@@ -379,9 +379,11 @@ async fn kill_9_during_passes(pair: Pair) {
         let fall_to = inbox - rand::rng().random_range(1..=leaving);
         let rise_to = archive + 1;
         let watch_archive = round % 2 == 1;
-        eprintln!(
-            "round {round}: killing when INBOX ≤ {fall_to} or ({watch_archive}) Archive ≥ {rise_to}"
-        );
+        if watch_archive {
+            eprintln!("round {round}: killing when Archive/2019 reaches {rise_to}");
+        } else {
+            eprintln!("round {round}: killing when INBOX falls to {fall_to}");
+        }
         let mut child = common::Running::new(
             pair.migrate_command(&csv, &DELETIONS)
                 .stdout(std::process::Stdio::null())
