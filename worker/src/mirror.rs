@@ -89,7 +89,11 @@ struct Departure {
 }
 
 /// Mirrors what happened on the source to `folders` (selectable, existing on the target). The
-/// connections have no folder selected before and after.
+/// connections have no folder selected before and after (unless a command was refused).
+///
+/// A server refusing one of the mirror's commands does not keep the user's new mail from being
+/// copied: the refusal is reported as a skipped item and the next pass tries again (every step
+/// is repeatable). Connection failures and the like are returned, so discovery is retried.
 pub async fn mirror_user(
     job: &Job,
     user: &MailboxUser,
@@ -98,6 +102,31 @@ pub async fn mirror_user(
     folders: &[MappedFolder],
 ) -> Result<FolderOutcome, WorkerError> {
     let mut outcome = FolderOutcome::default();
+    match mirror_all(job, user, source, target, folders, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(refused @ WorkerError::Refused { .. }) => {
+            tracing::warn!(user = %user.email, error = %refused, "changes on the source not mirrored");
+            outcome.skipped.push(SkippedItem {
+                folder: "(the mailbox)".into(),
+                subject: None,
+                date: None,
+                size: None,
+                reason: format!("changes made on the source not mirrored: {refused}"),
+            });
+            Ok(outcome)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn mirror_all(
+    job: &Job,
+    user: &MailboxUser,
+    source: &mut ImapConnection,
+    target: &mut ImapConnection,
+    folders: &[MappedFolder],
+    outcome: &mut FolderOutcome,
+) -> Result<(), WorkerError> {
     let mut states = Vec::new();
     for folder in folders {
         outcome.flags_updated += catch_up(job, user, folder).await?;
@@ -120,14 +149,14 @@ pub async fn mirror_user(
             &mut departures,
             folders,
             &appeared,
-            &mut outcome,
+            outcome,
         )
         .await?;
     }
     for (state, departed) in states.into_iter().zip(departures) {
-        apply_in_folder(job, target, state, departed, &mut outcome).await?;
+        apply_in_folder(job, target, state, departed, outcome).await?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// The folder's map (if any, and still valid), and which of its source messages vanished or
