@@ -17,7 +17,8 @@ const ARCHIVE: &str = "Archive/2019";
 
 /// Dovecot advertising what it offers but MOVE (RFC 6851).
 const NO_MOVE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
-                       NAMESPACE UIDPLUS CHILDREN SPECIAL-USE MULTIAPPEND UNSELECT CONDSTORE LITERAL+";
+                       NAMESPACE UIDPLUS CHILDREN SPECIAL-USE MULTIAPPEND UNSELECT \
+                       CONDSTORE LITERAL+";
 
 fn message(subject: &str, flags: &[&str]) -> NewMessage {
     NewMessage {

@@ -105,7 +105,8 @@ pub async fn mirror_user(
     match mirror_all(job, user, source, target, folders, &mut outcome).await {
         Ok(()) => Ok(outcome),
         Err(refused @ WorkerError::Refused { .. }) => {
-            tracing::warn!(user = %user.email, error = %refused, "changes on the source not mirrored");
+            tracing::warn!(user = %user.email, error = %refused,
+                "changes on the source not mirrored");
             outcome.skipped.push(SkippedItem {
                 folder: "(the mailbox)".into(),
                 subject: None,
