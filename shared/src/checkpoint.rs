@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::store_error::StoreError;
+use crate::uid_map::UidMap;
 
 /// Which folder a checkpoint belongs to. `scope` isolates batches/tenants sharing one store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,7 +56,18 @@ pub trait CheckpointStore: Send + Sync {
         key: &CheckpointKey,
         checkpoint: FolderCheckpoint,
     ) -> Result<bool, StoreError>;
-    /// Forgets every checkpoint of `user` in `scope` (a user restarted from scratch).
+    /// The folder's map of copies (see [`UidMap`]), if one was stored.
+    async fn load_uid_map(&self, key: &CheckpointKey) -> Result<Option<UidMap>, StoreError>;
+    /// Replaces the folder's map of copies. Written only after the target confirmed what the map
+    /// says, so a crash leaves it behind the target, never ahead of it.
+    async fn store_uid_map(&self, key: &CheckpointKey, map: &UidMap) -> Result<(), StoreError>;
+    /// The source folders of `user` in `scope` that have a map of copies stored.
+    async fn mapped_folders(&self, scope: &str, user: &str) -> Result<Vec<String>, StoreError>;
+    /// Forgets one folder's checkpoint and map of copies (the folder was renamed on the source
+    /// and its state now lives under its new name).
+    async fn forget_folder(&self, key: &CheckpointKey) -> Result<(), StoreError>;
+    /// Forgets every checkpoint (and map of copies) of `user` in `scope` (a user restarted from
+    /// scratch).
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError>;
 
     /// Takes (or, for the same `owner`, extends) the exclusive right to sync this folder for

@@ -27,6 +27,10 @@ pub struct JobSpec {
     /// Only messages received (INTERNALDATE) on or after this day are copied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_after: Option<chrono::NaiveDate>,
+    /// Incremental passes remove mailfleet's copies of messages deleted on the source
+    /// (`--mirror-deletions`); without it they are kept and reported (ARCHITECTURE.md, rule 6).
+    #[serde(default)]
+    pub mirror_deletions: bool,
 }
 
 /// Small enough that a part takes a few minutes at worst, far inside RabbitMQ's 30-minute

@@ -12,6 +12,8 @@
 //! - [`job_spec`]: what workers need to know about a batch (endpoints, rules, limits).
 //! - [`lifecycle`]: batches, their states and transitions, the scheduler's decisions.
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
+//! - [`uid_map`]: which target message is mailfleet's copy of which source message, with the
+//!   flags as last synced (what incremental passes mirror).
 //! - [`queue`], [`checkpoint`], [`credentials`], [`state`], [`job_spec`]'s `JobSpecStore`: the
 //!   seams whose backends live in `mailfleet-stores`; [`store_error`]: the error they all return,
 //!   with a kind that says whether retrying can help.
@@ -33,3 +35,4 @@ pub mod mutf7;
 pub mod queue;
 pub mod state;
 pub mod store_error;
+pub mod uid_map;

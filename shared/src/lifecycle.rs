@@ -245,6 +245,9 @@ pub struct BatchRecord {
     /// Only messages received on or after this day are copied.
     pub received_after: Option<NaiveDate>,
     pub max_message_size: u64,
+    /// Incremental passes remove copies of messages deleted on the source.
+    #[serde(default)]
+    pub mirror_deletions: bool,
     pub notify: Vec<String>,
     /// The target's mail exchanger: `batch complete` checks that the users' domains point at
     /// it (`--force` to complete anyway).
@@ -467,6 +470,17 @@ pub struct UserRecord {
     pub items_copied_total: u64,
     pub bytes_copied_total: u64,
     pub skipped: Vec<SkippedItem>,
+    /// What incremental passes mirrored from the source, over every pass so far: copies whose
+    /// flags changed, copies moved, copies deleted (`--mirror-deletions`).
+    #[serde(default)]
+    pub flags_updated_total: u64,
+    #[serde(default)]
+    pub moved_total: u64,
+    #[serde(default)]
+    pub deleted_total: u64,
+    /// As of the latest pass: deleted on the source, kept on the target.
+    #[serde(default)]
+    pub deleted_on_source_kept: Vec<SkippedItem>,
     pub errors: Vec<String>,
     pub last_successful_sync: Option<DateTime<Utc>>,
     pub initial_sync_seconds: Option<f64>,
@@ -485,6 +499,10 @@ impl UserRecord {
             items_copied_total: 0,
             bytes_copied_total: 0,
             skipped: Vec::new(),
+            flags_updated_total: 0,
+            moved_total: 0,
+            deleted_total: 0,
+            deleted_on_source_kept: Vec::new(),
             errors: Vec::new(),
             last_successful_sync: None,
             initial_sync_seconds: None,
@@ -523,6 +541,7 @@ mod tests {
             include_folders: vec![],
             exclude_folders: vec![],
             received_after: None,
+            mirror_deletions: false,
             max_message_size: 1,
             notify: vec![],
             target_mx: None,

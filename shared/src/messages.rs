@@ -180,6 +180,22 @@ pub struct FolderOutcome {
     pub already_present: u64,
     pub bytes: u64,
     pub skipped: Vec<SkippedItem>,
+    /// Copies whose flags were brought in line with changes made on the source.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags_updated: u64,
+    /// Copies moved on the target because their message moved to another folder on the source.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved: u64,
+    /// Copies removed because their message was deleted on the source (`--mirror-deletions`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
+    /// Messages deleted on the source whose copies stay on the target (no
+    /// `--mirror-deletions`): listed, not a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_on_source_kept: Vec<SkippedItem>,
+    /// Folders renamed on the target because they were renamed on the source.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renamed_folders: u64,
 }
 
 impl FolderOutcome {
@@ -193,6 +209,12 @@ impl FolderOutcome {
         self.already_present += other.already_present;
         self.bytes += other.bytes;
         self.skipped.extend(other.skipped);
+        self.flags_updated += other.flags_updated;
+        self.moved += other.moved;
+        self.deleted += other.deleted;
+        self.renamed_folders += other.renamed_folders;
+        self.deleted_on_source_kept
+            .extend(other.deleted_on_source_kept);
     }
 }
 
@@ -211,8 +233,10 @@ pub enum Report {
         /// Messages of folders that needed no task: complete on the target already.
         #[serde(default, skip_serializing_if = "is_zero")]
         already_synced: u64,
-        /// What discovery copied itself: a mailbox's small folders, which would cost more as
-        /// tasks than their mail does (see the worker's `small_folders`). Not in `folder_tasks`.
+        /// What discovery did itself: copied a mailbox's small folders, which would cost more as
+        /// tasks than their mail does (see the worker's `small_folders`; not in `folder_tasks`),
+        /// and mirrored what the user did on the source since the last pass (the worker's
+        /// `mirror`: flags, moves, deletions).
         #[serde(default, skip_serializing_if = "FolderOutcome::is_empty")]
         copied: FolderOutcome,
         /// Every folder of the user on the target (display names), including empty ones.

@@ -11,6 +11,7 @@ use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec, JobSpecStore};
 use mailfleet_shared::messages::{MailboxUser, Report, Task};
 use mailfleet_shared::queue::TaskQueue;
+use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 use secrecy::{ExposeSecret, SecretString};
 
 fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
@@ -22,7 +23,9 @@ fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
     }
 }
 
-/// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user.
+/// Forward-only under one UIDVALIDITY, reset on a new one, isolated by scope and user; maps of
+/// copies replaced as a whole, listed per user, forgotten per folder and with the user's
+/// checkpoints.
 pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str) {
     let key = |user: &str, folder: &str| CheckpointKey {
         scope: scope.to_owned(),
@@ -45,6 +48,24 @@ pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str)
     );
     assert_eq!(store.load(&inbox).await.unwrap(), Some(checkpoint(2, 3)));
 
+    let mut map = UidMap::new(2, 7);
+    map.source_covered = 3;
+    map.set_entries([MappedMessage {
+        source_uid: 3,
+        target_uid: 9,
+        flags: vec!["\\Seen".into()],
+    }]);
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), None);
+    store.store_uid_map(&inbox, &map).await.unwrap();
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), Some(map.clone()));
+    map.source_covered = 4;
+    store.store_uid_map(&inbox, &map).await.unwrap();
+    assert_eq!(
+        store.load_uid_map(&inbox).await.unwrap(),
+        Some(map),
+        "replaced"
+    );
+
     let other_user = key("bob@example.com", "INBOX");
     store.advance(&other_user, checkpoint(1, 5)).await.unwrap();
     let other_scope = CheckpointKey {
@@ -54,6 +75,7 @@ pub async fn checkpoint_store_contract(store: &dyn CheckpointStore, scope: &str)
     store.advance(&other_scope, checkpoint(1, 9)).await.unwrap();
     store.clear_user(scope, "alice@example.com").await.unwrap();
     assert_eq!(store.load(&inbox).await.unwrap(), None);
+    assert_eq!(store.load_uid_map(&inbox).await.unwrap(), None);
     assert_eq!(
         store.load(&other_user).await.unwrap(),
         Some(checkpoint(1, 5))
@@ -124,6 +146,7 @@ fn job_spec(batch: &str, source: &str) -> JobSpec {
         max_message_size: 150 * 1024 * 1024,
         folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
         received_after: chrono::NaiveDate::from_ymd_opt(2024, 1, 31),
+        mirror_deletions: true,
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Keys live under `mailfleet:{tenant}:` so tenants (and parallel tests) never meet:
 //! - `…:checkpoints:{scope}:{user}` — a hash, field = source folder, value = checkpoint JSON;
-//!   forgetting a user is one DEL.
+//!   forgetting a user is one DEL (of it and the next).
+//! - `…:uidmaps:{scope}:{user}` — a hash, field = source folder, value = its map of copies
+//!   (`shared::uid_map`) as JSON.
 //! - `…:credentials:{scope}` — a hash, field = credential name, value = AES-256-GCM ciphertext.
 //! - `…:jobs:{batch}` — the batch's [`JobSpec`] as JSON, read by stateless workers.
 //!
@@ -16,6 +18,7 @@ use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpo
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::job_spec::{JobSpec, JobSpecStore};
 use mailfleet_shared::store_error::StoreError;
+use mailfleet_shared::uid_map::UidMap;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secrecy::SecretString;
@@ -84,6 +87,10 @@ impl RedisStore {
 
     fn checkpoint_key(&self, scope: &str, user: &str) -> String {
         format!("{}checkpoints:{scope}:{user}", self.prefix)
+    }
+
+    fn uid_map_key(&self, scope: &str, user: &str) -> String {
+        format!("{}uidmaps:{scope}:{user}", self.prefix)
     }
 
     fn lease_key(&self, key: &CheckpointKey) -> String {
@@ -188,10 +195,57 @@ impl CheckpointStore for RedisStore {
         Ok(())
     }
 
+    async fn load_uid_map(&self, key: &CheckpointKey) -> Result<Option<UidMap>, StoreError> {
+        let mut connection = self.connection.clone();
+        let stored: Option<String> = connection
+            .hget(self.uid_map_key(&key.scope, &key.user), &key.folder)
+            .await
+            .map_err(store_error)?;
+        stored
+            .map(|json| decode_json(json, "map of copies"))
+            .transpose()
+    }
+
+    async fn store_uid_map(&self, key: &CheckpointKey, map: &UidMap) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = connection
+            .hset(
+                self.uid_map_key(&key.scope, &key.user),
+                &key.folder,
+                encode_json(map, "map of copies")?,
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn mapped_folders(&self, scope: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        connection
+            .hkeys(self.uid_map_key(scope, user))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn forget_folder(&self, key: &CheckpointKey) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .hdel(self.checkpoint_key(&key.scope, &key.user), &key.folder)
+            .hdel(self.uid_map_key(&key.scope, &key.user), &key.folder)
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let _: () = connection
-            .del(self.checkpoint_key(scope, user))
+            .del(&[
+                self.checkpoint_key(scope, user),
+                self.uid_map_key(scope, user),
+            ])
             .await
             .map_err(store_error)?;
         Ok(())

@@ -12,6 +12,7 @@ use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpo
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::job_spec::{JobSpec, JobSpecStore};
 use mailfleet_shared::store_error::StoreError;
+use mailfleet_shared::uid_map::UidMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::SecretString;
 
@@ -19,7 +20,8 @@ use crate::crypto::SecretBox;
 use crate::error::{StoresError, decode_json, encode_json};
 
 /// Bumped whenever the schema below changes; later versions migrate from it. Version 2 added
-/// `job_specs`; its `CREATE TABLE IF NOT EXISTS` is the whole migration from version 1.
+/// `job_specs` and `uid_maps`; their `CREATE TABLE IF NOT EXISTS` is the whole migration from
+/// version 1.
 const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
@@ -32,6 +34,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     target_uidvalidity INTEGER NOT NULL,
     target_uid_mark INTEGER NOT NULL,
     updated_at TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (scope, user, folder)
+);
+-- Version 2: a folder's map of copies (shared::uid_map), as JSON.
+CREATE TABLE IF NOT EXISTS uid_maps (
+    scope TEXT NOT NULL,
+    user TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    map TEXT NOT NULL,
     PRIMARY KEY (scope, user, folder)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -216,13 +226,73 @@ impl CheckpointStore for SqliteStore {
         .await
     }
 
+    async fn load_uid_map(&self, key: &CheckpointKey) -> Result<Option<UidMap>, StoreError> {
+        let key = key.clone();
+        let stored: Option<String> = self
+            .with(move |db| {
+                Ok(db
+                    .query_row(
+                        "SELECT map FROM uid_maps WHERE scope = ?1 AND user = ?2 AND folder = ?3",
+                        params![key.scope, key.user, key.folder],
+                        |row| row.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        stored
+            .map(|json| decode_json(json, "map of copies"))
+            .transpose()
+    }
+
+    async fn store_uid_map(&self, key: &CheckpointKey, map: &UidMap) -> Result<(), StoreError> {
+        let (key, json) = (key.clone(), encode_json(map, "map of copies")?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT INTO uid_maps (scope, user, folder, map) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (scope, user, folder) DO UPDATE SET map = excluded.map",
+                params![key.scope, key.user, key.folder, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mapped_folders(&self, scope: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        let (scope, user) = (scope.to_owned(), user.to_owned());
+        self.with(move |db| {
+            let mut statement =
+                db.prepare("SELECT folder FROM uid_maps WHERE scope = ?1 AND user = ?2")?;
+            let folders = statement
+                .query_map(params![scope, user], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(folders)
+        })
+        .await
+    }
+
+    async fn forget_folder(&self, key: &CheckpointKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |db| {
+            for table in ["checkpoints", "uid_maps"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE scope = ?1 AND user = ?2 AND folder = ?3"),
+                    params![key.scope, key.user, key.folder],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn clear_user(&self, scope: &str, user: &str) -> Result<(), StoreError> {
         let (scope, user) = (scope.to_owned(), user.to_owned());
         self.with(move |db| {
-            db.execute(
-                "DELETE FROM checkpoints WHERE scope = ?1 AND user = ?2",
-                params![scope, user],
-            )?;
+            for table in ["checkpoints", "uid_maps"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE scope = ?1 AND user = ?2"),
+                    params![scope, user],
+                )?;
+            }
             Ok(())
         })
         .await

@@ -338,6 +338,7 @@ mod tests {
             include_folders: vec![],
             exclude_folders: vec![],
             received_after: None,
+            mirror_deletions: false,
             max_message_size: 10,
             notify: vec![],
             target_mx: None,

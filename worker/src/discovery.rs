@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
-use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
+use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
@@ -22,6 +22,8 @@ use crate::imap::namespace::personal_namespace;
 use crate::imap::quote::{listed_name, quotable, quoted};
 use crate::imap::refusal::RefusalCode;
 use crate::job::{Job, Side};
+use crate::mirror::mirror_user;
+use crate::renames::follow_renames;
 
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -34,6 +36,8 @@ pub struct Discovery {
     pub total_messages: u64,
     /// Messages of folders already complete on the target per their checkpoints: no task.
     pub already_synced: u64,
+    /// What the user did on the source since the last pass, done on the target (`mirror`).
+    pub mirrored: FolderOutcome,
 }
 
 /// Virtual folders that show messages stored elsewhere (Gmail's "All Mail", "Starred"); copying
@@ -95,8 +99,12 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         skipped,
         ..Discovery::default()
     };
+    // Before the hierarchy is created, so a renamed folder is renamed, not created and copied.
+    discovery.mirrored.renamed_folders =
+        follow_renames(job, user, &mut source, &mut target, &wanted).await?;
 
     let mut refused: Vec<String> = Vec::new();
+    let mut on_target: Vec<MappedFolder> = Vec::new();
     for folder in wanted {
         if refused
             .iter()
@@ -121,9 +129,14 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         }
         discovery.folders.push(folder.display_name.clone());
         if folder.selectable {
+            on_target.push(folder.clone());
             plan_folder(job, user, &mut source, &mut target, folder, &mut discovery).await?;
         }
     }
+    // Before any folder is copied, so that a moved message is moved, not copied again.
+    let renamed_folders = discovery.mirrored.renamed_folders;
+    discovery.mirrored = mirror_user(job, user, &mut source, &mut target, &on_target).await?;
+    discovery.mirrored.renamed_folders = renamed_folders;
     job.release(Side::Source, user, source);
     job.release(Side::Target, user, target);
     Ok(discovery)

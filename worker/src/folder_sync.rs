@@ -20,6 +20,7 @@ use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
+use crate::copy_map::record_copies;
 use crate::discovery::create_folder;
 use crate::error::{WorkerError, from_imap};
 use crate::imap::ImapConnection;
@@ -55,7 +56,16 @@ pub async fn sync_folder(
         job.checkpoint_key(user, &plan.source_name),
     )
     .await?;
-    let result = copy_with_retries(job, user, plan, &lease, &what).await;
+    let mut result = copy_with_retries(job, user, plan, &lease, &what).await;
+    if let Ok(synced) = &mut result {
+        // Which target message is which copy, for the next passes (`copy_map`).
+        // The copy is done either way; a map left behind is caught up by the next discovery.
+        match record_copies(job, user, plan).await {
+            Ok(updated) => synced.outcome.flags_updated += updated,
+            Err(error) => tracing::warn!(user = %user.email, folder = %plan.display_name,
+                %error, "map of copies not recorded; the next pass catches up"),
+        }
+    }
     lease.release().await;
     result
 }

@@ -35,6 +35,8 @@ pub struct Job {
     pub folder_part_messages: usize,
     /// Only messages received on or after this day are copied (IMAP `SINCE`).
     pub received_after: Option<chrono::NaiveDate>,
+    /// Remove copies of messages deleted on the source (see `mirror`).
+    pub mirror_deletions: bool,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub tuning: Tuning,

@@ -51,6 +51,7 @@ impl Job {
             max_message_size: spec.max_message_size,
             folder_part_messages: spec.folder_part_messages,
             received_after: spec.received_after,
+            mirror_deletions: spec.mirror_deletions,
             checkpoints,
             credentials,
             tuning,

@@ -13,6 +13,10 @@
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
 //!   guard ([`target_index`]), append with flags and dates, advance checkpoints, under the
 //!   folder's [`lease`] so a task delivered twice never copies twice at once.
+//! - [`mirror`]: what users did on the source since the last pass (flags, moves, deletions),
+//!   done to mailfleet's copies, per user in discovery; [`copy_map`]: which target message is
+//!   which source message's copy, recorded after each folder copy; [`flag_sync`]: the merge;
+//!   [`renames`]: folders renamed on the source renamed on the target.
 //! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
@@ -20,15 +24,19 @@
 //! - [`verify`]: source against target, folder by folder, as fingerprint multisets.
 
 pub mod connection_pool;
+pub mod copy_map;
 pub mod discovery;
 pub mod error;
+pub mod flag_sync;
 pub mod folder_sync;
 pub mod imap;
 pub mod job;
 pub mod job_source;
 pub mod lease;
 pub mod metrics;
+pub mod mirror;
 pub mod oauth2;
+pub mod renames;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;

@@ -191,7 +191,8 @@ impl Worker {
             .inc_by(discovery.already_synced);
         let (mut folder_tasks, small) = split_small(discovery.plans);
         self.publish_folder_tasks(task, &folder_tasks).await?;
-        let copied = copy_small_folders(job, user, small).await;
+        let mut copied = copy_small_folders(job, user, small).await;
+        copied.outcome.add(discovery.mirrored);
         self.publish_folder_tasks(task, &copied.left_for_tasks)
             .await?;
         folder_tasks.extend(copied.left_for_tasks);

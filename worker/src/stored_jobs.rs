@@ -89,6 +89,7 @@ mod tests {
             max_message_size: 1024,
             folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
             received_after: None,
+            mirror_deletions: false,
         }
     }
 

@@ -48,6 +48,11 @@ pub struct CopyRuleArgs {
     /// Messages larger than this many bytes are skipped and reported (default: 35 MB).
     #[arg(long, default_value_t = mailfleet_worker::job::DEFAULT_MAX_MESSAGE_SIZE)]
     pub max_message_size: u64,
+    /// Incremental passes also remove from the target mailfleet's copies of messages deleted
+    /// on the source since (never mail that arrived on the target by itself). Without it they
+    /// are kept and listed in the report.
+    #[arg(long)]
+    pub mirror_deletions: bool,
 }
 
 #[derive(Debug, Args)]

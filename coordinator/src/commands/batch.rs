@@ -76,6 +76,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         exclude_folders: args.rules.exclude_folders.clone(),
         received_after: args.rules.received_after,
         max_message_size: args.rules.max_message_size,
+        mirror_deletions: args.rules.mirror_deletions,
         notify: args.notify.clone(),
         target_mx: args.target_mx.clone(),
         policy: LifecyclePolicy {

@@ -94,6 +94,7 @@ async fn migrate(
         max_message_size: args.rules.max_message_size,
         folder_part_messages: args.folder_part_messages,
         received_after: args.rules.received_after,
+        mirror_deletions: args.rules.mirror_deletions,
     };
     let batch = spec.batch.clone();
     plan.seal_passwords(credentials.as_ref(), &batch).await?;

@@ -28,6 +28,10 @@ struct ReportRow<'a> {
     initial_sync_seconds: Option<f64>,
     last_incremental_sync_seconds: Option<f64>,
     skipped: &'a [SkippedItem],
+    flags_updated: u64,
+    moved: u64,
+    deleted: u64,
+    deleted_on_source_kept: &'a [SkippedItem],
     errors: &'a [String],
 }
 
@@ -43,6 +47,10 @@ impl<'a> ReportRow<'a> {
             initial_sync_seconds: user.initial_sync_seconds.map(round),
             last_incremental_sync_seconds: user.last_incremental_sync_seconds.map(round),
             skipped: &user.skipped,
+            flags_updated: user.flags_updated_total,
+            moved: user.moved_total,
+            deleted: user.deleted_total,
+            deleted_on_source_kept: &user.deleted_on_source_kept,
             errors: &user.errors,
         }
     }
@@ -100,6 +108,10 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
             "LastIncrementalSyncSeconds",
             "SkippedItems",
             "Errors",
+            "FlagsUpdated",
+            "Moved",
+            "Deleted",
+            "DeletedOnSourceKept",
         ])
         .map_err(failed)?;
     for row in rows {
@@ -116,6 +128,10 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
                 optional(row.last_incremental_sync_seconds),
                 skipped.join("; "),
                 row.errors.join("; "),
+                row.flags_updated.to_string(),
+                row.moved.to_string(),
+                row.deleted.to_string(),
+                row.deleted_on_source_kept.len().to_string(),
             ])
             .map_err(failed)?;
     }

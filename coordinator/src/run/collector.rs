@@ -45,6 +45,16 @@ pub struct UserResult {
     pub items_skipped: u64,
     pub bytes_copied: u64,
     pub skipped: Vec<SkippedItem>,
+    /// Copies whose flags took changes made on the source since the last pass.
+    pub flags_updated: u64,
+    /// Copies moved on the target because their message moved on the source.
+    pub moved: u64,
+    /// Copies removed because their message was deleted on the source (`--mirror-deletions`).
+    pub deleted: u64,
+    /// Deleted on the source, kept on the target (no `--mirror-deletions`).
+    pub deleted_on_source_kept: Vec<SkippedItem>,
+    /// Folders renamed on the target because they were renamed on the source.
+    pub renamed_folders: u64,
     pub errors: Vec<String>,
     /// From the user's admission (its discovery task published) to its last report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +69,12 @@ impl UserResult {
         self.bytes_copied += outcome.bytes;
         self.items_skipped += outcome.skipped.len() as u64;
         self.skipped.extend(outcome.skipped);
+        self.flags_updated += outcome.flags_updated;
+        self.moved += outcome.moved;
+        self.deleted += outcome.deleted;
+        self.renamed_folders += outcome.renamed_folders;
+        self.deleted_on_source_kept
+            .extend(outcome.deleted_on_source_kept);
     }
 }
 
@@ -106,6 +122,11 @@ impl Collector {
                         items_skipped: 0,
                         bytes_copied: 0,
                         skipped: Vec::new(),
+                        flags_updated: 0,
+                        moved: 0,
+                        deleted: 0,
+                        deleted_on_source_kept: Vec::new(),
+                        renamed_folders: 0,
                         errors: Vec::new(),
                         seconds: None,
                     },

@@ -37,8 +37,27 @@ pub fn print_human(results: &[UserResult]) -> std::io::Result<()> {
             human_bytes(r.bytes_copied),
             r.items_skipped
         )?;
+        if r.flags_updated + r.moved + r.deleted > 0 || !r.deleted_on_source_kept.is_empty() {
+            writeln!(
+                out,
+                "    mirrored from the source: {} flags updated, {} moved, {} deleted, {} deleted on the source and kept",
+                r.flags_updated,
+                r.moved,
+                r.deleted,
+                r.deleted_on_source_kept.len()
+            )?;
+        }
         for error in &r.errors {
             writeln!(out, "    error: {error}")?;
+        }
+        for item in &r.deleted_on_source_kept {
+            writeln!(
+                out,
+                "    kept in {}: {:?} ({}): deleted on the source",
+                item.folder,
+                item.subject.as_deref().unwrap_or("(no subject)"),
+                item.date.as_deref().unwrap_or("no date"),
+            )?;
         }
         for item in &r.skipped {
             writeln!(

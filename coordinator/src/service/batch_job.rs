@@ -41,6 +41,7 @@ pub async fn batch_job(
         max_message_size: batch.max_message_size,
         folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
         received_after: batch.received_after,
+        mirror_deletions: batch.mirror_deletions,
     };
     let job = Job::from_spec(
         spec.clone(),

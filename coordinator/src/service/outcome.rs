@@ -28,6 +28,10 @@ pub fn record_outcome(
     user.items_copied_total += result.items_copied;
     user.bytes_copied_total += result.bytes_copied;
     user.skipped = result.skipped.clone();
+    user.flags_updated_total += result.flags_updated;
+    user.moved_total += result.moved;
+    user.deleted_total += result.deleted;
+    user.deleted_on_source_kept = result.deleted_on_source_kept.clone();
     user.errors = result.errors.clone();
     if !failed {
         user.last_successful_sync = Some(now);

@@ -102,6 +102,7 @@ impl Setup {
             max_message_size: 1 << 20,
             folder_part_messages: 100,
             received_after: None,
+            mirror_deletions: false,
         };
         if let Some(secret) = secret {
             let id = CredentialId::oauth2(&spec.batch, "target");
