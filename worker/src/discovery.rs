@@ -287,7 +287,9 @@ fn folder_skip(folder: &str, reason: String) -> SkippedItem {
     }
 }
 
-/// LIST every folder (under the user's root on Courier-style servers).
+/// LIST every folder (under the user's root on Courier-style servers), at most the limit's
+/// count: each name is kept as a small [`ListedFolder`] as it arrives, not as async-imap's
+/// response buffer, and a server listing without end fails the user instead of the worker.
 async fn list_folders(
     connection: &mut ImapConnection,
     user_root: Option<&str>,
@@ -296,13 +298,31 @@ async fn list_folders(
         Some(root) => quote(&format!("{root}*")),
         None => "\"*\"".to_owned(),
     };
-    let names: Vec<Name> = connection
+    let max_folders = connection.limits.max_folders;
+    let listed = connection
         .run("LIST", |s| async move {
-            s.list(Some(""), Some(&pattern)).await?.try_collect().await
+            let mut names = s.list(Some(""), Some(&pattern)).await?;
+            let mut folders = Vec::new();
+            while let Some(name) = names.try_next().await? {
+                if folders.len() == max_folders {
+                    return Ok(None);
+                }
+                folders.push(listed_folder(&name));
+            }
+            Ok(Some(folders))
         })
         .await?;
+    let Some(folders) = listed else {
+        return Err(WorkerError::Misbehaved {
+            server: connection.server.clone(),
+            context: "LIST".into(),
+            reason: format!(
+                "more than {max_folders} folders (the limit: setting imap_max_folders)"
+            ),
+        });
+    };
     connection.confirm_complete("LIST")?;
-    Ok(names.iter().map(listed_folder).collect())
+    Ok(folders)
 }
 
 fn listed_folder(name: &Name) -> ListedFolder {

@@ -15,7 +15,7 @@ use mailfleet_shared::messages::MailboxUser;
 
 use crate::connection_pool::ConnectionPool;
 use crate::error::WorkerError;
-use crate::imap::{ImapConnection, connect};
+use crate::imap::{ImapConnection, ImapLimits, connect_with_limits};
 use crate::retry::RetryPolicy;
 
 /// Exchange Online's default maximum message size.
@@ -44,7 +44,9 @@ pub struct Job {
 /// Knobs with safe defaults; tests shorten the delays.
 #[derive(Debug, Clone)]
 pub struct Tuning {
-    pub command_timeout: Duration,
+    /// Timeouts and bounds on what one server may make a task wait for or hold; the literal
+    /// limit is the job's message size limit.
+    pub imap: ImapLimits,
     pub retry: RetryPolicy,
     /// At most this many messages' bodies are held in memory at once per folder task...
     pub fetch_batch_messages: usize,
@@ -55,7 +57,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            command_timeout: Duration::from_secs(300),
+            imap: ImapLimits::default(),
             retry: RetryPolicy::default(),
             fetch_batch_messages: 200,
             fetch_batch_bytes: 16 * 1024 * 1024,
@@ -150,13 +152,10 @@ impl Job {
             Side::Source => format!("source {}", endpoint.url()),
             Side::Target => format!("target {}", endpoint.url()),
         };
-        connect(
-            label,
-            endpoint,
-            &login,
-            &password,
-            self.tuning.command_timeout,
-        )
-        .await
+        let limits = ImapLimits {
+            max_literal_bytes: self.max_message_size,
+            ..self.tuning.imap
+        };
+        connect_with_limits(label, endpoint, &login, &password, limits).await
     }
 }

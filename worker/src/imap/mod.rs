@@ -6,7 +6,9 @@ pub mod append;
 pub mod connect;
 pub mod date;
 pub mod flags;
+pub mod guard;
 pub mod namespace;
 pub mod stream;
 
-pub use connect::{ImapConnection, Session, connect};
+pub use connect::{ImapConnection, Session, connect, connect_with_limits};
+pub use guard::ImapLimits;

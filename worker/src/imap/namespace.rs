@@ -10,7 +10,7 @@ use mailfleet_shared::folder_map::Namespace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::ImapConnection;
-use crate::error::WorkerError;
+use crate::error::{WorkerError, from_io};
 
 const TAG: &str = "mfns";
 
@@ -22,7 +22,6 @@ pub async fn personal_namespace(
         return Ok(None);
     }
     let server = connection.server.clone();
-    let timeout = connection.command_timeout;
     let exchange = async {
         let stream = connection.session.as_mut();
         stream
@@ -40,18 +39,8 @@ pub async fn personal_namespace(
             }
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(personal)) => Ok(personal),
-        Ok(Err(e)) => Err(WorkerError::ConnectionLost {
-            server,
-            reason: format!("NAMESPACE: {e}"),
-        }),
-        Err(_) => Err(WorkerError::Timeout {
-            server,
-            operation: "NAMESPACE".into(),
-            seconds: timeout.as_secs(),
-        }),
-    }
+    // The stream's guard bounds the wait (ARCHITECTURE.md, "Servers differ").
+    exchange.await.map_err(|e| from_io(&server, "NAMESPACE", e))
 }
 
 async fn read_line<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<String> {
