@@ -7,12 +7,15 @@
 //! - [`corpus`]: deterministic, realistic mailboxes.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+//! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
+//!   huge literals, trickles) and passes the others through to a real server.
 
 pub mod broker;
 pub mod client;
 pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod scripted_server;
 
 pub use client::{
     MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,
