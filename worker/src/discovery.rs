@@ -10,13 +10,13 @@ use std::collections::HashSet;
 
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
-use futures_util::TryStreamExt;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
 use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
+use crate::imap::responses::at_most;
 use crate::job::{Job, Side};
 
 #[derive(Debug, Default)]
@@ -299,28 +299,16 @@ async fn list_folders(
         None => "\"*\"".to_owned(),
     };
     let max_folders = connection.limits.max_folders;
-    let listed = connection
+    let folders = connection
         .run("LIST", |s| async move {
-            let mut names = s.list(Some(""), Some(&pattern)).await?;
-            let mut folders = Vec::new();
-            while let Some(name) = names.try_next().await? {
-                if folders.len() == max_folders {
-                    return Ok(None);
-                }
-                folders.push(listed_folder(&name));
-            }
-            Ok(Some(folders))
+            let names = s.list(Some(""), Some(&pattern)).await?;
+            at_most(names, max_folders, |name| listed_folder(&name)).await
         })
-        .await?;
-    let Some(folders) = listed else {
-        return Err(WorkerError::Misbehaved {
-            server: connection.server.clone(),
-            context: "LIST".into(),
-            reason: format!(
-                "more than {max_folders} folders (the limit: setting imap_max_folders)"
-            ),
-        });
-    };
+        .await?
+        .ok_or_else(|| {
+            let what = "folders (the limit: setting imap_max_folders)";
+            connection.answered_too_many("LIST", max_folders, what)
+        })?;
     connection.confirm_complete("LIST")?;
     Ok(folders)
 }

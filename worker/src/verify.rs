@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use futures_util::TryStreamExt;
 use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint, header_value};
 use mailfleet_shared::messages::MailboxUser;
 use serde::Serialize;
@@ -18,6 +17,7 @@ use serde::Serialize;
 use crate::discovery::select_user_folders;
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
+use crate::imap::responses::{at_most, fetch_bound};
 use crate::job::{Job, Side};
 
 /// Enough of a message for a person to find it.
@@ -153,20 +153,21 @@ async fn index_folder(
         "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
         FINGERPRINT_FIELDS.join(" ")
     );
+    let max = fetch_bound(mailbox.exists as usize);
     let fetched = connection
         .run("FETCH fingerprints", |s| async move {
-            let mut answers = s.fetch("1:*", query).await?;
-            let mut fetched = Vec::new();
-            while let Some(fetch) = answers.try_next().await? {
+            let answers = s.fetch("1:*", query).await?;
+            at_most(answers, max, |fetch| {
                 let header = fetch.header().unwrap_or_default();
                 let size = u64::from(fetch.size.unwrap_or(0));
                 let mut message = summary(header, size);
                 message.received = fetch.internal_date().map(|d| d.date_naive());
-                fetched.push((Fingerprint::from_header(header, size), message));
-            }
-            Ok(fetched)
+                (Fingerprint::from_header(header, size), message)
+            })
+            .await
         })
-        .await?;
+        .await?
+        .ok_or_else(|| connection.answered_too_many("FETCH fingerprints", max, "responses"))?;
     connection.confirm_complete("FETCH fingerprints")?;
     if fetched.len() < mailbox.exists as usize {
         return Err(WorkerError::Incomplete {

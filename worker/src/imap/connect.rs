@@ -68,6 +68,15 @@ impl ImapConnection {
         Ok(())
     }
 
+    /// The error for an answer that held more than `max` of `what` (see [`super::responses`]).
+    pub fn answered_too_many(&self, context: &str, max: usize, what: &str) -> WorkerError {
+        WorkerError::Misbehaved {
+            server: self.server.clone(),
+            context: context.to_owned(),
+            reason: format!("more than {max} {what}"),
+        }
+    }
+
     /// Drops untagged responses nobody asked for (EXISTS after APPEND and the like), so the
     /// bounded channel async-imap fills never holds stale data.
     pub fn discard_unsolicited(&mut self) {

@@ -8,6 +8,7 @@ pub mod date;
 pub mod flags;
 pub mod guard;
 pub mod namespace;
+pub mod responses;
 pub mod stream;
 
 pub use connect::{ImapConnection, Session, connect, connect_with_limits};
