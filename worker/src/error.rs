@@ -27,7 +27,7 @@ pub enum WorkerError {
     Throttled { server: String, reason: String },
     #[error("connection to {server} lost: {reason}")]
     ConnectionLost { server: String, reason: String },
-    /// The server kept us waiting past a limit (ARCHITECTURE.md, "Servers differ").
+    /// The server kept us waiting past a limit (retried: ARCHITECTURE.md, rule 5).
     #[error("{server} timed out during {operation}: {reason}")]
     Timeout {
         server: String,

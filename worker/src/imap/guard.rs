@@ -18,8 +18,9 @@
 //! - **A big literal**: a literal announced (`{n}` CRLF) larger than the literal limit is refused
 //!   at its announcement, before a byte of it is read.
 //!
-//! A limit hit ends the read with an `io::Error` carrying a [`LimitHit`]; `error::from_imap`
-//! turns it into an error naming the command and the server (ARCHITECTURE.md, "Servers differ").
+//! A limit hit ends the read with an `io::Error` carrying a [`LimitHit`]; `error::from_io` turns
+//! it into an error naming the command and the server. A timeout is retried with backoff
+//! (ARCHITECTURE.md, rule 5); the other limits would be hit again and fail the user at once.
 
 use std::fmt;
 use std::future::Future as _;

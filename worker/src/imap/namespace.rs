@@ -39,7 +39,7 @@ pub async fn personal_namespace(
             }
         }
     };
-    // The stream's guard bounds the wait (ARCHITECTURE.md, "Servers differ").
+    // The stream's guard bounds the wait (see `guard`).
     exchange.await.map_err(|e| from_io(&server, "NAMESPACE", e))
 }
 
