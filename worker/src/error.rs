@@ -249,6 +249,27 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_retried_and_other_limits_are_not() {
+        let io = |hit: LimitHit| from_io("source imap://x:1", "LIST", std::io::Error::other(hit));
+        let silent = io(LimitHit::Silent { seconds: 3 });
+        assert!(silent.is_transient());
+        assert_eq!(
+            silent.to_string(),
+            "source imap://x:1 timed out during LIST: no answer for 3 s"
+        );
+        let long = io(LimitHit::LineTooLong {
+            limit: 10,
+            excerpt: "`* LIST`…".into(),
+        });
+        assert!(!long.is_transient());
+        assert!(
+            long.to_string()
+                .starts_with("source imap://x:1 answered LIST with a response line longer"),
+            "{long}"
+        );
+    }
+
+    #[test]
     fn unparsable_answers_are_quoted_readably_never_as_byte_arrays() {
         let buffer = "\u{1f}\u{fffd}\u{7}* OK".repeat(40);
         let io = std::io::Error::other(format!(
