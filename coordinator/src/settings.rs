@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mailfleet_worker::Tuning;
@@ -52,10 +53,43 @@ pub struct Settings {
     /// After SIGTERM or Ctrl-C, how long running tasks may take to finish (default 25 s);
     /// tasks still running then are cancelled unacked and redelivered.
     pub shutdown_grace_seconds: Option<u64>,
+    /// TCP, TLS and greeting of one IMAP connection, e.g. `30s`.
+    #[serde(default, deserialize_with = "duration")]
+    pub imap_connect_timeout: Option<Duration>,
+    /// The longest an IMAP server may stay silent while we wait for it, e.g. `120s`.
+    #[serde(default, deserialize_with = "duration")]
+    pub imap_idle_timeout: Option<Duration>,
+    /// The longest one IMAP answer without literals may take in all, e.g. `5m`.
+    #[serde(default, deserialize_with = "duration")]
+    pub imap_command_timeout: Option<Duration>,
+    /// The longest IMAP response line, in MiB (default 16).
+    pub imap_max_line_mb: Option<usize>,
+    /// The most folders one LIST may return (default 100000).
+    pub imap_max_folders: Option<usize>,
+    /// Attempts at an operation that fails transiently, the first included (default 8).
+    pub retry_attempts: Option<u32>,
+}
+
+/// A duration as humantime text (`90s`, `5m`); from the environment it may come as a number,
+/// taken as seconds.
+fn duration<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Human(String),
+    }
+    match Option::<Text>::deserialize(value)? {
+        None => Ok(None),
+        Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
+        Some(Text::Human(text)) => humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}"))),
+    }
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 20] = [
     "queue",
     "checkpoints",
     "secret_key",
@@ -70,6 +104,12 @@ pub const KEYS: [&str; 14] = [
     "notify_webhook",
     "dns_server",
     "shutdown_grace_seconds",
+    "imap_connect_timeout",
+    "imap_idle_timeout",
+    "imap_command_timeout",
+    "imap_max_line_mb",
+    "imap_max_folders",
+    "retry_attempts",
 ];
 
 const ENV_PREFIX: &str = "MAILFLEET";
@@ -114,6 +154,12 @@ impl Settings {
             notify_webhook: flags.notify_webhook.or(self.notify_webhook),
             dns_server: flags.dns_server.or(self.dns_server),
             shutdown_grace_seconds: flags.shutdown_grace_seconds.or(self.shutdown_grace_seconds),
+            imap_connect_timeout: flags.imap_connect_timeout.or(self.imap_connect_timeout),
+            imap_idle_timeout: flags.imap_idle_timeout.or(self.imap_idle_timeout),
+            imap_command_timeout: flags.imap_command_timeout.or(self.imap_command_timeout),
+            imap_max_line_mb: flags.imap_max_line_mb.or(self.imap_max_line_mb),
+            imap_max_folders: flags.imap_max_folders.or(self.imap_max_folders),
+            retry_attempts: flags.retry_attempts.or(self.retry_attempts),
         }
     }
 }
@@ -133,6 +179,17 @@ impl Settings {
         if let Some(mib) = self.task_buffer_mb {
             tuning.fetch_batch_bytes = mib.max(1) * 1024 * 1024;
         }
+        let imap = &mut tuning.imap;
+        imap.connect_timeout = self.imap_connect_timeout.unwrap_or(imap.connect_timeout);
+        imap.idle_timeout = self.imap_idle_timeout.unwrap_or(imap.idle_timeout);
+        imap.command_timeout = self.imap_command_timeout.unwrap_or(imap.command_timeout);
+        if let Some(mib) = self.imap_max_line_mb {
+            imap.max_line_bytes = mib.max(1) * 1024 * 1024;
+        }
+        imap.max_folders = self.imap_max_folders.unwrap_or(imap.max_folders);
+        if let Some(attempts) = self.retry_attempts {
+            tuning.retry.attempts = attempts.max(1);
+        }
         tuning
     }
 
@@ -141,6 +198,7 @@ impl Settings {
     pub fn describe(&self) -> Vec<(&'static str, Option<String>)> {
         let quoted = |value: &str| format!("{value:?}");
         let url = |value: &String| quoted(&without_password(value));
+        let human = |value: Duration| quoted(&humantime::format_duration(value).to_string());
         vec![
             ("queue", self.queue.as_ref().map(url)),
             ("checkpoints", self.checkpoints.as_ref().map(url)),
@@ -168,6 +226,18 @@ impl Settings {
                 "shutdown_grace_seconds",
                 self.shutdown_grace_seconds.map(|n| n.to_string()),
             ),
+            ("imap_connect_timeout", self.imap_connect_timeout.map(human)),
+            ("imap_idle_timeout", self.imap_idle_timeout.map(human)),
+            ("imap_command_timeout", self.imap_command_timeout.map(human)),
+            (
+                "imap_max_line_mb",
+                self.imap_max_line_mb.map(|n| n.to_string()),
+            ),
+            (
+                "imap_max_folders",
+                self.imap_max_folders.map(|n| n.to_string()),
+            ),
+            ("retry_attempts", self.retry_attempts.map(|n| n.to_string())),
         ]
     }
 }
@@ -271,6 +341,24 @@ mod tests {
         );
         assert!(!described.contains("broker-pw") && !described.contains("a2V5"));
         assert_eq!(settings.describe().len(), KEYS.len());
+    }
+
+    #[test]
+    fn imap_limits_are_read_as_durations_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailfleet.toml");
+        std::fs::write(
+            &path,
+            "imap_idle_timeout = \"90s\"\nimap_command_timeout = 120\nimap_max_folders = 50\n",
+        )
+        .unwrap();
+        let tuning = Settings::load(Some(&path)).unwrap().tuning();
+        assert_eq!(tuning.imap.idle_timeout, Duration::from_secs(90));
+        assert_eq!(tuning.imap.command_timeout, Duration::from_secs(120));
+        assert_eq!(tuning.imap.max_folders, 50);
+        std::fs::write(&path, "imap_idle_timeout = \"soon\"\n").unwrap();
+        let error = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("soon"), "{error}");
     }
 
     #[test]

@@ -124,20 +124,7 @@ async fn cut_connections_and_busy_greetings_are_retried_to_an_exact_copy() {
     .await
     .unwrap();
     let csv = pair.write_csv();
-    let command = pair.migrate_command(&csv, &[]);
-    let args: Vec<String> = command
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let source_at = args.iter().position(|a| a == "--source").unwrap() + 1;
-    let mut command = common::mailfleet();
-    command.args(args.iter().enumerate().map(|(i, a)| {
-        if i == source_at {
-            proxy.url()
-        } else {
-            a.clone()
-        }
-    }));
+    let mut command = pair.migrate_command_from(&proxy.url(), &csv, &[]);
     let (code, json, stderr) = run(&mut command);
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert!(

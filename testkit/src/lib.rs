@@ -9,6 +9,8 @@
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
+//! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
+//!   huge literals, trickles) and passes the others through to a real server.
 
 pub mod broker;
 pub mod client;
@@ -16,6 +18,7 @@ pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
 pub mod identity;
+pub mod scripted_server;
 
 pub use client::{
     MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
-use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
@@ -21,6 +20,7 @@ use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
 use crate::imap::quote::{listed_name, quotable, quoted};
 use crate::imap::refusal::RefusalCode;
+use crate::imap::responses::at_most;
 use crate::job::{Job, Side};
 use crate::mirror::mirror_user;
 use crate::renames::follow_renames;
@@ -333,19 +333,27 @@ fn folder_skip(folder: &str, reason: String) -> SkippedItem {
     }
 }
 
-/// LIST every folder (under the user's root on Courier-style servers).
+/// LIST every folder (under the user's root on Courier-style servers), at most the limit's
+/// count: each name is kept as a small [`ListedFolder`] as it arrives, not as async-imap's
+/// response buffer, and a server listing without end fails the user instead of the worker.
 async fn list_folders(
     connection: &mut ImapConnection,
     user_root: Option<&str>,
 ) -> Result<Vec<ListedFolder>, WorkerError> {
     let pattern = quoted(&format!("{}*", user_root.unwrap_or_default()))?;
-    let names: Vec<Name> = connection
+    let max_folders = connection.limits.max_folders;
+    let folders = connection
         .run("LIST", |s| async move {
-            s.list(Some(""), Some(&pattern)).await?.try_collect().await
+            let names = s.list(Some(""), Some(&pattern)).await?;
+            at_most(names, max_folders, |name| listed_folder(&name)).await
         })
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            let what = "folders (the limit: setting imap_max_folders)";
+            connection.answered_too_many("LIST", max_folders, what)
+        })?;
     connection.confirm_complete("LIST")?;
-    Ok(names.iter().map(listed_folder).collect())
+    Ok(folders)
 }
 
 fn listed_folder(name: &Name) -> ListedFolder {

@@ -6,6 +6,8 @@
 
 use mailfleet_shared::store_error::StoreError;
 
+use crate::imap::guard::{LimitHit, printable_excerpt};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The server refused our credentials; retrying cannot help.
@@ -25,11 +27,31 @@ pub enum WorkerError {
     Throttled { server: String, reason: String },
     #[error("connection to {server} lost: {reason}")]
     ConnectionLost { server: String, reason: String },
-    #[error("{server} did not answer within {seconds} s ({operation})")]
+    /// The server kept us waiting past a limit (retried: ARCHITECTURE.md, rule 5).
+    #[error("{server} timed out during {operation}: {reason}")]
     Timeout {
         server: String,
         operation: String,
-        seconds: u64,
+        reason: String,
+    },
+    /// The server answered with bytes that are not IMAP; the connection's state is unknown.
+    #[error(
+        "{server} answered {context} with something that is not IMAP: {excerpt} \
+         (expected a response as RFC 3501 defines it)"
+    )]
+    Unparsable {
+        server: String,
+        context: String,
+        /// A printable excerpt of what it sent.
+        excerpt: String,
+    },
+    /// The server went past a limit on what it may make us hold: an endless line, a literal
+    /// over the message size limit, too many folders. It would do so again: not retried.
+    #[error("{server} answered {context} with {reason}")]
+    Misbehaved {
+        server: String,
+        context: String,
+        reason: String,
     },
     /// The server answered NO/BAD to a command; `context` says what we were doing.
     #[error("{server} refused {context}: {reason}")]
@@ -76,6 +98,7 @@ impl WorkerError {
             WorkerError::Throttled { .. }
             | WorkerError::ConnectionLost { .. }
             | WorkerError::Timeout { .. }
+            | WorkerError::Unparsable { .. }
             | WorkerError::Incomplete { .. }
             | WorkerError::LeaseLost { .. }
             | WorkerError::TokenUnavailable { .. } => true,
@@ -86,6 +109,7 @@ impl WorkerError {
             | WorkerError::UnquotableName { .. }
             | WorkerError::TokenRefused { .. }
             | WorkerError::OAuth2Setup(_)
+            | WorkerError::Misbehaved { .. }
             | WorkerError::MissingCredentials(_) => false,
         }
     }
@@ -127,32 +151,106 @@ pub fn suggested_backoff_ms(text: &str) -> Option<u64> {
     })
 }
 
-/// Classifies an async-imap error for `server` while doing `context`.
+/// Classifies an async-imap error for `server` while doing `context`: the one boundary where
+/// the library's errors (some of which carry whole buffers as byte arrays) become text a person
+/// can read, quoting at most [`EXCERPT_BYTES`] of what the server sent.
 pub fn from_imap(server: &str, context: &str, error: async_imap::error::Error) -> WorkerError {
-    use async_imap::error::Error as E;
+    use async_imap::error::{Error as E, ParseError as P};
     let server = server.to_owned();
+    let context = context.to_owned();
     match error {
         E::No(reason) | E::Bad(reason) if looks_throttled(&reason) => {
             WorkerError::Throttled { server, reason }
         }
         E::No(reason) | E::Bad(reason) => WorkerError::Refused {
             server,
-            context: context.to_owned(),
-            reason,
+            context,
+            reason: cut(&reason),
         },
-        E::Io(e) => WorkerError::ConnectionLost {
-            server,
-            reason: format!("{context}: {e}"),
-        },
+        E::Io(e) => from_io(&server, &context, e),
         E::ConnectionLost => WorkerError::ConnectionLost {
             server,
             reason: format!("{context}: server closed it"),
         },
-        // An answer we could not parse leaves the connection in an unknown state: reconnect.
-        other => WorkerError::ConnectionLost {
+        E::Parse(P::Invalid(bytes) | P::DataNotUtf8(bytes, _)) => WorkerError::Unparsable {
             server,
-            reason: format!("{context}: {other}"),
+            context,
+            excerpt: printable_excerpt(&bytes, EXCERPT_BYTES),
         },
+        // An answer we could not parse leaves the connection in an unknown state: reconnect.
+        other => WorkerError::Unparsable {
+            server,
+            context,
+            excerpt: printable_excerpt(other.to_string().as_bytes(), EXCERPT_BYTES),
+        },
+    }
+}
+
+/// Bytes of a server's answer quoted in an error.
+const EXCERPT_BYTES: usize = 100;
+
+/// Classifies an I/O error on the stream to `server` while doing `context`: a limit the stream's
+/// guard enforced, an answer async-imap could not parse, or a lost connection.
+pub fn from_io(server: &str, context: &str, error: std::io::Error) -> WorkerError {
+    let server = server.to_owned();
+    let context = context.to_owned();
+    if let Some(hit) = LimitHit::of(&error) {
+        return if hit.is_timeout() {
+            WorkerError::Timeout {
+                server,
+                operation: context,
+                reason: hit.to_string(),
+            }
+        } else {
+            WorkerError::Misbehaved {
+                server,
+                context,
+                reason: hit.to_string(),
+            }
+        };
+    }
+    let text = error.to_string();
+    if let Some(excerpt) = unparsed_excerpt(&text) {
+        return WorkerError::Unparsable {
+            server,
+            context,
+            excerpt,
+        };
+    }
+    WorkerError::ConnectionLost {
+        server,
+        reason: format!("{context}: {}", cut(&text)),
+    }
+}
+
+/// async-imap reports an unparsable answer as an I/O error reading `{nom error:?} during parsing
+/// of {buffer as text:?}`: the nom part is a byte array, the buffer may be megabytes. Only the
+/// start of the buffer is kept, non-ASCII escaped.
+fn unparsed_excerpt(message: &str) -> Option<String> {
+    let (_, quoted) = message.split_once(" during parsing of \"")?;
+    let text = quoted.strip_suffix('"').unwrap_or(quoted);
+    let mut excerpt = String::from("`");
+    for (count, c) in text.chars().enumerate() {
+        if count == EXCERPT_BYTES {
+            excerpt.push_str("`…");
+            return Some(excerpt);
+        }
+        match c {
+            '`' => excerpt.push_str("\\`"),
+            ' '..='~' => excerpt.push(c),
+            _ => excerpt.extend(c.escape_unicode()),
+        }
+    }
+    excerpt.push('`');
+    Some(excerpt)
+}
+
+/// A server's free text, cut to a length that fits a report line.
+fn cut(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 
@@ -180,5 +278,44 @@ mod tests {
         let altered = WorkerError::from(StoreError::corrupt("unreadable checkpoint"));
         assert!(!altered.is_transient());
         assert_eq!(altered.to_string(), "unreadable checkpoint");
+    }
+
+    #[test]
+    fn timeouts_are_retried_and_other_limits_are_not() {
+        let io = |hit: LimitHit| from_io("source imap://x:1", "LIST", std::io::Error::other(hit));
+        let silent = io(LimitHit::Silent { seconds: 3 });
+        assert!(silent.is_transient());
+        assert_eq!(
+            silent.to_string(),
+            "source imap://x:1 timed out during LIST: no answer for 3 s"
+        );
+        let long = io(LimitHit::LineTooLong {
+            limit: 10,
+            excerpt: "`* LIST`…".into(),
+        });
+        assert!(!long.is_transient());
+        assert!(
+            long.to_string()
+                .starts_with("source imap://x:1 answered LIST with a response line longer"),
+            "{long}"
+        );
+    }
+
+    #[test]
+    fn unparsable_answers_are_quoted_readably_never_as_byte_arrays() {
+        let buffer = "\u{1f}\u{fffd}\u{7}* OK".repeat(40);
+        let io = std::io::Error::other(format!(
+            "Error(Error {{ input: [31, 151, 7, 21], code: Tag }}) during parsing of {buffer:?}"
+        ));
+        let error = from_imap("source imap://x:1", "CAPABILITY", io.into()).to_string();
+        assert!(
+            error.starts_with(
+                "source imap://x:1 answered CAPABILITY with something that is not IMAP: \
+                 `\\u{1f}\\u{fffd}\\u{7}* OK"
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("[31, 151"), "{error}");
+        assert!(error.len() < 400, "{error}");
     }
 }

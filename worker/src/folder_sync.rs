@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 
 use async_imap::types::Fetch;
 use chrono::{DateTime, FixedOffset, NaiveDate};
-use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
@@ -29,6 +28,7 @@ use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
 use crate::imap::quote::quotable;
 use crate::imap::refusal::RefusalCode;
+use crate::imap::responses::{at_most, fetch_bound};
 use crate::job::{Job, Side, Tuning};
 use crate::lease::FolderLease;
 use crate::metrics;
@@ -229,15 +229,20 @@ struct Copier<'a> {
 impl Copier<'_> {
     async fn fetch_metadata(&mut self, uids: &[u32]) -> Result<Vec<MessageMeta>, WorkerError> {
         let set = uid_set(uids);
+        let max = fetch_bound(uids.len());
         let fetches: Vec<Fetch> = self
             .source
             .run("FETCH metadata", |s| async move {
-                s.uid_fetch(set, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
-                    .await?
-                    .try_collect()
-                    .await
+                let answers = s
+                    .uid_fetch(set, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
+                    .await?;
+                at_most(answers, max, |f| f).await
             })
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                self.source
+                    .answered_too_many("FETCH metadata", max, "responses")
+            })?;
         let mut metas: Vec<MessageMeta> = fetches
             .iter()
             .filter_map(|f| {
@@ -353,15 +358,18 @@ impl Copier<'_> {
             return Ok(HashMap::new());
         }
         let set = uid_set(&metas.iter().map(|m| m.uid).collect::<Vec<_>>());
+        let max = fetch_bound(metas.len());
         let fetches: Vec<Fetch> = self
             .source
             .run("FETCH bodies", |s| async move {
-                s.uid_fetch(set, "(UID BODY.PEEK[])")
-                    .await?
-                    .try_collect()
-                    .await
+                let answers = s.uid_fetch(set, "(UID BODY.PEEK[])").await?;
+                at_most(answers, max, |f| f).await
             })
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                self.source
+                    .answered_too_many("FETCH bodies", max, "responses")
+            })?;
         self.source.confirm_complete("FETCH bodies")?;
         // Bodies stay in the buffers async-imap read them into: no copy of the message.
         let bodies: HashMap<u32, Fetch> = fetches
@@ -414,18 +422,23 @@ impl Copier<'_> {
     }
 
     async fn fetch_header(&mut self, uid: u32) -> Result<Vec<u8>, WorkerError> {
+        let max = fetch_bound(1);
         let fetches: Vec<Fetch> = self
             .source
             .run("FETCH header", |s| async move {
-                s.uid_fetch(
-                    uid.to_string(),
-                    "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT DATE)])",
-                )
-                .await?
-                .try_collect()
-                .await
+                let answers = s
+                    .uid_fetch(
+                        uid.to_string(),
+                        "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT DATE)])",
+                    )
+                    .await?;
+                at_most(answers, max, |f| f).await
             })
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                self.source
+                    .answered_too_many("FETCH header", max, "responses")
+            })?;
         Ok(fetches
             .iter()
             .find_map(|f| f.header().map(<[u8]>::to_vec))

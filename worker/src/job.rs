@@ -16,7 +16,7 @@ use mailfleet_shared::messages::MailboxUser;
 use crate::connection_pool::ConnectionPool;
 use crate::error::WorkerError;
 use crate::imap::sasl::BearerLogin;
-use crate::imap::{Credentials, ImapConnection, connect, connect_as};
+use crate::imap::{Credentials, ImapConnection, ImapLimits, connect_as, connect_with_limits};
 use crate::oauth2::BearerTokens;
 use crate::retry::RetryPolicy;
 
@@ -50,7 +50,9 @@ pub struct Job {
 /// Knobs with safe defaults; tests shorten the delays.
 #[derive(Debug, Clone)]
 pub struct Tuning {
-    pub command_timeout: Duration,
+    /// Timeouts and bounds on what one server may make a task wait for or hold; the literal
+    /// limit is the job's message size limit.
+    pub imap: ImapLimits,
     pub retry: RetryPolicy,
     /// At most this many messages' bodies are held in memory at once per folder task...
     pub fetch_batch_messages: usize,
@@ -61,7 +63,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            command_timeout: Duration::from_secs(300),
+            imap: ImapLimits::default(),
             retry: RetryPolicy::default(),
             fetch_batch_messages: 200,
             fetch_batch_bytes: 16 * 1024 * 1024,
@@ -165,14 +167,7 @@ impl Job {
             ))
         })?;
         let login = endpoint.login_for(login_name);
-        connect(
-            self.label(side),
-            endpoint,
-            &login,
-            &password,
-            self.tuning.command_timeout,
-        )
-        .await
+        connect_with_limits(self.label(side), endpoint, &login, &password, self.limits()).await
     }
 
     /// Logs in to `side` as `mailbox` with an OAuth2 token. A token the server refuses (revoked,
@@ -197,8 +192,8 @@ impl Job {
                 mechanism: oauth2.mechanism,
             };
             let credentials = Credentials::Bearer(bearer);
-            let timeout = self.tuning.command_timeout;
-            match connect_as(self.label(side), self.endpoint(side), &credentials, timeout).await {
+            let endpoint = self.endpoint(side);
+            match connect_as(self.label(side), endpoint, &credentials, self.limits()).await {
                 Err(WorkerError::LoginRejected { reason, .. }) if !refused_once => {
                     tracing::info!(mailbox, side = side.name(), %reason, "token refused, fetching a new one");
                     self.tokens
@@ -214,5 +209,14 @@ impl Job {
     /// Names `side`'s server in errors: `source imap://mail.example.com:993`.
     fn label(&self, side: Side) -> String {
         format!("{} {}", side.name(), self.endpoint(side).url())
+    }
+
+    /// What a server may make this job's tasks wait for or hold; a literal is never larger
+    /// than the biggest message the job copies.
+    fn limits(&self) -> ImapLimits {
+        ImapLimits {
+            max_literal_bytes: self.max_message_size,
+            ..self.tuning.imap
+        }
     }
 }

@@ -12,6 +12,7 @@ use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
+use crate::imap::responses::fetch_bound;
 
 /// How many copies of each fingerprint: the target's unclaimed copies, or a retry's appends.
 #[derive(Debug, Default)]
@@ -80,11 +81,23 @@ pub async fn fetch_fingerprints(
         "(UID RFC822.SIZE{extra_items} BODY.PEEK[HEADER.FIELDS ({})])",
         FINGERPRINT_FIELDS.join(" ")
     );
+    // Which messages there are first, so the answer has a bound: a server answering without
+    // end is cut off instead of followed forever (see `imap::responses`).
+    let present = connection
+        .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
+        .await?;
+    connection.confirm_complete("UID SEARCH")?;
+    let expected = present.iter().filter(|&&uid| uid >= from_uid).count();
+    let max = fetch_bound(expected);
     let fingerprinted = connection
         .run("FETCH fingerprints", |s| async move {
             let mut answers = s.uid_fetch(format!("{from_uid}:*"), query).await?;
-            let mut fingerprinted = 0;
+            let (mut answered, mut fingerprinted) = (0, 0);
             while let Some(fetch) = answers.try_next().await? {
+                answered += 1;
+                if answered > max {
+                    return Ok(None);
+                }
                 // `n:*` also returns the highest message when every UID is below n.
                 if fetch.uid.is_some_and(|uid| uid >= from_uid) {
                     let header = fetch.header().unwrap_or_default();
@@ -93,15 +106,11 @@ pub async fn fetch_fingerprints(
                     fingerprinted += 1;
                 }
             }
-            Ok(fingerprinted)
+            Ok(Some(fingerprinted))
         })
-        .await?;
+        .await?
+        .ok_or_else(|| connection.answered_too_many("FETCH fingerprints", max, "responses"))?;
     connection.confirm_complete("FETCH fingerprints")?;
-    let present = connection
-        .run("UID SEARCH", |s| s.uid_search(format!("UID {from_uid}:*")))
-        .await?;
-    connection.confirm_complete("UID SEARCH")?;
-    let expected = present.iter().filter(|&&uid| uid >= from_uid).count();
     if fingerprinted < expected {
         return Err(WorkerError::Incomplete {
             server: connection.server.clone(),

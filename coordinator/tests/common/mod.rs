@@ -90,13 +90,29 @@ impl Pair {
     /// `mailfleet SUBCOMMAND --json --csv … --source … --target … --state-dir …` plus `extra`,
     /// for the subcommands that run a CSV (`migrate`, `coordinator`).
     pub fn run_command(&self, subcommand: &str, csv: &Path, extra: &[&str]) -> Command {
+        self.run_command_from(&self.source.url(), subcommand, csv, extra)
+    }
+
+    /// `migrate` as [`Pair::migrate_command`] does, but reading the source through `source_url`
+    /// (a proxy or a scripted server in front of the source).
+    pub fn migrate_command_from(&self, source_url: &str, csv: &Path, extra: &[&str]) -> Command {
+        self.run_command_from(source_url, "migrate", csv, extra)
+    }
+
+    fn run_command_from(
+        &self,
+        source_url: &str,
+        subcommand: &str,
+        csv: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut command = mailfleet();
         command
             .args([subcommand, "--json", "--csv"])
             .arg(csv)
             .args([
                 "--source",
-                &self.source.url(),
+                source_url,
                 "--target",
                 &self.target.url(),
                 "--state-dir",

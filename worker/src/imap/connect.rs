@@ -3,7 +3,8 @@
 //! ([`super::sasl`]).
 //!
 //! Failures are classified here, at the boundary, into [`WorkerError`]s whose text names the
-//! server and login (never the password).
+//! server and login (never the password). Every exchange runs under the [`ImapLimits`] the
+//! stream enforces (see [`super::guard`]): no wait is endless.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -14,9 +15,10 @@ use mailfleet_shared::endpoint::{Endpoint, LoginMethod, Security};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 
+use super::guard::ImapLimits;
 use super::sasl::{BearerLogin, authenticate_bearer};
 use super::stream::ImapStream;
-use crate::error::{WorkerError, from_imap, looks_throttled};
+use crate::error::{WorkerError, from_imap, from_io, looks_throttled};
 
 pub type Session = async_imap::Session<ImapStream>;
 
@@ -27,8 +29,8 @@ pub struct ImapConnection {
     pub server: String,
     /// Upper-cased capability names (`UIDPLUS`, `NAMESPACE`, `SPECIAL-USE`, ...).
     pub capabilities: HashSet<String>,
-    /// How long one command may take before the connection is considered dead.
-    pub command_timeout: Duration,
+    /// What this server may make us wait for or hold.
+    pub limits: ImapLimits,
 }
 
 impl ImapConnection {
@@ -36,7 +38,8 @@ impl ImapConnection {
         self.capabilities.contains(&name.to_ascii_uppercase())
     }
 
-    /// Runs one IMAP exchange under the command timeout, classifying its errors.
+    /// Runs one IMAP exchange, classifying its errors; `context` names the command in them.
+    /// The stream's guard ends an exchange the server stalls or floods.
     pub async fn run<'a, T, F>(
         &'a mut self,
         context: &str,
@@ -46,15 +49,9 @@ impl ImapConnection {
         F: Future<Output = async_imap::error::Result<T>> + 'a,
     {
         let server = self.server.clone();
-        let timeout = self.command_timeout;
-        match tokio::time::timeout(timeout, exchange(&mut self.session)).await {
-            Ok(result) => result.map_err(|e| from_imap(&server, context, e)),
-            Err(_) => Err(WorkerError::Timeout {
-                server,
-                operation: context.to_owned(),
-                seconds: timeout.as_secs(),
-            }),
-        }
+        exchange(&mut self.session)
+            .await
+            .map_err(|e| from_imap(&server, context, e))
     }
 
     /// Confirms that a multi-line answer just read was whole. async-imap ends a FETCH, SEARCH or
@@ -73,6 +70,15 @@ impl ImapConnection {
         Ok(())
     }
 
+    /// The error for an answer that held more than `max` of `what` (see [`super::responses`]).
+    pub fn answered_too_many(&self, context: &str, max: usize, what: &str) -> WorkerError {
+        WorkerError::Misbehaved {
+            server: self.server.clone(),
+            context: context.to_owned(),
+            reason: format!("more than {max} {what}"),
+        }
+    }
+
     /// Drops untagged responses nobody asked for (EXISTS after APPEND and the like), so the
     /// bounded channel async-imap fills never holds stale data.
     pub fn discard_unsolicited(&mut self) {
@@ -84,17 +90,29 @@ impl ImapConnection {
     }
 }
 
-/// Connects and logs in. `password` is the admin password when `login` is an admin login.
-/// `label` names the server in errors, e.g. `source imap://mail.example.com:993`.
+/// Connects and logs in with the default limits and every timeout `timeout` (connection checks).
 pub async fn connect(
     label: String,
     endpoint: &Endpoint,
     login: &LoginMethod,
     password: &SecretString,
-    command_timeout: Duration,
+    timeout: Duration,
+) -> Result<ImapConnection, WorkerError> {
+    let limits = ImapLimits::with_timeouts(timeout);
+    connect_with_limits(label, endpoint, login, password, limits).await
+}
+
+/// Connects and logs in. `password` is the admin password when `login` is an admin login.
+/// `label` names the server in errors, e.g. `source imap://mail.example.com:993`.
+pub async fn connect_with_limits(
+    label: String,
+    endpoint: &Endpoint,
+    login: &LoginMethod,
+    password: &SecretString,
+    limits: ImapLimits,
 ) -> Result<ImapConnection, WorkerError> {
     let credentials = Credentials::Password { login, password };
-    connect_as(label, endpoint, &credentials, command_timeout).await
+    connect_as(label, endpoint, &credentials, limits).await
 }
 
 /// What proves who we are: a password (with the login it belongs to) or a bearer token.
@@ -106,41 +124,32 @@ pub enum Credentials<'a> {
     Bearer(BearerLogin<'a>),
 }
 
-/// Connects and logs in with `credentials`; see [`connect`].
+/// Connects and logs in with `credentials` under `limits`; see [`connect_with_limits`].
 pub async fn connect_as(
     label: String,
     endpoint: &Endpoint,
     credentials: &Credentials<'_>,
-    command_timeout: Duration,
+    limits: ImapLimits,
 ) -> Result<ImapConnection, WorkerError> {
     let server = label;
-    let timed = |what: &'static str| {
-        let server = server.clone();
-        move |_| WorkerError::Timeout {
-            server,
-            operation: what.into(),
-            seconds: command_timeout.as_secs(),
+    let stream = tokio::time::timeout(
+        limits.connect_timeout,
+        open_stream(&server, endpoint, limits),
+    )
+    .await
+    .map_err(|_| connect_timed_out(&server, limits.connect_timeout))??;
+    // The login's exchange is bounded by the stream's guard (idle and answer timeouts).
+    let session = match credentials {
+        Credentials::Password { login, password } => {
+            authenticate(stream, &server, login, password).await?
         }
+        Credentials::Bearer(bearer) => authenticate_bearer(stream, &server, bearer).await?,
     };
-    let stream = tokio::time::timeout(command_timeout, open_stream(&server, endpoint))
-        .await
-        .map_err(timed("connect"))??;
-    let login = async {
-        match credentials {
-            Credentials::Password { login, password } => {
-                authenticate(stream, &server, login, password).await
-            }
-            Credentials::Bearer(bearer) => authenticate_bearer(stream, &server, bearer).await,
-        }
-    };
-    let session = tokio::time::timeout(command_timeout, login)
-        .await
-        .map_err(timed("login"))??;
     let mut connection = ImapConnection {
         session,
         server,
         capabilities: HashSet::new(),
-        command_timeout,
+        limits,
     };
     let capabilities = connection.run("CAPABILITY", |s| s.capabilities()).await?;
     connection.capabilities = capabilities
@@ -154,10 +163,19 @@ pub async fn connect_as(
     Ok(connection)
 }
 
+fn connect_timed_out(server: &str, timeout: Duration) -> WorkerError {
+    WorkerError::Timeout {
+        server: server.to_owned(),
+        operation: "connect".into(),
+        reason: format!("no connection and greeting within {} s", timeout.as_secs()),
+    }
+}
+
 /// TCP (+ TLS) up to and including the server greeting, and STARTTLS when asked for.
 async fn open_stream(
     server: &str,
     endpoint: &Endpoint,
+    limits: ImapLimits,
 ) -> Result<async_imap::Client<ImapStream>, WorkerError> {
     let io_error = |stage: &str, e: std::io::Error| WorkerError::Connect {
         server: server.to_owned(),
@@ -171,10 +189,10 @@ async fn open_stream(
         .map_err(|e| io_error("tcp", e))?;
     let _ = tcp.set_nodelay(true);
     let stream = match endpoint.security {
-        Security::Ssl => ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs)
+        Security::Ssl => ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs, limits)
             .await
             .map_err(|e| io_error("tls", e))?,
-        Security::None | Security::StartTls => ImapStream::plain(tcp),
+        Security::None | Security::StartTls => ImapStream::plain(tcp, limits),
     };
     let mut client = async_imap::Client::new(stream);
     read_greeting(&mut client, server).await?;
@@ -188,7 +206,7 @@ async fn open_stream(
     let Some(tcp) = client.into_inner().into_plain() else {
         unreachable!("STARTTLS is only sent on plain streams")
     };
-    let tls = ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs)
+    let tls = ImapStream::tls(tcp, host, endpoint.accept_untrusted_certs, limits)
         .await
         .map_err(|e| io_error("tls", e))?;
     // RFC 3501 §6.2.1: no greeting follows the TLS handshake.
@@ -200,15 +218,14 @@ async fn read_greeting(
     server: &str,
 ) -> Result<(), WorkerError> {
     use async_imap::imap_proto::{Response, Status};
-    let lost = |reason: String| WorkerError::ConnectionLost {
-        server: server.to_owned(),
-        reason,
-    };
     let greeting = client
         .read_response()
         .await
-        .map_err(|e| lost(format!("reading greeting: {e}")))?
-        .ok_or_else(|| lost("closed before greeting".into()))?;
+        .map_err(|e| from_io(server, "greeting", e))?
+        .ok_or_else(|| WorkerError::ConnectionLost {
+            server: server.to_owned(),
+            reason: "closed before greeting".into(),
+        })?;
     if let Response::Data {
         status: Status::Bye,
         outcome,
@@ -287,12 +304,9 @@ impl async_imap::Authenticator for SaslPlain<'_> {
 
 /// Connects (TCP, TLS, greeting, STARTTLS) without logging in: does the endpoint answer?
 pub async fn probe(label: &str, endpoint: &Endpoint, timeout: Duration) -> Result<(), WorkerError> {
-    match tokio::time::timeout(timeout, open_stream(label, endpoint)).await {
+    let limits = ImapLimits::with_timeouts(timeout);
+    match tokio::time::timeout(timeout, open_stream(label, endpoint, limits)).await {
         Ok(result) => result.map(drop),
-        Err(_) => Err(WorkerError::Timeout {
-            server: label.to_owned(),
-            operation: "connect".into(),
-            seconds: timeout.as_secs(),
-        }),
+        Err(_) => Err(connect_timed_out(label, timeout)),
     }
 }

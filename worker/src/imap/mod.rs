@@ -1,5 +1,6 @@
 //! IMAP protocol details, kept apart from migration logic: connecting and logging in (passwords
-//! or OAuth2 bearer tokens), the NAMESPACE and STATUS gaps in async-imap, IMAP strings and
+//! or OAuth2 bearer tokens), the guard that bounds what a server can make us wait for or hold
+//! (`guard`, `responses`), the NAMESPACE and STATUS gaps in async-imap, IMAP strings and
 //! mailbox names both ways, what a refusal's response code says, RFC 3501 flag lists and dates.
 //! Nothing here knows about batches, checkpoints or queues.
 
@@ -7,11 +8,14 @@ pub mod append;
 pub mod connect;
 pub mod date;
 pub mod flags;
+pub mod guard;
 pub mod namespace;
 pub mod quote;
 pub mod refusal;
+pub mod responses;
 pub mod sasl;
 pub mod status;
 pub mod stream;
 
-pub use connect::{Credentials, ImapConnection, Session, connect, connect_as};
+pub use connect::{Credentials, ImapConnection, Session, connect, connect_as, connect_with_limits};
+pub use guard::ImapLimits;

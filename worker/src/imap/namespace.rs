@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::ImapConnection;
 use super::quote::unescape;
-use crate::error::WorkerError;
+use crate::error::{WorkerError, from_io};
 
 const TAG: &str = "mfns";
 
@@ -23,7 +23,6 @@ pub async fn personal_namespace(
         return Ok(None);
     }
     let server = connection.server.clone();
-    let timeout = connection.command_timeout;
     let exchange = async {
         let stream = connection.session.as_mut();
         stream
@@ -41,18 +40,8 @@ pub async fn personal_namespace(
             }
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(personal)) => Ok(personal),
-        Ok(Err(e)) => Err(WorkerError::ConnectionLost {
-            server,
-            reason: format!("NAMESPACE: {e}"),
-        }),
-        Err(_) => Err(WorkerError::Timeout {
-            server,
-            operation: "NAMESPACE".into(),
-            seconds: timeout.as_secs(),
-        }),
-    }
+    // The stream's guard bounds the wait (see `guard`).
+    exchange.await.map_err(|e| from_io(&server, "NAMESPACE", e))
 }
 
 async fn read_line<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<String> {

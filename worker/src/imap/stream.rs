@@ -7,7 +7,8 @@
 //! unbuffered, with `TCP_NODELAY`, every piece is its own system call and its own packet, and
 //! wakes the server four times. Buffered, a command line (or an APPEND's literal with the next
 //! APPEND's command line) leaves in one write. Bodies larger than the buffer bypass it without
-//! a copy.
+//! a copy. Every read and write passes the [`ByteGuard`], which bounds how long the server may
+//! keep us waiting and what it can make us hold.
 
 use std::io;
 use std::pin::Pin;
@@ -20,6 +21,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, ClientConfig, pki_types::ServerName};
 
+use super::guard::{ByteGuard, ImapLimits};
+
 /// Enough for any command line; message bodies are usually larger and go straight through.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -28,6 +31,7 @@ pub struct ImapStream {
     io: BufWriter<Transport>,
     /// The server closed the connection: a read returned end of stream.
     closed_by_server: bool,
+    guard: ByteGuard,
 }
 
 #[derive(Debug)]
@@ -37,25 +41,36 @@ enum Transport {
 }
 
 impl ImapStream {
-    pub fn plain(tcp: TcpStream) -> Self {
-        Self::over(Transport::Plain(tcp))
+    pub fn plain(tcp: TcpStream, limits: ImapLimits) -> Self {
+        Self::over(Transport::Plain(tcp), limits)
     }
 
     /// Wraps `tcp` in TLS for `host`. Certificates are verified against the system's roots unless
     /// the endpoint explicitly accepts untrusted certificates (design: verified by default).
-    pub async fn tls(tcp: TcpStream, host: &str, accept_untrusted: bool) -> io::Result<Self> {
+    pub async fn tls(
+        tcp: TcpStream,
+        host: &str,
+        accept_untrusted: bool,
+        limits: ImapLimits,
+    ) -> io::Result<Self> {
         let config = tls_config(accept_untrusted)?;
         let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let stream = TlsConnector::from(config).connect(name, tcp).await?;
-        Ok(Self::over(Transport::Tls(Box::new(stream))))
+        Ok(Self::over(Transport::Tls(Box::new(stream)), limits))
     }
 
-    fn over(transport: Transport) -> Self {
+    fn over(transport: Transport, limits: ImapLimits) -> Self {
         ImapStream {
             io: BufWriter::with_capacity(WRITE_BUFFER_BYTES, transport),
             closed_by_server: false,
+            guard: ByteGuard::new(limits),
         }
+    }
+
+    /// The limits this stream enforces (a STARTTLS upgrade keeps them).
+    pub fn limits(&self) -> ImapLimits {
+        *self.guard.limits()
     }
 
     /// Whether a read found the end of the stream. async-imap ends a command's response stream
@@ -160,12 +175,28 @@ impl AsyncRead for ImapStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        let read = ready!(Pin::new(&mut this.io).poll_read(cx, buf));
-        if read.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
-            this.closed_by_server = true;
+        if let Some(error) = this.guard.failed() {
+            return Poll::Ready(Err(error));
         }
-        Poll::Ready(read)
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Pending => this.guard.poll_waiting(cx).map(Err),
+            Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                if buf.remaining() > 0 {
+                    this.closed_by_server = true;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(())) => {
+                if let Err(error) = this.guard.received(&buf.filled()[before..]) {
+                    // Not handed on: async-imap never sees (nor buffers) what broke a limit.
+                    buf.set_filled(before);
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+        }
     }
 }
 
@@ -175,15 +206,41 @@ impl AsyncWrite for ImapStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = ready!(waiting_on(&mut this.guard, cx, |cx| {
+            Pin::new(&mut this.io).poll_write(cx, buf)
+        }))?;
+        this.guard.wrote();
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(waiting_on(&mut this.guard, cx, |cx| {
+            Pin::new(&mut this.io).poll_flush(cx)
+        }))?;
+        this.guard.moved();
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        waiting_on(&mut this.guard, cx, |cx| {
+            Pin::new(&mut this.io).poll_shutdown(cx)
+        })
+    }
+}
+
+/// Polls a write-side operation; while the server does not take our bytes, the guard's clocks
+/// run as they do while we wait for an answer.
+fn waiting_on<T>(
+    guard: &mut ByteGuard,
+    cx: &mut Context<'_>,
+    operation: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> Poll<io::Result<T>> {
+    match operation(cx) {
+        Poll::Pending => guard.poll_waiting(cx).map(Err),
+        ready => ready,
     }
 }
 

@@ -18,6 +18,7 @@ use mailfleet_stores::sqlite::SqliteStore;
 use mailfleet_testkit::identity::IdentityProvider;
 use mailfleet_testkit::{DovecotServer, StartOptions, TokenAudience, connect_login};
 use mailfleet_worker::error::WorkerError;
+use mailfleet_worker::imap::ImapLimits;
 use mailfleet_worker::job::Side;
 use mailfleet_worker::{Job, NoProgress, Tuning};
 use secrecy::SecretString;
@@ -109,7 +110,7 @@ impl Setup {
             store.put(&id, &SecretString::from(secret)).await.unwrap();
         }
         let tuning = Tuning {
-            command_timeout: Duration::from_secs(30),
+            imap: ImapLimits::with_timeouts(Duration::from_secs(30)),
             ..Tuning::default()
         };
         Job::from_spec(spec, store.clone(), store, tuning, Arc::new(NoProgress)).unwrap()

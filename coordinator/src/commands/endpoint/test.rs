@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailfleet_shared::endpoint::{Endpoint, OAuth2};
 use mailfleet_worker::error::WorkerError;
+use mailfleet_worker::imap::ImapLimits;
 use mailfleet_worker::imap::connect::{Credentials, ImapConnection, connect, connect_as, probe};
 use mailfleet_worker::imap::sasl::BearerLogin;
 use mailfleet_worker::oauth2::{TokenProvider, provider_for};
@@ -126,7 +127,7 @@ async fn token_login(
         endpoint.url(),
         endpoint,
         &Credentials::Bearer(bearer),
-        TIMEOUT,
+        ImapLimits::with_timeouts(TIMEOUT),
     )
     .await;
     vec![
