@@ -3,6 +3,8 @@
 //! `endpoint`/`batch`/`report` commands see them. Passwords are not here — they live sealed in
 //! the credential store, under the endpoint's or the batch's scope.
 
+use std::fmt;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,11 @@ pub fn batch_scope(name: &str) -> String {
     format!("batch:{name}")
 }
 
+/// Endpoints, batches and users. Batches and users are versioned (their `version` field):
+/// every write names the version it read, so of two writers that read the same version only
+/// the first succeeds and the second gets a [conflict](is_conflict) to re-read and re-apply —
+/// [`update_batch`] does that. Endpoints are written only by `endpoint` commands and are
+/// simply replaced.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
@@ -39,20 +46,83 @@ pub trait StateStore: Send + Sync {
     async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
     async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Stores a new batch with its users; an error if the name is taken.
+    /// Stores a new batch with its users, all at version 1, whatever versions they carry; an
+    /// error if the name is taken.
     async fn create_batch(
         &self,
         batch: &BatchRecord,
         users: &[UserRecord],
     ) -> Result<(), StoreError>;
-    async fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError>;
+    /// Replaces the stored batch if it is still at `batch.version`, and moves `batch.version`
+    /// to the new one. A batch changed or removed since it was read is a conflict, and nothing
+    /// is written.
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError>;
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError>;
+    /// Every batch, by name.
     async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError>;
     /// Removes the batch and its users.
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Inserts or replaces these users of `batch`.
-    async fn put_users(&self, batch: &str, users: &[UserRecord]) -> Result<(), StoreError>;
-    /// The batch's users in CSV order.
+    /// Writes these users of `batch` in one transaction, each as [`put_batch`] writes a batch:
+    /// a user at version 0 is new and goes after the batch's other users (a conflict if the
+    /// batch has that address already); any other replaces the stored user if that is still at
+    /// its version. On success every user's `version` is the stored one; on a conflict nothing
+    /// is written. An error if there is no such batch.
+    ///
+    /// [`put_batch`]: StateStore::put_batch
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError>;
+    /// The batch's users in CSV order (users added later after them).
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError>;
+}
+
+const CONFLICT: &str = "conflict: ";
+
+/// The error of a versioned write that lost to another writer; `what` says which record.
+pub fn conflict(what: impl fmt::Display) -> StoreError {
+    StoreError(format!("{CONFLICT}{what}"))
+}
+
+/// Whether `error` is a [`conflict`]: re-read, re-apply the change, write again.
+pub fn is_conflict(error: &StoreError) -> bool {
+    error.0.starts_with(CONFLICT)
+}
+
+/// Conflicts in a row after which [`update_batch`] gives up. Every conflict means another
+/// writer succeeded, so reaching this needs a hundred writers' updates to one batch within a
+/// single read-and-write of ours: a runaway, not contention.
+const UPDATE_ATTEMPTS: usize = 100;
+
+/// Reads batch `name`, lets `change` change it and writes it back; when another writer got
+/// there first, again from a fresh read, so neither change is lost. The lifecycle transitions
+/// are pure functions of the record, so applying one again costs nothing. `change` may refuse
+/// (its error is returned, nothing written); a batch it leaves as it was is not written.
+/// Returns the batch as stored and what `change` returned, or `None` if there is no such batch
+/// (or it was removed meanwhile).
+pub async fn update_batch<T, E>(
+    store: &dyn StateStore,
+    name: &str,
+    mut change: impl FnMut(&mut BatchRecord) -> Result<T, E> + Send,
+) -> Result<Option<(BatchRecord, T)>, E>
+where
+    E: From<StoreError>,
+{
+    for _ in 0..UPDATE_ATTEMPTS {
+        let Some(mut batch) = store.batch(name).await? else {
+            return Ok(None);
+        };
+        let before = batch.clone();
+        let outcome = change(&mut batch)?;
+        if batch == before {
+            return Ok(Some((batch, outcome)));
+        }
+        match store.put_batch(&mut batch).await {
+            Ok(()) => return Ok(Some((batch, outcome))),
+            Err(error) if is_conflict(&error) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(conflict(format!(
+        "batch {name} changed under each of {UPDATE_ATTEMPTS} attempts to update it"
+    ))
+    .into())
 }

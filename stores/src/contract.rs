@@ -8,6 +8,8 @@ use mailfleet_shared::messages::{MailboxUser, Report, Task};
 use mailfleet_shared::queue::TaskQueue;
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod state_store;
+
 fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
     FolderCheckpoint {
         source_uidvalidity: validity,

@@ -17,6 +17,10 @@ pub enum StoresError {
     Decrypt,
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 impl From<StoresError> for StoreError {

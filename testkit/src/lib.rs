@@ -7,12 +7,14 @@
 //! - [`corpus`]: deterministic, realistic mailboxes.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+//! - [`postgres`]: a database of its own per test on the machine's PostgreSQL.
 
 pub mod broker;
 pub mod client;
 pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod postgres;
 
 pub use client::{
     MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,

@@ -20,8 +20,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
-use mailfleet_shared::state::StateStore;
-use mailfleet_stores::sqlite_state::SqliteStateStore;
+use mailfleet_shared::state::{self, StateStore, is_conflict};
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 
@@ -29,6 +28,7 @@ use crate::backends::{self, Backends};
 use crate::cli::run::ServiceArgs;
 use crate::error::CliError;
 use crate::observe;
+use crate::records;
 use crate::run::progress::TerminalProgress;
 use crate::run::status_board::StatusBoard;
 use crate::run::{Concurrency, Observers, UserResult, UserStatus, dead_letters, run_pass};
@@ -39,7 +39,7 @@ use notify::{Event, EventKind, Notifier};
 use outcome::{record_outcome, user_pass_kind};
 
 struct Service {
-    state: SqliteStateStore,
+    state: Arc<dyn StateStore>,
     backends: Backends,
     workers: usize,
     board: Arc<StatusBoard>,
@@ -69,7 +69,7 @@ pub async fn run(
         dead_letters::report_as_failures(broker.clone());
     }
     let service = Service {
-        state: backends::open_state(state_dir)?,
+        state: backends::open_state(settings, state_dir).await?,
         backends,
         workers: args.workers,
         board,
@@ -102,12 +102,14 @@ pub async fn run(
 impl Service {
     /// Batches a killed service left mid-pass go back to where that pass starts again.
     async fn recover(&self) -> Result<(), CliError> {
-        for mut batch in self.state.batches().await? {
-            let before = batch.state;
-            batch.recover_after_restart();
-            if batch.state != before {
-                tracing::info!(batch = %batch.name, from = %before, to = %batch.state, "recovered after restart");
-                self.state.put_batch(&batch).await?;
+        for listed in self.state.batches().await? {
+            let recovered = records::update_batch(self.state.as_ref(), &listed.name, |batch| {
+                batch.recover_after_restart();
+                Ok(())
+            })
+            .await?;
+            if recovered.state != listed.state {
+                tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
             }
         }
         Ok(())
@@ -117,13 +119,12 @@ impl Service {
     /// reached) are stored on the way.
     async fn next_due(&self) -> Result<Option<(BatchRecord, PassKind)>, CliError> {
         let now = Utc::now();
-        for mut batch in self.state.batches().await? {
-            let before = batch.clone();
-            let due = batch.due(now);
-            if batch != before {
-                self.state.put_batch(&batch).await?;
-            }
-            if let Some(kind) = due {
+        for listed in self.state.batches().await? {
+            let due = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
+                Ok::<_, CliError>(batch.due(now))
+            })
+            .await?;
+            if let Some((batch, Some(kind))) = due {
                 return Ok(Some((batch, kind)));
             }
         }
@@ -138,7 +139,7 @@ impl Service {
     ) -> Result<(), CliError> {
         let BatchJob { job, spec, source } = batch_job(
             &batch,
-            &self.state,
+            self.state.as_ref(),
             self.backends.checkpoints.clone(),
             self.backends.credentials.clone(),
             self.tuning.clone(),
@@ -147,13 +148,22 @@ impl Service {
         if let Some(redis) = &self.backends.redis {
             redis.put_job_spec(&spec).await?;
         }
-        let mut users = self.state.users(&batch.name).await?;
+        // The pass is ours only if the batch is still as we found it due: a `batch stop` since
+        // then (or another service that started the pass first) wins, and the loop looks again.
         batch.pass_started(kind);
-        self.state.put_batch(&batch).await?;
+        match self.state.put_batch(&mut batch).await {
+            Ok(()) => {}
+            Err(error) if is_conflict(&error) => {
+                tracing::info!(batch = %batch.name, "changed since it was found due; looking again");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let mut users = self.state.users(&batch.name).await?;
         for user in &mut users {
             user.state = user_pass_kind(user, kind).user_running_state();
         }
-        self.state.put_users(&batch.name, &users).await?;
+        self.state.put_users(&batch.name, &mut users).await?;
         tracing::info!(batch = %batch.name, ?kind, users = users.len(), "pass started");
 
         let mailboxes: Vec<MailboxUser> = users.iter().map(UserRecord::mailbox_user).collect();
@@ -180,18 +190,22 @@ impl Service {
         .await?;
         // Every user is finished and the sender is gone with the pass. The records are written
         // once more in one transaction: a write during the pass that failed was only logged.
-        let users = recorder
+        let mut users = recorder
             .await
             .map_err(|crash| CliError::failed("recording users' results", crash))?;
-        self.state.put_users(&batch.name, &users).await?;
+        self.state.put_users(&batch.name, &mut users).await?;
         let now = Utc::now();
         let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
-        // Reloaded: the batch may have been stopped or completed while the pass ran.
-        let Some(mut batch) = self.state.batch(&batch.name).await? else {
+        // On a fresh read, again after a conflict: the batch may have been stopped or completed
+        // while the pass ran, or just now, and that command must not be undone.
+        let finished = state::update_batch(self.state.as_ref(), &batch.name, |batch| {
+            batch.pass_finished(kind, any_failed, now);
+            Ok::<_, CliError>(())
+        })
+        .await?;
+        let Some((batch, ())) = finished else {
             return Ok(());
         };
-        batch.pass_finished(kind, any_failed, now);
-        self.state.put_batch(&batch).await?;
         self.notify(&batch, &users, kind, any_failed).await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
@@ -246,7 +260,7 @@ impl Service {
                     continue;
                 };
                 record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
-                if let Err(error) = state.put_users(&batch, std::slice::from_ref(user)).await {
+                if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
                     tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
                 }
             }

@@ -34,7 +34,7 @@ async fn endpoint_to_test(
 ) -> Result<(Endpoint, Option<SecretString>), CliError> {
     if let Some(name) = &args.endpoint {
         let stores = open_admin(settings, &args.state.state_dir).await?;
-        let record = records::endpoint(&stores.state, name).await?;
+        let record = records::endpoint(stores.state.as_ref(), name).await?;
         let password = records::stored_admin_password(stores.credentials.as_ref(), name).await?;
         return Ok((record.endpoint, password));
     }
