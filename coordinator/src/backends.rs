@@ -262,6 +262,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_state_setting_names_sqlite_or_postgres() {
+        let with = |state: Option<&str>| Settings {
+            state: state.map(str::to_owned),
+            ..Default::default()
+        };
+        let dir = Path::new("state-dir");
+        let sqlite_in = |settings: &Settings| match state_location(settings, dir) {
+            Ok(StateLocation::Sqlite(path)) => Some(path),
+            _ => None,
+        };
+        assert_eq!(sqlite_in(&with(None)), Some(dir.to_owned()));
+        assert_eq!(
+            sqlite_in(&with(Some("sqlite:/var/lib/mf"))),
+            Some(PathBuf::from("/var/lib/mf"))
+        );
+        let postgres = with(Some("postgresql://mf:pw@db/mailfleet"));
+        assert!(matches!(
+            state_location(&postgres, dir),
+            Ok(StateLocation::Postgres("postgresql://mf:pw@db/mailfleet"))
+        ));
+        for bad in ["mysql://mf:s3cret@db/x", "sqlite:", "/var/lib/mf"] {
+            let Err(error) = state_location(&with(Some(bad)), dir) else {
+                panic!("{bad} accepted");
+            };
+            let error = error.to_string();
+            assert!(error.contains("sqlite:DIR or postgres://"), "{error}");
+            assert!(
+                !error.contains("s3cret"),
+                "the URL's password is not echoed"
+            );
+        }
+    }
+
+    #[test]
     fn mailfleet_parameters_are_taken_out_of_the_url() {
         let (url, prefix) = take_parameter(
             "rabbitmq://u:p@h:5672/%2f?prefix=acme&heartbeat=10",
