@@ -18,6 +18,7 @@ use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore, conflict};
 use serde::de::DeserializeOwned;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -44,12 +45,15 @@ impl PostgresStateStore {
     /// migrator holds an advisory lock while it runs.
     pub async fn connect(url: &str) -> Result<Self, StoresError> {
         let options = PgConnectOptions::from_str(url)?;
+        // One plain connection first: a pool retries a refused connection until its acquire
+        // timeout and then reports only that it timed out; this says why, at once.
+        let mut first = PgConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut first).await?;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+            .connect_lazy_with(options);
         Ok(PostgresStateStore { pool })
     }
 
