@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
+use mailfleet_shared::job_spec::JobSpecStore;
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_shared::state::StateStore;
 use mailfleet_stores::crypto::SecretBox;
@@ -39,7 +40,7 @@ pub struct Backends {
     /// With RabbitMQ: where dead-lettered tasks are read back, to be reported as failures.
     pub dead_letters: Option<Arc<RabbitMqQueue>>,
     /// With Redis: where batches' job specs are shared with stateless workers.
-    pub redis: Option<Arc<RedisStore>>,
+    pub job_specs: Option<Arc<dyn JobSpecStore>>,
     /// Embedded mode: held for the run, so two runs never share a state dir.
     pub state_dir_lock: Option<std::fs::File>,
 }
@@ -54,7 +55,7 @@ pub async fn open(
     let queue_url = settings.queue.as_deref();
     let checkpoints_url = settings.checkpoints.as_deref();
     let mut state_dir_lock = None;
-    let (checkpoints, credentials, redis): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
+    let (checkpoints, credentials, specs): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
         match checkpoints_url {
             None => {
                 let lock = lock_state_dir(state_dir)?;
@@ -66,7 +67,8 @@ pub async fn open(
             }
             Some(url) => {
                 let store = open_redis(settings, url).await?;
-                (store.clone(), store.clone(), Some(store))
+                let specs: Arc<dyn JobSpecStore> = store.clone();
+                (store.clone(), store, Some(specs))
             }
         };
     let (queue, dead_letters): (Arc<dyn TaskQueue>, _) = match queue_url {
@@ -86,7 +88,7 @@ pub async fn open(
         checkpoints,
         credentials,
         dead_letters,
-        redis,
+        job_specs: specs,
         state_dir_lock,
     })
 }

@@ -4,8 +4,8 @@
 //! Variants keep their cause as a typed `source`, so a log or a caller can walk the chain; the
 //! message names what was being done and to what.
 
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::migration_csv::CsvErrors;
+use mailfleet_shared::store_error::StoreError;
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 

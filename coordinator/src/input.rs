@@ -88,13 +88,12 @@ pub fn source_endpoint(
     url: &str,
     admin: &SourceAdminArgs,
 ) -> Result<(Endpoint, Option<SecretString>), CliError> {
-    let mut endpoint = parse_endpoint("--source", url)?;
-    endpoint.admin = admin_login(
+    endpoint_with_admin(
+        ("--source", url),
         admin.source_admin.as_deref(),
         admin.source_admin_format.as_deref(),
-    )?;
-    let password = admin_password(&endpoint, SOURCE_ADMIN_PASSWORD)?;
-    Ok((endpoint, password))
+        SOURCE_ADMIN_PASSWORD,
+    )
 }
 
 /// A target server from `--target` and `--target-admin`, with the admin password.
@@ -102,12 +101,24 @@ pub fn target_endpoint(
     url: &str,
     admin: &TargetAdminArgs,
 ) -> Result<(Endpoint, Option<SecretString>), CliError> {
-    let mut endpoint = parse_endpoint("--target", url)?;
-    endpoint.admin = admin_login(
+    endpoint_with_admin(
+        ("--target", url),
         admin.target_admin.as_deref(),
         admin.target_admin_format.as_deref(),
-    )?;
-    let password = admin_password(&endpoint, TARGET_ADMIN_PASSWORD)?;
+        TARGET_ADMIN_PASSWORD,
+    )
+}
+
+/// The server `(flag, url)` names, its admin login (if any) and that admin's password.
+fn endpoint_with_admin(
+    (flag, url): (&str, &str),
+    admin: Option<&str>,
+    admin_format: Option<&str>,
+    password_variable: &str,
+) -> Result<(Endpoint, Option<SecretString>), CliError> {
+    let mut endpoint = parse_endpoint(flag, url)?;
+    endpoint.admin = admin_login(admin, admin_format)?;
+    let password = admin_password(&endpoint, password_variable)?;
     Ok((endpoint, password))
 }
 

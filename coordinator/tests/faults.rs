@@ -4,12 +4,11 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use common::{Pair, Running, run, user_result};
+use common::{Pair, Running, run, user_result, wait_for_target_inbox};
+use mailfleet_testkit::assert_same_mail;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::fault_proxy::{Action, FaultProxy};
-use mailfleet_testkit::{assert_same_mail, connect_login};
 use rand::Rng;
 
 /// Starts `migrate`, waits until the target's INBOX holds `threshold` messages, then SIGKILLs it.
@@ -27,25 +26,11 @@ async fn kill_when_inbox_reaches(
             .spawn()
             .unwrap(),
     );
-    let (user, password) = &pair.users[0];
-    let mut session = connect_login(pair.target.port(), user, password)
-        .await
-        .unwrap();
-    loop {
-        if child.has_exited() {
-            return false;
-        }
-        let count = session
-            .status("INBOX", "(MESSAGES)")
-            .await
-            .map(|m| m.exists)
-            .unwrap_or(0);
-        if count >= threshold {
-            child.kill(); // SIGKILL: no chance to checkpoint or clean up
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let running = wait_for_target_inbox(pair, &mut child, threshold).await;
+    if running {
+        child.kill(); // SIGKILL: no chance to checkpoint or clean up
     }
+    running
 }
 
 async fn seeded_big_pair(name: &str) -> (Pair, std::path::PathBuf, u32) {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::service::{SOURCE_ENDPOINT, ServiceCli, TARGET_ENDPOINT, batch_state};
 use common::{ADMIN, Pair, mailfleet, run, user_result};
 use mailfleet_testkit::client::MailboxSnapshot;
 use mailfleet_testkit::corpus::{CorpusSpec, FOLDERS};
@@ -180,7 +181,7 @@ fn migrate_invalid(csv: &std::path::Path, state_dir: &std::path::Path) -> (i32, 
 fn invalid_csvs_exit_2_and_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let header = "EmailAddress,UserName,Password";
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         (
             "header",
             b"Email,UserName,Password\na@example.com,a,p\n".to_vec(),
@@ -206,6 +207,11 @@ fn invalid_csvs_exit_2_and_name_the_line() {
             "line 2",
         ),
         ("size", vec![b'x'; 10 * 1024 * 1024 + 1], "10 MB"),
+        (
+            "no rows",
+            format!("{header}\r\n").into_bytes(),
+            "the CSV holds no users",
+        ),
     ];
     for (name, content, expected) in cases {
         let csv = dir.path().join(format!("{name}.csv"));
@@ -245,40 +251,156 @@ async fn endpoint_test_reports_logins_in_plain_words() {
     );
 }
 
-#[tokio::test]
-async fn passwords_appear_in_no_output_log_or_state_file() {
-    let secrets = [
-        ("leak-a@example.com", "Zq7-unique-pass-A"),
-        ("leak-b@example.com", "Zq7-unique-pass-B"),
-    ];
-    let pair = Pair::start(&secrets);
+/// Panics naming the secret when any of `secrets` occurs in any of `haystacks` (name, bytes).
+fn assert_no_secret(secrets: &[&str], haystacks: &[(String, Vec<u8>)]) {
+    for secret in secrets {
+        for (name, haystack) in haystacks {
+            assert!(
+                !haystack
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes()),
+                "{secret} leaked into {name}"
+            );
+        }
+    }
+}
+
+/// Every file of `dir` (not its subdirectories), named, for [`assert_no_secret`].
+fn files_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect()
+}
+
+/// Source and target with `users`, a small corpus on the source, and their CSV.
+async fn seeded_pair(users: &[(&str, &str)]) -> (Pair, std::path::PathBuf) {
+    let pair = Pair::start(users);
     pair.seed_all(&CorpusSpec {
         messages: 10,
         ..Default::default()
     })
     .await;
     let csv = pair.write_csv();
-    let mut command = pair.migrate_command(&csv, &["--log", "debug"]);
+    (pair, csv)
+}
+
+#[tokio::test]
+async fn passwords_appear_in_no_output_log_or_state_file() {
+    let secrets = [
+        ("leak-a@example.com", "Zq7-unique-pass-A"),
+        ("leak-b@example.com", "Zq7-unique-pass-B"),
+    ];
+    let (pair, csv) = seeded_pair(&secrets).await;
+    // Trace: the most any level shows, the IMAP library's own wire tracing included.
+    let mut command = pair.migrate_command(&csv, &["--log", "trace"]);
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut haystacks = vec![output.stdout, output.stderr];
-    for entry in std::fs::read_dir(pair.state_dir()).unwrap() {
-        haystacks.push(std::fs::read(entry.unwrap().path()).unwrap());
+    let mut haystacks = vec![
+        ("stdout".to_owned(), output.stdout),
+        ("stderr".to_owned(), output.stderr),
+    ];
+    haystacks.extend(files_of(&pair.state_dir()));
+    assert_no_secret(&secrets.map(|(_, password)| password), &haystacks);
+}
+
+#[tokio::test]
+async fn passwords_appear_in_no_service_output_log_or_report() {
+    let secrets = [
+        ("leak-s@example.com", "Zq7-unique-pass-S"),
+        ("leak-t@example.com", "Zq7-unique-pass-T"),
+    ];
+    let (pair, csv) = seeded_pair(&secrets).await;
+    // The source endpoint logs in as the Dovecot master user: its password is a secret too.
+    let service = ServiceCli::new(pair.state_dir())
+        .with_env("MAILFLEET_LOG", "trace")
+        .with_env("MAILFLEET_ADMIN_PASSWORD", ADMIN.1);
+    let mut haystacks = Vec::new();
+    let mut shown = |what: &str, output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        haystacks.push((format!("{what} stdout"), output.stdout));
+        haystacks.push((format!("{what} stderr"), output.stderr));
+    };
+    let source = pair.source.url();
+    let target = pair.target.url();
+    shown(
+        "endpoint create",
+        service.cli(&[
+            "endpoint",
+            "create",
+            SOURCE_ENDPOINT,
+            "--server",
+            &source,
+            "--admin",
+            ADMIN.0,
+            "--admin-format",
+            "dovecot",
+        ]),
+    );
+    shown(
+        "endpoint create",
+        service.cli(&["endpoint", "create", TARGET_ENDPOINT, "--server", &target]),
+    );
+    let batch = ServiceCli::batch_args("leaks", &csv, &["--autostart"]);
+    shown(
+        "batch create",
+        service.cli(&batch.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let log = pair.dir.path().join("service.log");
+    let running = service.start(&["--workers", "2"], &log);
+    service
+        .wait_for("leaks", "Synced", |s| batch_state(s) == "Synced")
+        .await;
+    running.terminate();
+    let mut reports = Vec::new();
+    for format in ["csv", "json", "html"] {
+        let report = pair.dir.path().join(format!("report.{format}"));
+        let report_arg = report.display().to_string();
+        shown(
+            "report users",
+            service.cli(&["report", "users", "leaks", "--format", format]),
+        );
+        shown(
+            "report users --output",
+            service.cli(&[
+                "report",
+                "users",
+                "leaks",
+                "--format",
+                format,
+                "--output",
+                &report_arg,
+            ]),
+        );
+        let written = std::fs::read(&report).unwrap();
+        assert!(
+            written.contains(&b'@'),
+            "the {format} report names its users"
+        );
+        reports.push((report_arg, written));
     }
-    for (_, password) in secrets {
-        for haystack in &haystacks {
-            assert!(
-                !haystack
-                    .windows(password.len())
-                    .any(|w| w == password.as_bytes()),
-                "{password} leaked"
-            );
-        }
-    }
+    haystacks.extend(reports);
+    let service_log = std::fs::read(&log).unwrap();
+    // Above the default `warn`: the trace filter took effect.
+    assert!(
+        service_log.windows(4).any(|w| w == b"INFO"),
+        "the service log holds its info lines"
+    );
+    haystacks.push(("service log".to_owned(), service_log));
+    haystacks.extend(files_of(&pair.state_dir()));
+    let mut passwords = secrets.map(|(_, password)| password).to_vec();
+    passwords.push(ADMIN.1);
+    assert_no_secret(&passwords, &haystacks);
 }
 
 #[tokio::test]

@@ -10,16 +10,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::fleet::Fleet;
-use common::{Pair, Running, run, user_result};
+use common::{Pair, Running, run, user_result, wait_for_target_inbox};
+use mailfleet_testkit::assert_same_mail;
 use mailfleet_testkit::corpus::CorpusSpec;
-use mailfleet_testkit::{assert_same_mail, connect_login};
 
 /// How long a stop may take before the test calls it hung: the grace period (set short below)
 /// plus the time to close connections.
 const STOP_BOUND: Duration = Duration::from_secs(60);
 
 /// A source mailbox big enough that a run is still copying when the signal comes; its INBOX
-/// travels in parts of 150 messages.
+/// (about 480 messages) travels in parts of 50, one after another, so the signal lands with
+/// most of it still to copy.
 async fn seeded_pair(name: &str) -> Pair {
     let pair = Pair::start(&[(name, "stop-pw")]);
     pair.seed_all(&CorpusSpec {
@@ -28,30 +29,6 @@ async fn seeded_pair(name: &str) -> Pair {
     })
     .await;
     pair
-}
-
-/// Waits until the target's INBOX holds some mail (the run is copying), or the run ended.
-/// Returns whether it is still running.
-async fn wait_until_copying(pair: &Pair, run: &mut Running) -> bool {
-    let (user, password) = &pair.users[0];
-    let mut session = connect_login(pair.target.port(), user, password)
-        .await
-        .unwrap();
-    for _ in 0..6000 {
-        if run.has_exited() {
-            return false;
-        }
-        let copied = session
-            .status("INBOX", "(MESSAGES)")
-            .await
-            .map(|m| m.exists)
-            .unwrap_or(0);
-        if copied >= 20 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nothing arrived on the target");
 }
 
 fn stderr_file(dir: &tempfile::TempDir, name: &str) -> (File, std::path::PathBuf) {
@@ -65,7 +42,7 @@ async fn sigterm_to_coordinator_and_worker_mid_run_then_rerun_leaves_the_target_
     let pair = seeded_pair("stop-fleet@example.com").await;
     let csv = pair.write_csv();
     let logs = tempfile::tempdir().unwrap();
-    let parts = ["--folder-part-messages", "150"];
+    let parts = ["--folder-part-messages", "50"];
 
     let (worker_err, worker_log) = stderr_file(&logs, "worker.err");
     let worker = Running::new(
@@ -88,12 +65,14 @@ async fn sigterm_to_coordinator_and_worker_mid_run_then_rerun_leaves_the_target_
             .unwrap(),
     );
     assert!(
-        wait_until_copying(&pair, &mut coordinator).await,
+        wait_for_target_inbox(&pair, &mut coordinator, 20).await,
         "the run finished before the signal; the test proved nothing"
     );
 
+    // Both at once, as an orchestrator stopping the whole deployment would.
+    let worker_stopping = std::thread::spawn(move || worker.terminate_within(STOP_BOUND));
     let coordinator_status = coordinator.terminate_within(STOP_BOUND);
-    let worker_status = worker.terminate_within(STOP_BOUND);
+    let worker_status = worker_stopping.join().unwrap();
     let said = |path| std::fs::read_to_string(path).unwrap();
     assert_eq!(
         coordinator_status.code(),
@@ -107,9 +86,11 @@ async fn sigterm_to_coordinator_and_worker_mid_run_then_rerun_leaves_the_target_
         said(&coordinator_log)
     );
     assert_eq!(worker_status.code(), Some(130), "{}", said(&worker_log));
-    let partial = pair.target_snapshot(0).await;
+    let inbox = |snapshot: &mailfleet_testkit::MailboxSnapshot| {
+        snapshot.folder("INBOX").map_or(0, |f| f.messages.len())
+    };
     assert!(
-        partial.message_count() < pair.source_snapshot(0).await.message_count(),
+        inbox(&pair.target_snapshot(0).await) < inbox(&pair.source_snapshot(0).await),
         "everything was copied before the signal; the test proved nothing"
     );
 
@@ -139,7 +120,7 @@ async fn sigterm_to_migrate_mid_run_then_rerun_leaves_the_target_exact() {
     let logs = tempfile::tempdir().unwrap();
     let (err, log) = stderr_file(&logs, "migrate.err");
     let mut migrate = Running::new(
-        pair.migrate_command(&csv, &["--folder-part-messages", "150", "--workers", "3"])
+        pair.migrate_command(&csv, &["--folder-part-messages", "50", "--workers", "3"])
             .env("MAILFLEET_SHUTDOWN_GRACE_SECONDS", "5")
             .stdout(Stdio::null())
             .stderr(err)
@@ -147,7 +128,7 @@ async fn sigterm_to_migrate_mid_run_then_rerun_leaves_the_target_exact() {
             .unwrap(),
     );
     assert!(
-        wait_until_copying(&pair, &mut migrate).await,
+        wait_for_target_inbox(&pair, &mut migrate, 20).await,
         "the run finished before the signal; the test proved nothing"
     );
     let status = migrate.terminate_within(STOP_BOUND);

@@ -12,6 +12,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::store_error::StoreError;
+
 /// Which folder a checkpoint belongs to. `scope` isolates batches/tenants sharing one store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckpointKey {
@@ -40,10 +42,6 @@ impl FolderCheckpoint {
             || self.last_source_uid > stored.last_source_uid
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("checkpoint store: {0}")]
-pub struct StoreError(pub String);
 
 /// Durable checkpoint storage. Implementations must make [`CheckpointStore::advance`] atomic:
 /// two workers racing on one folder must never move a checkpoint backwards.

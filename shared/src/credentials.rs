@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::checkpoint::StoreError;
+use crate::store_error::StoreError;
 
 /// Identifies one secret: the login password of a CSV row, or an endpoint's admin password.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

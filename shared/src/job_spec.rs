@@ -1,14 +1,16 @@
 //! What every worker must know about a batch besides the task itself: the endpoints, the folder
 //! rules and the size limit — no secrets (passwords stay in the credential store).
 //!
-//! In distributed mode the coordinator stores it once per batch; stateless workers load it by
-//! the batch name a task carries, so tasks stay small and workers need no configuration beyond
-//! where the broker and the store are.
+//! In distributed mode the coordinator stores it once per batch in a [`JobSpecStore`];
+//! stateless workers load it by the batch name a task carries, so tasks stay small and workers
+//! need no configuration beyond where the broker and the store are.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::folder_filter::{FilterError, FolderFilter};
+use crate::store_error::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -39,4 +41,17 @@ impl JobSpec {
     pub fn filter(&self) -> Result<FolderFilter, FilterError> {
         FolderFilter::new(&self.include_folders, &self.exclude_folders)
     }
+}
+
+/// Where the coordinator publishes each batch's [`JobSpec`] and workers read it back
+/// (ARCHITECTURE.md, "Seams"). A spec holds no secret, so backends store it as it is.
+#[async_trait]
+pub trait JobSpecStore: Send + Sync {
+    /// Stores `spec` under its batch name, replacing what was stored (a pass after `batch`
+    /// changes publishes the new rules).
+    async fn put_job_spec(&self, spec: &JobSpec) -> Result<(), StoreError>;
+    /// `Ok(None)` when no spec is stored for `batch`.
+    async fn job_spec(&self, batch: &str) -> Result<Option<JobSpec>, StoreError>;
+    /// Forgets the spec of `batch`; nothing happens when none is stored.
+    async fn remove_job_spec(&self, batch: &str) -> Result<(), StoreError>;
 }

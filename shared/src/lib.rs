@@ -12,8 +12,9 @@
 //! - [`job_spec`]: what workers need to know about a batch (endpoints, rules, limits).
 //! - [`lifecycle`]: batches, their states and transitions, the scheduler's decisions.
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
-//! - [`queue`], [`checkpoint`], [`credentials`], [`state`]: the seams whose backends live in
-//!   `mailfleet-stores`.
+//! - [`queue`], [`checkpoint`], [`credentials`], [`state`], [`job_spec`]'s `JobSpecStore`: the
+//!   seams whose backends live in `mailfleet-stores`; [`store_error`]: the error they all return,
+//!   with a kind that says whether retrying can help.
 //!
 //! Nothing here performs I/O except through the traits; dependencies point one way:
 //! `shared` ← `stores`, `worker` ← `coordinator`.
@@ -31,3 +32,4 @@ pub mod migration_csv;
 pub mod mutf7;
 pub mod queue;
 pub mod state;
+pub mod store_error;

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::messages::{MailboxUser, SkippedItem};
 
+/// A batch's status, by Microsoft's names. `Failed`: its initial sync failed for every user,
+/// so nothing was migrated and incremental syncs would fail alike; `start` retries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchState {
     Created,
@@ -31,11 +33,14 @@ pub enum BatchState {
     Removing,
 }
 
+/// A user's status, by Microsoft's names. Microsoft's `Provisioning` (creating the target
+/// mailbox), `Validating` and `Removing` have no counterpart: an IMAP migration's target
+/// mailboxes exist beforehand, logging in and listing folders is part of the sync, and removing
+/// a batch removes its users at once. `Stopped`: a pass was working on the user when its batch
+/// stopped and the pass could not finish (see [`UserState::after_interrupted_pass`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserState {
     Queued,
-    Provisioning,
-    Validating,
     Syncing,
     Synced,
     IncrementalSyncing,
@@ -46,12 +51,34 @@ pub enum UserState {
     Failed,
     IncrementalFailed,
     Stopped,
-    Removing,
 }
 
 impl fmt::Display for BatchState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+impl UserState {
+    /// Whether a pass is working on the user (the states of [`PassKind::user_running_state`]).
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            UserState::Syncing | UserState::IncrementalSyncing | UserState::Completing
+        )
+    }
+
+    /// The state of a user that a pass left running when the service was killed, once its
+    /// batch is recovered ([`BatchRecord::recover_after_restart`]) as `batch`: `Stopped` in a
+    /// stopped batch; `Queued` when its initial sync runs again; otherwise unchanged, since the
+    /// pass that runs again sets it anew.
+    pub fn after_interrupted_pass(self, batch: BatchState) -> UserState {
+        match (self, batch) {
+            (state, _) if !state.is_running() => state,
+            (_, BatchState::Stopped) => UserState::Stopped,
+            (UserState::Syncing, _) => UserState::Queued,
+            (state, _) => state,
+        }
     }
 }
 
@@ -99,6 +126,42 @@ impl PassKind {
             (PassKind::Final, true) => UserState::Failed,
             (PassKind::Final, false) if skipped_items => UserState::CompletedWithWarnings,
             (PassKind::Final, false) => UserState::Completed,
+        }
+    }
+}
+
+/// How a pass went for the batch's users together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// No user failed (a batch without users counts here).
+    NoneFailed,
+    SomeFailed,
+    /// Every user failed: after the initial sync, the batch is [`BatchState::Failed`].
+    AllFailed,
+}
+
+impl PassOutcome {
+    pub fn of(users: usize, failed: usize) -> Self {
+        match failed {
+            0 => PassOutcome::NoneFailed,
+            failed if failed >= users => PassOutcome::AllFailed,
+            _ => PassOutcome::SomeFailed,
+        }
+    }
+
+    pub fn any_failed(self) -> bool {
+        self != PassOutcome::NoneFailed
+    }
+}
+
+/// "Did any user fail?": what callers that do not count users know. `true` never makes a
+/// batch `Failed`; [`PassOutcome::of`] does when every user failed.
+impl From<bool> for PassOutcome {
+    fn from(any_user_failed: bool) -> Self {
+        if any_user_failed {
+            PassOutcome::SomeFailed
+        } else {
+            PassOutcome::NoneFailed
         }
     }
 }
@@ -228,6 +291,11 @@ impl BatchRecord {
                 self.state = Starting;
                 self.start_after = Some(now);
             }
+            (BatchCommand::Start | BatchCommand::Resume, Failed) => {
+                // The initial sync again, for every user: checkpoints skip what was copied.
+                self.state = Starting;
+                self.start_after = Some(now);
+            }
             (BatchCommand::Start | BatchCommand::Resume, Stopped) => {
                 if self.initial_sync_finished_at.is_some() {
                     self.state = Synced;
@@ -299,10 +367,26 @@ impl BatchRecord {
     }
 
     /// Records a finished pass. `self` must be freshly loaded: an administrator may have
-    /// stopped or completed the batch while the pass ran.
-    pub fn pass_finished(&mut self, kind: PassKind, any_user_failed: bool, now: DateTime<Utc>) {
+    /// stopped or completed the batch while the pass ran. An initial sync that failed for
+    /// every user leaves the batch `Failed`, not synced, with no incremental sync planned.
+    pub fn pass_finished(
+        &mut self,
+        kind: PassKind,
+        outcome: impl Into<PassOutcome>,
+        now: DateTime<Utc>,
+    ) {
         use BatchState::*;
+        let outcome = outcome.into();
+        let any_user_failed = outcome.any_failed();
         self.last_sync_finished_at = Some(now);
+        if kind == PassKind::Initial
+            && outcome == PassOutcome::AllFailed
+            && matches!(self.state, Syncing)
+        {
+            self.next_sync_at = None;
+            self.state = Failed;
+            return;
+        }
         self.next_sync_at = Some(now + self.policy.incremental_interval);
         if kind == PassKind::Initial {
             self.initial_sync_finished_at.get_or_insert(now);
@@ -585,6 +669,105 @@ mod tests {
             (b.state, b.completion_deadline),
             (BatchState::Completing, deadline)
         );
+    }
+
+    #[test]
+    fn an_initial_sync_that_failed_for_every_user_fails_the_batch_until_started_again() {
+        assert_eq!(PassOutcome::of(3, 0), PassOutcome::NoneFailed);
+        assert_eq!(PassOutcome::of(3, 1), PassOutcome::SomeFailed);
+        assert_eq!(PassOutcome::of(3, 3), PassOutcome::AllFailed);
+        assert_eq!(PassOutcome::of(0, 0), PassOutcome::NoneFailed);
+
+        let mut b = batch();
+        b.apply(BatchCommand::Start, at(0)).unwrap();
+        b.pass_started(PassKind::Initial);
+        b.pass_finished(PassKind::Initial, PassOutcome::AllFailed, at(10));
+        assert_eq!(b.state, BatchState::Failed);
+        assert_eq!((b.initial_sync_finished_at, b.next_sync_at), (None, None));
+        assert_eq!(
+            b.due(at(99_999)),
+            None,
+            "a failed batch does not sync by itself"
+        );
+        b.recover_after_restart();
+        assert_eq!(b.state, BatchState::Failed);
+        let error = b.apply(BatchCommand::SyncNow, at(20)).unwrap_err();
+        assert_eq!(
+            error.0,
+            "batch wave-1: cannot sync-now a batch that is Failed"
+        );
+
+        b.apply(BatchCommand::Start, at(30)).unwrap();
+        assert_eq!(b.due(at(30)), Some(PassKind::Initial));
+        b.pass_started(PassKind::Initial);
+        b.pass_finished(PassKind::Initial, PassOutcome::SomeFailed, at(40));
+        assert_eq!(b.state, BatchState::SyncedWithErrors);
+        assert_eq!(b.initial_sync_finished_at, Some(at(40)));
+
+        // Later passes never fail the batch: what the initial sync copied is on the target.
+        b.pass_started(PassKind::Incremental);
+        b.pass_finished(PassKind::Incremental, PassOutcome::AllFailed, at(50));
+        assert_eq!(b.state, BatchState::SyncedWithErrors);
+    }
+
+    #[test]
+    fn a_stop_during_an_initial_sync_that_failed_for_everyone_still_stops() {
+        let mut b = batch();
+        b.apply(BatchCommand::Start, at(0)).unwrap();
+        b.pass_started(PassKind::Initial);
+        b.apply(BatchCommand::Stop, at(1)).unwrap();
+        b.pass_finished(PassKind::Initial, PassOutcome::AllFailed, at(2));
+        assert_eq!(b.state, BatchState::Stopped);
+        let mut failed = batch();
+        failed.state = BatchState::Failed;
+        failed.apply(BatchCommand::Remove, at(3)).unwrap();
+        assert_eq!(failed.state, BatchState::Removing);
+    }
+
+    #[test]
+    fn users_a_killed_pass_left_running_are_stopped_with_their_batch_or_queued_again() {
+        use UserState::*;
+        let running = [Syncing, IncrementalSyncing, Completing];
+        for user in running {
+            assert_eq!(user.after_interrupted_pass(BatchState::Stopped), Stopped);
+        }
+        assert_eq!(Syncing.after_interrupted_pass(BatchState::Starting), Queued);
+        assert_eq!(Syncing.after_interrupted_pass(BatchState::Synced), Queued);
+        assert_eq!(
+            IncrementalSyncing.after_interrupted_pass(BatchState::Synced),
+            IncrementalSyncing,
+            "the pass due at once sets it anew"
+        );
+        for finished in [
+            Queued,
+            Synced,
+            IncrementalSynced,
+            Failed,
+            IncrementalFailed,
+            Completed,
+        ] {
+            assert!(!finished.is_running());
+            assert_eq!(
+                finished.after_interrupted_pass(BatchState::Stopped),
+                finished
+            );
+        }
+    }
+
+    #[test]
+    fn stored_state_names_are_unchanged() {
+        for (state, name) in [
+            (UserState::Queued, "Queued"),
+            (UserState::IncrementalFailed, "IncrementalFailed"),
+            (UserState::Stopped, "Stopped"),
+            (UserState::CompletedWithWarnings, "CompletedWithWarnings"),
+        ] {
+            let json = format!("\"{name}\"");
+            assert_eq!(serde_json::to_string(&state).unwrap(), json);
+            assert_eq!(serde_json::from_str::<UserState>(&json).unwrap(), state);
+        }
+        let failed: BatchState = serde_json::from_str("\"Failed\"").unwrap();
+        assert_eq!(failed, BatchState::Failed);
     }
 
     #[test]

@@ -94,10 +94,19 @@ impl FolderPart {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
     /// Log in to source and target, list folders, publish one `SyncFolder` per folder.
-    DiscoverUser { batch: String, user: MailboxUser },
+    DiscoverUser {
+        batch: String,
+        /// The sync pass that published it (see [`Task::pass`]).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pass: String,
+        user: MailboxUser,
+    },
     /// Copy one folder's messages that are not on the target yet.
     SyncFolder {
         batch: String,
+        /// The sync pass that published it (see [`Task::pass`]).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pass: String,
         user: MailboxUser,
         folder: FolderPlan,
     },
@@ -106,11 +115,12 @@ pub enum Task {
 impl Task {
     pub fn task_id(&self) -> String {
         match self {
-            Task::DiscoverUser { batch, user } => format!("{batch}/{}/discover", user.email),
+            Task::DiscoverUser { batch, user, .. } => format!("{batch}/{}/discover", user.email),
             Task::SyncFolder {
                 batch,
                 user,
                 folder,
+                ..
             } if folder.part.is_whole() => {
                 format!("{batch}/{}/folder/{}", user.email, folder.source_name)
             }
@@ -118,6 +128,7 @@ impl Task {
                 batch,
                 user,
                 folder,
+                ..
             } => format!(
                 "{batch}/{}/folder/{}/part/{}",
                 user.email, folder.source_name, folder.part.index
@@ -134,6 +145,15 @@ impl Task {
     pub fn user(&self) -> &MailboxUser {
         match self {
             Task::DiscoverUser { user, .. } | Task::SyncFolder { user, .. } => user,
+        }
+    }
+
+    /// The sync pass that published this task (or the discovery that did): a coordinator
+    /// counts only its own pass's reports, since tasks of an interrupted earlier pass may still
+    /// be in the broker and be worked on meanwhile. Empty from publishers that predate it.
+    pub fn pass(&self) -> &str {
+        match self {
+            Task::DiscoverUser { pass, .. } | Task::SyncFolder { pass, .. } => pass,
         }
     }
 }
@@ -183,6 +203,9 @@ pub enum Report {
     Discovered {
         task_id: String,
         batch: String,
+        /// The pass of the task this reports on ([`Task::pass`]).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pass: String,
         user: String,
         folder_tasks: u32,
         /// Messages of folders that needed no task: complete on the target already.
@@ -200,6 +223,8 @@ pub enum Report {
     FolderSynced {
         task_id: String,
         batch: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pass: String,
         user: String,
         folder: String,
         outcome: FolderOutcome,
@@ -212,6 +237,8 @@ pub enum Report {
     Failed {
         task_id: String,
         batch: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pass: String,
         user: String,
         folder: Option<String>,
         error: String,
@@ -232,6 +259,14 @@ impl Report {
             Report::Discovered { user, .. }
             | Report::FolderSynced { user, .. }
             | Report::Failed { user, .. } => user,
+        }
+    }
+
+    pub fn pass(&self) -> &str {
+        match self {
+            Report::Discovered { pass, .. }
+            | Report::FolderSynced { pass, .. }
+            | Report::Failed { pass, .. } => pass,
         }
     }
 }

@@ -12,6 +12,8 @@ use secrecy::SecretString;
 
 pub const MAX_ROWS: usize = 50_000;
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+/// The error for a file with a header and no user rows.
+pub const NO_USERS: &str = "the CSV holds no users: add one row per mailbox below the header";
 
 /// One mailbox to migrate. `line` is the physical line in the file (the header is line 1).
 #[derive(Debug, Clone)]
@@ -170,7 +172,10 @@ pub fn parse_migration_csv(bytes: &[u8]) -> Result<Vec<MigrationRow>, CsvErrors>
             Err(mut row_errors) => errors.append(&mut row_errors),
         }
     }
-    if errors.is_empty() {
+    if errors.is_empty() && rows.is_empty() {
+        // A header alone is a mistake (an export that lost its rows), not a batch of nobody.
+        Err(fail(0, NO_USERS.into()))
+    } else if errors.is_empty() {
         Ok(rows)
     } else {
         errors.sort_by_key(|e| e.line);
@@ -341,6 +346,23 @@ mod tests {
         assert_eq!(rows[0].password.expose_secret(), " p w ");
         assert_eq!(rows[0].user_root.as_deref(), Some("user.alice"));
         assert_eq!(rows[1].user_root, None);
+    }
+
+    #[test]
+    fn a_header_without_rows_holds_no_users() {
+        for csv in [
+            &b"EmailAddress,UserName,Password\n"[..],
+            b"EmailAddress,UserName,Password\r\n\r\n,,\n",
+        ] {
+            let errors = errors_of(csv);
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].line, 0);
+            assert!(
+                errors[0].to_string().starts_with("the CSV holds no users"),
+                "{}",
+                errors[0]
+            );
+        }
     }
 
     #[test]

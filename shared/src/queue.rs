@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 
-use crate::checkpoint::StoreError;
 use crate::messages::{Report, Task};
+use crate::store_error::StoreError;
 
 /// One delivered task. `tag` is the backend's handle for ack/requeue; `attempt` counts deliveries
 /// (1 on first delivery) so poison tasks can be recognised.

@@ -3,14 +3,12 @@
 //! `endpoint`/`batch`/`report` commands see them. Passwords are not here — they live sealed in
 //! the credential store, under the endpoint's or the batch's scope.
 
-use std::fmt;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::StoreError;
 use crate::endpoint::Endpoint;
 use crate::lifecycle::{BatchRecord, UserRecord};
+use crate::store_error::{StoreError, StoreErrorKind};
 
 /// A named migration endpoint: a server, how to log in to it, and how hard it may be pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +34,8 @@ pub fn batch_scope(name: &str) -> String {
 
 /// Endpoints, batches and users. Batches and users are versioned (their `version` field):
 /// every write names the version it read, so of two writers that read the same version only
-/// the first succeeds and the second gets a [conflict](is_conflict) to re-read and re-apply —
+/// the first succeeds and the second gets a [`Conflict`](StoreErrorKind::Conflict) to re-read
+/// and re-apply —
 /// [`update_batch`] does that. Endpoints are written only by `endpoint` commands and are
 /// simply replaced.
 #[async_trait]
@@ -75,18 +74,6 @@ pub trait StateStore: Send + Sync {
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError>;
 }
 
-const CONFLICT: &str = "conflict: ";
-
-/// The error of a versioned write that lost to another writer; `what` says which record.
-pub fn conflict(what: impl fmt::Display) -> StoreError {
-    StoreError(format!("{CONFLICT}{what}"))
-}
-
-/// Whether `error` is a [`conflict`]: re-read, re-apply the change, write again.
-pub fn is_conflict(error: &StoreError) -> bool {
-    error.0.starts_with(CONFLICT)
-}
-
 /// Conflicts in a row after which [`update_batch`] gives up. Every conflict means another
 /// writer succeeded, so reaching this needs a hundred writers' updates to one batch within a
 /// single read-and-write of ours: a runaway, not contention.
@@ -117,11 +104,11 @@ where
         }
         match store.put_batch(&mut batch).await {
             Ok(()) => return Ok(Some((batch, outcome))),
-            Err(error) if is_conflict(&error) => continue,
+            Err(error) if error.kind() == StoreErrorKind::Conflict => continue,
             Err(error) => return Err(error.into()),
         }
     }
-    Err(conflict(format!(
+    Err(StoreError::conflict(format!(
         "batch {name} changed under each of {UPDATE_ATTEMPTS} attempts to update it"
     ))
     .into())

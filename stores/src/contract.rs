@@ -1,9 +1,14 @@
 //! The contract of each seam, as test suites every backend runs (ARCHITECTURE.md, "Seams": one
 //! contract, two real backends). A backend that passes these behaves as the worker expects; the
 //! Redis and RabbitMQ backends call the same functions. `scope` keeps parallel runs apart.
+//!
+//! Compiled only into test builds (`cfg(test)`) or with the `contract` feature, for a backend
+//! tested from outside this crate; the shipped library does not carry it.
 
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::endpoint::Endpoint;
+use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec, JobSpecStore};
 use mailfleet_shared::messages::{MailboxUser, Report, Task};
 use mailfleet_shared::queue::TaskQueue;
 use secrecy::{ExposeSecret, SecretString};
@@ -111,9 +116,44 @@ pub async fn credential_store_contract(store: &dyn CredentialStore, scope: &str)
     store.remove_scope(&format!("{scope}-other")).await.unwrap();
 }
 
+fn job_spec(batch: &str, source: &str) -> JobSpec {
+    JobSpec {
+        batch: batch.to_owned(),
+        source: Endpoint::from_url(source).unwrap(),
+        target: Endpoint::from_url("imaps://outlook.office365.com:993").unwrap(),
+        include_folders: vec!["INBOX".to_owned()],
+        exclude_folders: vec!["Junk*".to_owned()],
+        max_message_size: 150 * 1024 * 1024,
+        folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
+        received_after: chrono::NaiveDate::from_ymd_opt(2024, 1, 31),
+    }
+}
+
+/// Round trip, missing is `None`, a second put replaces the first, batches are apart, and
+/// removal (also of what is not there) forgets only its batch.
+pub async fn job_spec_store_contract(store: &dyn JobSpecStore, batch: &str) {
+    let other_batch = format!("{batch}-other");
+    assert_eq!(store.job_spec(batch).await.unwrap(), None);
+    let first = job_spec(batch, "imap://imap.example.com:143");
+    store.put_job_spec(&first).await.unwrap();
+    assert_eq!(store.job_spec(batch).await.unwrap(), Some(first));
+    let replaced = job_spec(batch, "imaps://mail.example.org:993");
+    store.put_job_spec(&replaced).await.unwrap();
+    let other = job_spec(&other_batch, "imap://imap.example.com:143");
+    store.put_job_spec(&other).await.unwrap();
+    assert_eq!(store.job_spec(batch).await.unwrap(), Some(replaced));
+
+    store.remove_job_spec(batch).await.unwrap();
+    store.remove_job_spec(batch).await.unwrap();
+    assert_eq!(store.job_spec(batch).await.unwrap(), None);
+    assert_eq!(store.job_spec(&other_batch).await.unwrap(), Some(other));
+    store.remove_job_spec(&other_batch).await.unwrap();
+}
+
 fn discover(batch: &str, email: &str) -> Task {
     Task::DiscoverUser {
         batch: batch.to_owned(),
+        pass: "p1".to_owned(),
         user: MailboxUser {
             email: email.to_owned(),
             user_name: email.to_owned(),
@@ -150,6 +190,7 @@ pub async fn task_queue_contract(queue: &dyn TaskQueue, batch: &str, close_queue
     let report = Report::Failed {
         task_id: again.task.task_id(),
         batch: batch.to_owned(),
+        pass: again.task.pass().to_owned(),
         user: "a@example.com".to_owned(),
         folder: None,
         error: "login rejected".to_owned(),
@@ -173,6 +214,7 @@ mod tests {
     use crate::crypto::SecretBox;
     use crate::memory_queue::InProcessQueue;
     use crate::sqlite::SqliteStore;
+    use mailfleet_shared::store_error::StoreErrorKind;
 
     fn sqlite_store(dir: &std::path::Path) -> SqliteStore {
         SqliteStore::open(dir, SecretBox::from_key_bytes(&[1u8; 32]).unwrap()).unwrap()
@@ -202,6 +244,32 @@ mod tests {
                 "plaintext password on disk"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_job_specs_keep_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        job_spec_store_contract(&sqlite_store(dir.path()), "contract-sqlite-jobs").await;
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_with_another_key_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = CredentialId::user("key-change", "dave@example.com");
+        sqlite_store(dir.path())
+            .put(&id, &SecretString::from("sealed-with-1".to_owned()))
+            .await
+            .unwrap();
+        let other_key = SecretBox::from_key_bytes(&[2u8; 32]).unwrap();
+        let store = SqliteStore::open(dir.path(), other_key).unwrap();
+        let error = store.get(&id).await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "credential user:dave@example.com of key-change: cannot decrypt a stored secret \
+             (wrong key, or the data was altered)"
+        );
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use mailfleet_shared::credentials::CredentialId;
+use mailfleet_shared::store_error::StoreError;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -98,6 +100,19 @@ impl SecretBox {
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
         STANDARD.encode(sealed)
+    }
+
+    /// The stored secret of `id`. One that does not open is `Corrupt` and named by its id (never
+    /// by its content), so an operator knows which password to set again.
+    pub fn open_credential(
+        &self,
+        id: &CredentialId,
+        sealed: &str,
+    ) -> Result<SecretString, StoreError> {
+        self.open(sealed).map_err(|error| {
+            StoreError::corrupt(format!("credential {} of {}", id.name, id.scope))
+                .with_source(error)
+        })
     }
 
     pub fn open(&self, sealed: &str) -> Result<SecretString, StoresError> {

@@ -3,16 +3,20 @@
 //!
 //! # Layout
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
-//! - [`sqlite`]: embedded mode's checkpoints and credentials in `state.db` (WAL).
+//! - [`sqlite`]: embedded mode's checkpoints, credentials and job specs in `state.db` (WAL).
 //! - [`sqlite_state`]: the state store (endpoints, batches, users) in the same file;
 //!   [`postgres_state`]: the same in PostgreSQL, for a fleet sharing one state.
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
 //! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms);
 //!   `rabbitmq_link`: its connection, replaced with backoff when it breaks.
-//! - [`redis_store`]: distributed mode's checkpoints (Lua compare-and-set) and credentials.
-//! - [`contract`]: the behaviour every backend of a trait must show, as test suites the
-//!   distributed backends (Redis, RabbitMQ) run too.
+//! - [`redis_store`]: distributed mode's checkpoints (Lua compare-and-set), credentials and job
+//!   specs.
+//! - `contract`: the behaviour every backend of a trait must show, as test suites the
+//!   distributed backends (Redis, RabbitMQ) run too; only in test builds, or with the `contract`
+//!   feature for backends tested elsewhere.
+//! - [`error`]: the one place each library's errors become a `StoreError` of the right kind.
 
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod crypto;
 pub mod error;

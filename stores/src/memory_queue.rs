@@ -9,10 +9,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
+use mailfleet_shared::store_error::StoreError;
 use tokio::sync::Notify;
+
+use crate::error::{decode_json, encode_json};
 
 #[derive(Default)]
 struct State {
@@ -68,18 +70,10 @@ impl InProcessQueue {
     }
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError(format!("cannot encode message: {e}")))
-}
-
-fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("cannot decode message: {e}")))
-}
-
 #[async_trait]
 impl TaskQueue for InProcessQueue {
     async fn publish_task(&self, task: &Task) -> Result<(), StoreError> {
-        let body = encode(task)?;
+        let body = encode_json(task, "task")?;
         self.update(|state| state.tasks.push_back((body, 1)));
         Ok(())
     }
@@ -104,7 +98,7 @@ impl TaskQueue for InProcessQueue {
                 Ok(Delivery {
                     tag,
                     attempt,
-                    task: decode(&body)?,
+                    task: decode_json(&body, "task")?,
                 })
             })
             .transpose()
@@ -127,7 +121,7 @@ impl TaskQueue for InProcessQueue {
     }
 
     async fn publish_report(&self, report: &Report) -> Result<(), StoreError> {
-        let body = encode(report)?;
+        let body = encode_json(report, "report")?;
         self.update(|state| state.reports.push_back(body));
         Ok(())
     }
@@ -142,7 +136,7 @@ impl TaskQueue for InProcessQueue {
                 None => None,
             })
             .await;
-        taken.map(|body| decode(&body)).transpose()
+        taken.map(|body| decode_json(&body, "report")).transpose()
     }
 
     /// Consumers stop once the queue is idle.

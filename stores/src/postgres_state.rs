@@ -14,9 +14,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
-use mailfleet_shared::state::{EndpointRecord, StateStore, conflict};
+use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::store_error::StoreError;
 use serde::de::DeserializeOwned;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
@@ -90,7 +90,8 @@ fn pg(error: sqlx::Error) -> StoreError {
 
 /// Versions are `u64` in the records and `BIGINT` in the tables.
 fn column(version: u64) -> Result<i64, StoreError> {
-    i64::try_from(version).map_err(|_| StoreError(format!("row version {version} out of range")))
+    i64::try_from(version)
+        .map_err(|_| StoreError::invalid(format!("row version {version} out of range")))
 }
 
 #[async_trait]
@@ -147,7 +148,7 @@ impl StateStore for PostgresStateStore {
         .await
         .map_err(pg)?;
         if inserted.rows_affected() == 0 {
-            return Err(StoreError(format!(
+            return Err(StoreError::conflict(format!(
                 "a batch named {} exists already",
                 batch.name
             )));
@@ -171,7 +172,7 @@ impl StateStore for PostgresStateStore {
         .await
         .map_err(pg)?;
         if updated.rows_affected() == 0 {
-            return Err(conflict(format!(
+            return Err(StoreError::conflict(format!(
                 "batch {} was changed or removed since it was read at version {}",
                 batch.name, batch.version
             )));
@@ -219,7 +220,9 @@ impl StateStore for PostgresStateStore {
                 .await
                 .map_err(pg)?;
         if exists.is_none() {
-            return Err(StoreError(format!("there is no batch named {batch}")));
+            return Err(StoreError::not_found(format!(
+                "there is no batch named {batch}"
+            )));
         }
         let mut next: i32 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = $1",
@@ -274,7 +277,7 @@ async fn insert_user(
     .await
     .map_err(pg)?;
     if inserted.rows_affected() == 0 {
-        return Err(conflict(format!(
+        return Err(StoreError::conflict(format!(
             "user {} is in batch {batch} already",
             user.email
         )));
@@ -301,7 +304,7 @@ async fn update_user(
     .await
     .map_err(pg)?;
     if updated.rows_affected() == 0 {
-        return Err(conflict(format!(
+        return Err(StoreError::conflict(format!(
             "user {} of batch {batch} was changed or removed since it was read at version {}",
             user.email, user.version
         )));
@@ -315,6 +318,7 @@ mod tests {
 
     use super::*;
     use crate::contract::state_store::state_store_contract;
+    use mailfleet_shared::store_error::StoreErrorKind;
     use mailfleet_testkit::postgres::TestDatabase;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,5 +328,27 @@ mod tests {
         let store = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
         let other = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
         state_store_contract(store, other).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_an_unknown_database_invalid() {
+        let refused = PostgresStateStore::connect("postgres://postgres@127.0.0.1:1/none")
+            .await
+            .err()
+            .map(StoreError::from)
+            .expect("nothing listens on port 1");
+        assert_eq!(refused.kind(), StoreErrorKind::Unavailable, "{refused}");
+        let database = TestDatabase::create().await;
+        let (server, _) = database.url().rsplit_once('/').unwrap();
+        let unknown = PostgresStateStore::connect(&format!("{server}/mf_no_such_database"))
+            .await
+            .err()
+            .map(StoreError::from)
+            .expect("no such database");
+        assert_eq!(unknown.kind(), StoreErrorKind::Invalid, "{unknown}");
+        assert!(
+            unknown.to_string().contains("mf_no_such_database"),
+            "{unknown}"
+        );
     }
 }

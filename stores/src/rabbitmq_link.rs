@@ -12,9 +12,10 @@ use std::time::Duration;
 use lapin::options::{BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
-use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::store_error::StoreError;
 use tokio::sync::{Mutex, RwLock};
 
+use crate::error::broker_error;
 use crate::rabbitmq_queue::QueueNames;
 
 /// How long a broker may stay away before operations fail: about three minutes.
@@ -42,10 +43,6 @@ pub(crate) struct Links {
     config: LinkConfig,
     current: RwLock<Arc<Link>>,
     replacing: Mutex<()>,
-}
-
-pub(crate) fn broker_error(error: lapin::Error) -> StoreError {
-    StoreError(format!("rabbitmq: {error}"))
 }
 
 impl Links {
@@ -106,7 +103,7 @@ impl Links {
             }
         }
         Err(last_error.map_or_else(
-            || StoreError("rabbitmq: cannot reconnect".into()),
+            || StoreError::unavailable("rabbitmq: cannot reconnect"),
             broker_error,
         ))
     }

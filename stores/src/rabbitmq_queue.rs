@@ -28,12 +28,13 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, Consumer};
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
+use mailfleet_shared::store_error::StoreError;
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::rabbitmq_link::{Link, Links, broker_error};
+use crate::error::{broker_error, decode_json, encode_json};
+use crate::rabbitmq_link::{Link, Links};
 
 /// Redeliveries before RabbitMQ dead-letters a task. Above the worker's own limit, so the
 /// worker reports a failing task itself; the broker's limit catches workers that die on it.
@@ -211,6 +212,7 @@ impl RabbitMqQueue {
             .map(|task| Report::Failed {
                 task_id: task.task_id(),
                 batch: task.batch().to_owned(),
+                pass: task.pass().to_owned(),
                 user: task.user().email.clone(),
                 folder: match &task {
                     Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
@@ -286,7 +288,10 @@ impl RabbitMqQueue {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&delivery.tag);
         let Some((generation, message)) = found else {
-            return Err(StoreError(format!("no unacked delivery {}", delivery.tag)));
+            return Err(StoreError::not_found(format!(
+                "no unacked delivery {}",
+                delivery.tag
+            )));
         };
         if generation != self.links.current().await.generation {
             tracing::info!(task = %delivery.task.task_id(), "{what} skipped: delivered on a lost connection, the broker redelivers it");
@@ -336,7 +341,8 @@ async fn publish_on(link: &Link, queue: &str, body: &[u8]) -> Result<(), StoreEr
     if confirm.is_ack() {
         Ok(())
     } else {
-        Err(StoreError(format!(
+        // The broker nacks when a queue process failed or the queue is full: both pass.
+        Err(StoreError::unavailable(format!(
             "rabbitmq refused a message for {queue}"
         )))
     }
@@ -363,9 +369,9 @@ fn attempt_of(message: &lapin::message::Delivery) -> u32 {
 #[async_trait]
 impl TaskQueue for RabbitMqQueue {
     async fn publish_task(&self, task: &Task) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(task).map_err(|e| StoreError(e.to_string()))?;
+        let body = encode_json(task, "task")?;
         let queue = self.names().tasks.clone();
-        self.publish(&queue, &body).await
+        self.publish(&queue, body.as_bytes()).await
     }
 
     async fn next_task(&self) -> Result<Option<Delivery>, StoreError> {
@@ -409,9 +415,9 @@ impl TaskQueue for RabbitMqQueue {
     }
 
     async fn publish_report(&self, report: &Report) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(report).map_err(|e| StoreError(e.to_string()))?;
+        let body = encode_json(report, "report")?;
         let queue = self.names().reports.clone();
-        self.publish(&queue, &body).await
+        self.publish(&queue, body.as_bytes()).await
     }
 
     async fn next_report(&self) -> Result<Option<Report>, StoreError> {
@@ -419,8 +425,7 @@ impl TaskQueue for RabbitMqQueue {
         let Some((_, message)) = self.next_message(&self.reports, &queue).await? else {
             return Ok(None);
         };
-        let report = serde_json::from_slice(&message.data)
-            .map_err(|e| StoreError(format!("bad report: {e}")))?;
+        let report = decode_json(&message.data, "report")?;
         if let Err(error) = message.ack(BasicAckOptions::default()).await {
             // Redelivered on the next link; the collector counts each task's report once.
             tracing::warn!(%error, "ack of a report failed");
@@ -488,10 +493,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unreachable_broker_is_unavailable() {
+        let Err(error) =
+            RabbitMqQueue::connect("amqp://guest:guest@127.0.0.1:1/%2f", names("down"), 10, 1)
+                .await
+        else {
+            panic!("connected to a closed port");
+        };
+        assert_eq!(
+            error.kind(),
+            mailfleet_shared::store_error::StoreErrorKind::Unavailable,
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_task_failing_on_every_delivery_is_dead_lettered_and_reported() {
         let queue = queue("poison", 2).await;
         let task = Task::DiscoverUser {
             batch: "b".into(),
+            pass: "p1".into(),
             user: mailfleet_shared::messages::MailboxUser {
                 email: "poison@example.com".into(),
                 user_name: "poison".into(),
@@ -507,8 +528,11 @@ mod tests {
         }
         let report = queue.next_dead_task().await.unwrap().unwrap();
         match report {
-            Report::Failed { user, error, .. } => {
+            Report::Failed {
+                user, error, pass, ..
+            } => {
                 assert_eq!(user, "poison@example.com");
+                assert_eq!(pass, "p1", "reported to the pass that published it");
                 assert!(error.contains("dead-lettered"), "{error}");
             }
             other => panic!("unexpected {other:?}"),
@@ -519,6 +543,7 @@ mod tests {
     fn discover(email: &str) -> Task {
         Task::DiscoverUser {
             batch: "b".into(),
+            pass: "p1".into(),
             user: mailfleet_shared::messages::MailboxUser {
                 email: email.into(),
                 user_name: email.into(),

@@ -12,14 +12,16 @@
 //! correctness (the fingerprint guard).
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint, StoreError};
+use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::job_spec::JobSpec;
+use mailfleet_shared::job_spec::{JobSpec, JobSpecStore};
+use mailfleet_shared::store_error::StoreError;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 
 use crate::crypto::SecretBox;
+use crate::error::{decode_json, encode_json, redis_error as store_error};
 
 /// KEYS[1] = the user's checkpoint hash; ARGV = folder, source UIDVALIDITY, last source UID,
 /// new checkpoint JSON. Writes unless the stored checkpoint has the same UIDVALIDITY and is not
@@ -65,10 +67,6 @@ pub struct RedisStore {
     release_lease: redis::Script,
 }
 
-fn store_error(error: redis::RedisError) -> StoreError {
-    StoreError(format!("redis: {error}"))
-}
-
 impl RedisStore {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`); the manager reconnects by itself.
     pub async fn connect(url: &str, tenant: &str, secrets: SecretBox) -> Result<Self, StoreError> {
@@ -99,27 +97,8 @@ impl RedisStore {
         format!("{}credentials:{scope}", self.prefix)
     }
 
-    /// Publishes what workers need to know about a batch.
-    pub async fn put_job_spec(&self, spec: &JobSpec) -> Result<(), StoreError> {
-        let json = serde_json::to_string(spec).map_err(|e| StoreError(e.to_string()))?;
-        let mut connection = self.connection.clone();
-        let _: () = connection
-            .set(format!("{}jobs:{}", self.prefix, spec.batch), json)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    pub async fn job_spec(&self, batch: &str) -> Result<Option<JobSpec>, StoreError> {
-        let mut connection = self.connection.clone();
-        let json: Option<String> = connection
-            .get(format!("{}jobs:{batch}", self.prefix))
-            .await
-            .map_err(store_error)?;
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|e| StoreError(format!("bad job spec in redis: {e}")))
-        })
-        .transpose()
+    fn job_spec_key(&self, batch: &str) -> String {
+        format!("{}jobs:{batch}", self.prefix)
     }
 
     /// Every key of this tenant (tests clean up with it; operators inspect with it).
@@ -155,10 +134,7 @@ impl CheckpointStore for RedisStore {
             .await
             .map_err(store_error)?;
         stored
-            .map(|json| {
-                serde_json::from_str(&json)
-                    .map_err(|e| StoreError(format!("bad checkpoint in redis: {e}")))
-            })
+            .map(|json| decode_json(&json, &format!("checkpoint of {} {}", key.user, key.folder)))
             .transpose()
     }
 
@@ -167,7 +143,7 @@ impl CheckpointStore for RedisStore {
         key: &CheckpointKey,
         checkpoint: FolderCheckpoint,
     ) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(&checkpoint).map_err(|e| StoreError(e.to_string()))?;
+        let json = encode_json(&checkpoint, "checkpoint")?;
         let mut connection = self.connection.clone();
         let written: i32 = self
             .advance
@@ -223,6 +199,38 @@ impl CheckpointStore for RedisStore {
 }
 
 #[async_trait]
+impl JobSpecStore for RedisStore {
+    async fn put_job_spec(&self, spec: &JobSpec) -> Result<(), StoreError> {
+        let json = encode_json(spec, "job spec")?;
+        let mut connection = self.connection.clone();
+        let _: () = connection
+            .set(self.job_spec_key(&spec.batch), json)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn job_spec(&self, batch: &str) -> Result<Option<JobSpec>, StoreError> {
+        let mut connection = self.connection.clone();
+        let json: Option<String> = connection
+            .get(self.job_spec_key(batch))
+            .await
+            .map_err(store_error)?;
+        json.map(|json| decode_json(&json, &format!("job spec of {batch}")))
+            .transpose()
+    }
+
+    async fn remove_job_spec(&self, batch: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = connection
+            .del(self.job_spec_key(batch))
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl CredentialStore for RedisStore {
     async fn put(&self, id: &CredentialId, secret: &SecretString) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
@@ -241,7 +249,7 @@ impl CredentialStore for RedisStore {
             .await
             .map_err(store_error)?;
         sealed
-            .map(|s| self.secrets.open(&s).map_err(StoreError::from))
+            .map(|sealed| self.secrets.open_credential(id, &sealed))
             .transpose()
     }
 
@@ -258,7 +266,10 @@ impl CredentialStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{checkpoint_store_contract, credential_store_contract};
+    use crate::contract::{
+        checkpoint_store_contract, credential_store_contract, job_spec_store_contract,
+    };
+    use mailfleet_shared::store_error::StoreErrorKind;
 
     const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -298,6 +309,33 @@ mod tests {
                 "plaintext in {key}"
             );
         }
+        store.clear_tenant().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn redis_job_specs_keep_the_contract() {
+        let store = store("test-jobs").await;
+        job_spec_store_contract(&store, "contract-redis-jobs").await;
+        assert!(store.keys().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_an_altered_spec_corrupt() {
+        let secrets = SecretBox::from_key_bytes(&[3u8; 32]).unwrap();
+        let Err(error) = RedisStore::connect("redis://127.0.0.1:1", "nobody", secrets).await else {
+            panic!("connected to a closed port");
+        };
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+
+        let store = store("test-corrupt").await;
+        let mut connection = store.connection.clone();
+        let _: () = connection
+            .set(store.job_spec_key("w1"), "{\"batch\": 3")
+            .await
+            .unwrap();
+        let error = store.job_spec("w1").await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        assert!(error.to_string().contains("job spec of w1"), "{error}");
         store.clear_tenant().await.unwrap();
     }
 

@@ -1,5 +1,5 @@
-//! Embedded mode's durable state: checkpoints and sealed credentials in one SQLite file
-//! (`state.db`, WAL) in the state dir.
+//! Embedded mode's durable state: checkpoints, sealed credentials and batches' job specs in one
+//! SQLite file (`state.db`, WAL) in the state dir.
 //!
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool behind one mutex; the
 //! write volume (one checkpoint per fetched batch) is far below what that serialises.
@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint, StoreError};
+use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpoint};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
+use mailfleet_shared::job_spec::{JobSpec, JobSpecStore};
+use mailfleet_shared::store_error::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::SecretString;
 
 use crate::crypto::SecretBox;
-use crate::error::StoresError;
+use crate::error::{StoresError, decode_json, encode_json};
 
-/// Bumped whenever the schema below changes; later versions migrate from it.
-const SCHEMA_VERSION: i32 = 1;
+/// Bumped whenever the schema below changes; later versions migrate from it. Version 2 added
+/// `job_specs`; its `CREATE TABLE IF NOT EXISTS` is the whole migration from version 1.
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -44,6 +47,10 @@ CREATE TABLE IF NOT EXISTS credentials (
     name TEXT NOT NULL,
     sealed TEXT NOT NULL,
     PRIMARY KEY (scope, name)
+);
+CREATE TABLE IF NOT EXISTS job_specs (
+    batch TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
 );
 ";
 
@@ -239,20 +246,20 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn get(&self, id: &CredentialId) -> Result<Option<SecretString>, StoreError> {
-        let id = id.clone();
+        let key = id.clone();
         let sealed: Option<String> = self
             .with(move |db| {
                 Ok(db
                     .query_row(
                         "SELECT sealed FROM credentials WHERE scope = ?1 AND name = ?2",
-                        params![id.scope, id.name],
+                        params![key.scope, key.name],
                         |row| row.get(0),
                     )
                     .optional()?)
             })
             .await?;
         sealed
-            .map(|s| self.secrets.open(&s).map_err(StoreError::from))
+            .map(|sealed| self.secrets.open_credential(id, &sealed))
             .transpose()
     }
 
@@ -260,6 +267,49 @@ impl CredentialStore for SqliteStore {
         let scope = scope.to_owned();
         self.with(move |db| {
             db.execute("DELETE FROM credentials WHERE scope = ?1", params![scope])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobSpecStore for SqliteStore {
+    async fn put_job_spec(&self, spec: &JobSpec) -> Result<(), StoreError> {
+        let (batch, json) = (spec.batch.clone(), encode_json(spec, "job spec")?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT INTO job_specs (batch, spec) VALUES (?1, ?2)
+                 ON CONFLICT (batch) DO UPDATE SET spec = excluded.spec",
+                params![batch, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn job_spec(&self, batch: &str) -> Result<Option<JobSpec>, StoreError> {
+        let batch = batch.to_owned();
+        let key = batch.clone();
+        let json: Option<String> = self
+            .with(move |db| {
+                Ok(db
+                    .query_row(
+                        "SELECT spec FROM job_specs WHERE batch = ?1",
+                        params![key],
+                        |row| row.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        json.map(|json| decode_json(&json, &format!("job spec of {batch}")))
+            .transpose()
+    }
+
+    async fn remove_job_spec(&self, batch: &str) -> Result<(), StoreError> {
+        let batch = batch.to_owned();
+        self.with(move |db| {
+            db.execute("DELETE FROM job_specs WHERE batch = ?1", params![batch])?;
             Ok(())
         })
         .await

@@ -11,14 +11,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
-use mailfleet_shared::state::{EndpointRecord, StateStore, conflict};
+use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::store_error::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::StoresError;
+use crate::error::{StoresError, decode_json, encode_json, sqlite_error as sql};
 use crate::sqlite::open_connection;
 
 const SCHEMA: &str = "
@@ -142,16 +142,16 @@ impl SqliteStateStore {
     }
 }
 
-fn sql(error: rusqlite::Error) -> StoreError {
-    StoresError::from(error).into()
-}
-
 fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+    encode_json(value, "state record")
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable state record: {e}")))
+/// A stored record; one that does not decode is `Corrupt`, named by `name` when known.
+fn from_json<T: DeserializeOwned>(text: &str, name: Option<&str>) -> Result<T, StoreError> {
+    match name {
+        Some(name) => decode_json(text, &format!("state record {name}")),
+        None => decode_json(text, "state record"),
+    }
 }
 
 fn one<T: DeserializeOwned>(
@@ -162,7 +162,7 @@ fn one<T: DeserializeOwned>(
     db.query_row(query, [key], |row| row.get::<_, String>(0))
         .optional()
         .map_err(sql)?
-        .map(|text| from_json(&text))
+        .map(|text| from_json(&text, Some(key)))
         .transpose()
 }
 
@@ -177,7 +177,8 @@ fn all<T: DeserializeOwned>(
             row.get::<_, String>(0)
         })
         .map_err(sql)?;
-    rows.map(|row| from_json(&row.map_err(sql)?)).collect()
+    rows.map(|row| from_json(&row.map_err(sql)?, None))
+        .collect()
 }
 
 /// A user as written: its address, the version it was read at, and its record as JSON.
@@ -250,7 +251,9 @@ impl StateStore for SqliteStateStore {
                 )
                 .map_err(sql)?;
             if inserted == 0 {
-                return Err(StoreError(format!("a batch named {name} exists already")));
+                return Err(StoreError::conflict(format!(
+                    "a batch named {name} exists already"
+                )));
             }
             for (position, user) in users.iter().enumerate() {
                 insert_user(&transaction, &name, position as i64, user)?;
@@ -272,7 +275,7 @@ impl StateStore for SqliteStateStore {
                     )
                     .map_err(sql)?;
                 if updated == 0 {
-                    return Err(conflict(format!(
+                    return Err(StoreError::conflict(format!(
                         "batch {name} was changed or removed since it was read at version {read_at}"
                     )));
                 }
@@ -321,7 +324,9 @@ impl StateStore for SqliteStateStore {
                     .optional()
                     .map_err(sql)?;
                 if exists.is_none() {
-                    return Err(StoreError(format!("there is no batch named {batch}")));
+                    return Err(StoreError::not_found(format!(
+                        "there is no batch named {batch}"
+                    )));
                 }
                 let mut next: i64 = transaction
                     .query_row(
@@ -378,7 +383,7 @@ fn insert_user(
         )
         .map_err(sql)?;
     if inserted == 0 {
-        return Err(conflict(format!(
+        return Err(StoreError::conflict(format!(
             "user {} is in batch {batch} already",
             user.email
         )));
@@ -396,7 +401,7 @@ fn update_user(db: &Connection, batch: &str, user: &UserRow) -> Result<(), Store
         )
         .map_err(sql)?;
     if updated == 0 {
-        return Err(conflict(format!(
+        return Err(StoreError::conflict(format!(
             "user {} of batch {batch} was changed or removed since it was read at version {}",
             user.email, user.version
         )));

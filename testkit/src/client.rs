@@ -101,8 +101,9 @@ pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<MailboxS
             attributes,
             messages: Vec::new(),
         };
+        let raw_name = mailbox_name(name);
         if selectable {
-            let mailbox = session.examine(name.name()).await?;
+            let mailbox = session.examine(&raw_name).await?;
             if mailbox.exists > 0 {
                 let fetches: Vec<Fetch> = session
                     .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
@@ -112,10 +113,32 @@ pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<MailboxS
                 folder.messages = fetches.iter().map(message_snapshot).collect();
             }
         }
-        snapshot.folders.insert(name.name().to_owned(), folder);
+        snapshot.folders.insert(raw_name, folder);
     }
     session.logout().await?;
     Ok(snapshot)
+}
+
+/// The mailbox name of a LIST answer as the server means it. async-imap gives the name as it
+/// stood on the wire, escapes and all when it came as a quoted string (a literal has none), so
+/// the byte before it in the buffer it was parsed from tells which: `"` for a quoted string.
+fn mailbox_name(name: &Name) -> String {
+    let text = name.name();
+    let buffer: &[u8] = name.borrow_owner().borrow_owner();
+    let offset = (text.as_ptr() as usize).wrapping_sub(buffer.as_ptr() as usize);
+    let quoted = offset > 0 && offset < buffer.len() && buffer[offset - 1] == b'"';
+    if !quoted {
+        return text.to_owned();
+    }
+    let mut unescaped = String::with_capacity(text.len());
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped || c != '\\' {
+            unescaped.push(c);
+        }
+        escaped = !escaped && c == '\\';
+    }
+    unescaped
 }
 
 fn message_snapshot(fetch: &Fetch) -> MessageSnapshot {

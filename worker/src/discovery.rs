@@ -11,12 +11,16 @@ use std::collections::HashSet;
 use async_imap::imap_proto::NameAttribute;
 use async_imap::types::Name;
 use futures_util::TryStreamExt;
+use mailfleet_shared::checkpoint::FolderCheckpoint;
+use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::folder_map::{FolderMapper, ListedFolder, MappedFolder, Namespace};
 use mailfleet_shared::messages::{FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
 use crate::imap::namespace::personal_namespace;
+use crate::imap::quote::{listed_name, quotable, quoted};
+use crate::imap::refusal::RefusalCode;
 use crate::job::{Job, Side};
 
 #[derive(Debug, Default)]
@@ -70,7 +74,8 @@ pub async fn select_user_folders(
         .into_iter()
         .map(|skip| folder_skip(&skip.display_name, skip.reason))
         .collect();
-    let wanted = select_folders(job, &source_folders, mapped, &mut skipped);
+    let mapped = drop_unsendable(mapped, &mut skipped);
+    let wanted = select_folders(&job.filter, &source_folders, mapped, &mut skipped);
     Ok(FolderSelection {
         wanted,
         target_folders: target_folders.into_iter().map(|f| f.raw_name).collect(),
@@ -127,7 +132,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
 /// Applies the batch's rules and drops virtual folders; keeps `\Noselect` parents only where a
 /// wanted folder lies beneath them.
 fn select_folders(
-    job: &Job,
+    filter: &FolderFilter,
     listed: &[ListedFolder],
     mapped: Vec<MappedFolder>,
     skipped: &mut Vec<SkippedItem>,
@@ -147,7 +152,7 @@ fn select_folders(
                 &folder.display_name,
                 "virtual folder (\\All or \\Flagged): its messages are copied from their own folders".into(),
             ));
-        } else if job.filter.allows(folder) {
+        } else if filter.allows(folder) {
             selectable.push(folder.display_name.clone());
         }
     }
@@ -161,6 +166,23 @@ fn select_folders(
                     .iter()
                     .any(|child| is_under(child, &f.display_name))
             }
+        })
+        .collect()
+}
+
+/// Drops folders whose source or target name cannot be sent in an IMAP command (see
+/// `imap::quote`), each reported with the reason.
+fn drop_unsendable(mapped: Vec<MappedFolder>, skipped: &mut Vec<SkippedItem>) -> Vec<MappedFolder> {
+    mapped
+        .into_iter()
+        .filter(|folder| {
+            let unsendable = [&folder.source_name, &folder.target_name]
+                .into_iter()
+                .find_map(|name| quotable(name).err());
+            if let Some(error) = &unsendable {
+                skipped.push(folder_skip(&folder.display_name, error.to_string()));
+            }
+            unsendable.is_none()
         })
         .collect()
 }
@@ -184,11 +206,8 @@ async fn plan_folder(
     let part_size = job.folder_part_messages;
     let name = folder.source_name.clone();
     let status = source
-        .run("STATUS", |s| {
-            s.status(&name, "(MESSAGES UIDNEXT UIDVALIDITY)")
-        })
+        .status(&name, "(MESSAGES UIDNEXT UIDVALIDITY)")
         .await?;
-    source.discard_unsolicited();
     if status.exists == 0 {
         return Ok(());
     }
@@ -234,21 +253,23 @@ async fn is_up_to_date(
     let Some(checkpoint) = job.checkpoints.load(&key).await? else {
         return Ok(false);
     };
-    if checkpoint.source_uidvalidity != uid_validity
-        || u64::from(checkpoint.last_source_uid) + 1 < u64::from(uid_next)
-    {
+    if !covers_source(&checkpoint, uid_validity, uid_next) {
         return Ok(false);
     }
-    let name = folder.target_name.clone();
-    let target_status = target
-        .run("STATUS", |s| s.status(&name, "(UIDVALIDITY)"))
-        .await?;
-    target.discard_unsolicited();
+    let target_status = target.status(&folder.target_name, "(UIDVALIDITY)").await?;
     Ok(target_status.uid_validity == Some(checkpoint.target_uidvalidity))
+}
+
+/// Whether `checkpoint` reaches every source UID below `uid_next` under the folder's current
+/// `uid_validity` (the target's UIDVALIDITY is the caller's second check).
+fn covers_source(checkpoint: &FolderCheckpoint, uid_validity: u32, uid_next: u32) -> bool {
+    checkpoint.source_uidvalidity == uid_validity
+        && u64::from(checkpoint.last_source_uid) + 1 >= u64::from(uid_next)
 }
 
 /// Every UID of folder `name`, ascending (4 bytes a message in memory).
 async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, WorkerError> {
+    let name = quotable(name)?;
     source.run("EXAMINE", |s| s.examine(name)).await?;
     let found = source.run("UID SEARCH", |s| s.uid_search("ALL")).await?;
     source.confirm_complete("UID SEARCH")?;
@@ -261,19 +282,31 @@ async fn all_uids(source: &mut ImapConnection, name: &str) -> Result<Vec<u32>, W
 
 /// CREATE (and SUBSCRIBE, so mail clients show it). `Ok(Err(reason))` when the target refuses
 /// the name; a folder that already exists is success.
-async fn create_folder(
+pub(crate) async fn create_folder(
     target: &mut ImapConnection,
     name: &str,
 ) -> Result<Result<(), String>, WorkerError> {
-    match target.run("CREATE", |s| s.create(name)).await {
+    let mailbox = match quoted(name) {
+        Ok(mailbox) => mailbox,
+        Err(unsendable) => return Ok(Err(unsendable.to_string())),
+    };
+    let create = format!("CREATE {mailbox}");
+    match target
+        .run("CREATE", |s| s.run_command_and_check_ok(create))
+        .await
+    {
         Ok(()) => {}
         Err(WorkerError::Refused { reason, .. })
-            if reason.to_ascii_uppercase().contains("EXISTS") => {}
+            if RefusalCode::of(&reason) == Some(RefusalCode::AlreadyExists) => {}
         Err(WorkerError::Refused { reason, .. }) => return Ok(Err(reason)),
         Err(other) => return Err(other),
     }
     // Subscription is a convenience; a server without it still has the folder.
-    let _ = target.run("SUBSCRIBE", |s| s.subscribe(name)).await;
+    let subscribe = format!("SUBSCRIBE {mailbox}");
+    let _ = target
+        .run("SUBSCRIBE", |s| s.run_command_and_check_ok(subscribe))
+        .await;
+    target.discard_unsolicited();
     Ok(Ok(()))
 }
 
@@ -292,10 +325,7 @@ async fn list_folders(
     connection: &mut ImapConnection,
     user_root: Option<&str>,
 ) -> Result<Vec<ListedFolder>, WorkerError> {
-    let pattern = match user_root {
-        Some(root) => quote(&format!("{root}*")),
-        None => "\"*\"".to_owned(),
-    };
+    let pattern = quoted(&format!("{}*", user_root.unwrap_or_default()))?;
     let names: Vec<Name> = connection
         .run("LIST", |s| async move {
             s.list(Some(""), Some(&pattern)).await?.try_collect().await
@@ -307,7 +337,7 @@ async fn list_folders(
 
 fn listed_folder(name: &Name) -> ListedFolder {
     ListedFolder {
-        raw_name: name.name().to_owned(),
+        raw_name: listed_name(name),
         separator: name.delimiter().and_then(|d| d.chars().next()),
         attributes: name.attributes().iter().map(attribute_text).collect(),
     }
@@ -340,6 +370,11 @@ async fn namespace_of(
     if let Some(namespace) = personal_namespace(connection).await? {
         return Ok(namespace);
     }
+    Ok(inferred_namespace(folders))
+}
+
+/// The personal namespace a server without NAMESPACE implies by its LIST: see [`namespace_of`].
+fn inferred_namespace(folders: &[ListedFolder]) -> Namespace {
     let separator = folders.iter().find_map(|f| f.separator);
     let prefix = separator
         .map(|sep| format!("INBOX{sep}"))
@@ -354,10 +389,114 @@ async fn namespace_of(
                     .all(|f| f.raw_name.starts_with(prefix.as_str()))
         })
         .unwrap_or_default();
-    Ok(Namespace { prefix, separator })
+    Namespace { prefix, separator }
 }
 
-/// An IMAP quoted string (RFC 3501 §4.3).
-fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(raw: &str, attributes: &[&str]) -> ListedFolder {
+        ListedFolder {
+            raw_name: raw.to_owned(),
+            separator: Some('.'),
+            attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn mapped(display: &str, selectable: bool) -> MappedFolder {
+        MappedFolder {
+            source_name: display.to_owned(),
+            target_name: display.to_owned(),
+            display_name: display.to_owned(),
+            path: display.split('/').map(str::to_owned).collect(),
+            special_use: None,
+            selectable,
+        }
+    }
+
+    fn names(folders: &[MappedFolder]) -> Vec<&str> {
+        folders.iter().map(|f| f.display_name.as_str()).collect()
+    }
+
+    #[test]
+    fn virtual_and_excluded_folders_go_and_parents_stay_only_above_wanted_folders() {
+        let listed = [listed("[Gmail]/All Mail", &["\\All"])];
+        let folders = vec![
+            mapped("INBOX", true),
+            mapped("[Gmail]", false),
+            mapped("[Gmail]/All Mail", true),
+            mapped("Old", false),
+            mapped("Old/Spam", true),
+            mapped("Work", false),
+            mapped("Work/Alpha", true),
+        ];
+        let filter = FolderFilter::new(&[], &["Old/*".to_owned()]).unwrap();
+        let mut skipped = Vec::new();
+        let wanted = select_folders(&filter, &listed, folders, &mut skipped);
+        assert_eq!(names(&wanted), ["INBOX", "Work", "Work/Alpha"]);
+        assert_eq!(
+            skipped.len(),
+            1,
+            "only the virtual folder is reported: {skipped:?}"
+        );
+        assert_eq!(skipped[0].folder, "[Gmail]/All Mail");
+        assert!(skipped[0].reason.contains("virtual folder"));
+    }
+
+    #[test]
+    fn a_folder_whose_name_cannot_be_sent_is_skipped_with_the_reason() {
+        let mut bad = mapped("Line\r\nbreak", true);
+        bad.target_name = "Line\r\nbreak".into();
+        let mut skipped = Vec::new();
+        let kept = drop_unsendable(vec![mapped("Fine \"one\"", true), bad], &mut skipped);
+        assert_eq!(names(&kept), ["Fine \"one\""]);
+        assert_eq!(skipped[0].folder, "Line\r\nbreak");
+        assert!(
+            skipped[0].reason.contains("line break"),
+            "{}",
+            skipped[0].reason
+        );
+    }
+
+    #[test]
+    fn under_means_below_a_whole_level() {
+        assert!(is_under("Work/Alpha", "Work"));
+        assert!(!is_under("Workshop", "Work"));
+        assert!(!is_under("Work", "Work"));
+    }
+
+    #[test]
+    fn without_namespace_an_inbox_prefix_is_inferred_only_when_every_folder_has_it() {
+        let courier = [
+            listed("INBOX", &[]),
+            listed("INBOX.Sent", &[]),
+            listed("INBOX.a", &[]),
+        ];
+        let namespace = inferred_namespace(&courier);
+        assert_eq!(
+            (namespace.prefix.as_str(), namespace.separator),
+            ("INBOX.", Some('.'))
+        );
+        let mixed = [
+            listed("INBOX", &[]),
+            listed("INBOX.Sent", &[]),
+            listed("Other", &[]),
+        ];
+        assert_eq!(inferred_namespace(&mixed).prefix, "");
+        assert_eq!(inferred_namespace(&[listed("INBOX", &[])]).prefix, "");
+    }
+
+    #[test]
+    fn a_checkpoint_covers_the_source_up_to_uidnext_under_its_uidvalidity() {
+        let checkpoint = FolderCheckpoint {
+            source_uidvalidity: 3,
+            last_source_uid: 10,
+            target_uidvalidity: 4,
+            target_uid_mark: 20,
+        };
+        assert!(covers_source(&checkpoint, 3, 11));
+        assert!(!covers_source(&checkpoint, 3, 12), "UID 11 arrived since");
+        assert!(!covers_source(&checkpoint, 5, 11), "a new UIDVALIDITY");
+    }
 }

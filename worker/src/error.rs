@@ -4,7 +4,7 @@
 //! they are retried with backoff. Everything else (a rejected login, a folder the target refuses)
 //! is permanent and becomes a user-facing error that names the user and folder.
 
-use mailfleet_shared::checkpoint::StoreError;
+use mailfleet_shared::store_error::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -44,8 +44,13 @@ pub enum WorkerError {
     /// Another worker took over this folder while this one stalled.
     #[error("lost the lease on folder {folder} to another worker")]
     LeaseLost { folder: String },
+    /// A folder name that cannot travel as an IMAP quoted string (see `imap::quote`).
+    #[error("folder name {name:?} cannot be sent to an IMAP server: {reason}")]
+    UnquotableName { name: String, reason: &'static str },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
+    /// A seam failed (checkpoints, credentials, the queue); transient only when the store was
+    /// unavailable, not when what it holds cannot be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -58,11 +63,12 @@ impl WorkerError {
             | WorkerError::ConnectionLost { .. }
             | WorkerError::Timeout { .. }
             | WorkerError::Incomplete { .. }
-            | WorkerError::LeaseLost { .. }
-            | WorkerError::Store(_) => true,
+            | WorkerError::LeaseLost { .. } => true,
+            WorkerError::Store(error) => error.is_retryable(),
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }
             | WorkerError::Refused { .. }
+            | WorkerError::UnquotableName { .. }
             | WorkerError::MissingCredentials(_) => false,
         }
     }
@@ -148,5 +154,14 @@ mod tests {
         );
         assert!(looks_throttled("[THROTTLED] slow down"));
         assert!(!looks_throttled("[ALREADYEXISTS] Mailbox exists"));
+    }
+
+    #[test]
+    fn only_an_unavailable_store_is_worth_retrying() {
+        let down = WorkerError::from(StoreError::unavailable("redis"));
+        assert!(down.is_transient());
+        let altered = WorkerError::from(StoreError::corrupt("unreadable checkpoint"));
+        assert!(!altered.is_transient());
+        assert_eq!(altered.to_string(), "unreadable checkpoint");
     }
 }

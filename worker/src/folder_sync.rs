@@ -20,15 +20,18 @@ use mailfleet_shared::checkpoint::FolderCheckpoint;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxUser, SkippedItem};
 
+use crate::discovery::create_folder;
 use crate::error::{WorkerError, from_imap};
 use crate::imap::ImapConnection;
-use crate::imap::append::{Appendable, asks_to_create_folder};
+use crate::imap::append::Appendable;
 use crate::imap::date::append_date;
 use crate::imap::flags::{AppendFlags, PermanentFlags, flag_text};
-use crate::job::{Job, Side};
+use crate::imap::quote::quotable;
+use crate::imap::refusal::RefusalCode;
+use crate::job::{Job, Side, Tuning};
 use crate::lease::FolderLease;
 use crate::metrics;
-use crate::target_index::TargetIndex;
+use crate::target_index::{FingerprintCounts, TargetIndex};
 use crate::uid_set::uid_set;
 
 /// What one folder task did, and the part of the folder still to copy (a big folder's next
@@ -88,7 +91,7 @@ struct FolderRun {
     outcome: FolderOutcome,
     /// Appended since the last checkpoint: a retry will find these on the target and must not
     /// count them again as "already present".
-    uncheckpointed_appends: HashMap<Fingerprint, u32>,
+    uncheckpointed_appends: FingerprintCounts,
     skipped_uids: HashSet<u32>,
     /// Messages at or below the starting checkpoint, counted once as present.
     counted_checkpointed: bool,
@@ -114,23 +117,20 @@ async fn attempt(
     let mut source = job.open(Side::Source, user).await?;
     let mut target = job.open(Side::Target, user).await?;
 
-    let source_box = source
-        .run("EXAMINE", |s| s.examine(&plan.source_name))
-        .await?;
+    let source_name = quotable(&plan.source_name)?;
+    let source_box = source.run("EXAMINE", |s| s.examine(source_name)).await?;
     let source_validity = source_box.uid_validity.unwrap_or(0);
     ensure_target_folder(&mut target, &plan.target_name).await?;
-    let target_box = target
-        .run("EXAMINE", |s| s.examine(&plan.target_name))
-        .await?;
+    let target_name = quotable(&plan.target_name)?;
+    let target_box = target.run("EXAMINE", |s| s.examine(target_name)).await?;
     let target_validity = target_box.uid_validity.unwrap_or(0);
     let permanent_flags = PermanentFlags::from_mailbox(&target_box.permanent_flags);
 
-    let checkpoint = job.checkpoints.load(&key).await?.filter(|cp| {
-        cp.source_uidvalidity == source_validity && cp.target_uidvalidity == target_validity
-    });
-    let (from_uid, target_from_uid) = checkpoint.map_or((1, 1), |cp| {
-        (cp.last_source_uid + 1, cp.target_uid_mark + 1)
-    });
+    let (from_uid, target_from_uid) = resume_points(
+        job.checkpoints.load(&key).await?,
+        source_validity,
+        target_validity,
+    );
     let mut index = if target_box.exists > 0 {
         TargetIndex::load(&mut target, target_from_uid).await?
     } else {
@@ -140,13 +140,7 @@ async fn attempt(
     target.run("CLOSE", |s| s.close()).await?;
     target.discard_unsolicited();
 
-    // Part bounds are UIDs under the UIDVALIDITY discovery saw; under a new one this task
-    // copies the whole folder (the guard keeps what earlier parts copied from doubling).
-    let part = if source_validity == plan.uid_validity {
-        plan.part.clone()
-    } else {
-        FolderPart::default()
-    };
+    let part = part_to_copy(plan, source_validity);
     let (uids, checkpointed) = pending_uids(
         &mut source,
         &part,
@@ -176,7 +170,7 @@ async fn attempt(
     };
     for chunk in uids.chunks(job.tuning.fetch_batch_messages.max(1) * 4) {
         let metas = copier.fetch_metadata(chunk).await?;
-        for batch in body_batches(&metas, job) {
+        for batch in body_batches(&metas, job.max_message_size, &job.tuning) {
             lease.check()?;
             copier.copy_batch(&batch).await?;
             let last_uid = batch.last().map_or(0, |m| m.uid);
@@ -275,7 +269,7 @@ impl Copier<'_> {
             };
             let fingerprint = Fingerprint::from_header(body, body.len() as u64);
             if self.index.claim(&fingerprint) {
-                if !take_one(&mut self.run.uncheckpointed_appends, &fingerprint) {
+                if !self.run.uncheckpointed_appends.take_one(&fingerprint) {
                     self.run.outcome.already_present += 1;
                     metrics::engine().messages_already_present.inc();
                 }
@@ -322,7 +316,7 @@ impl Copier<'_> {
                 Some(Ok(())) => self.record_appended(*fingerprint, body.len() as u64),
                 // The target refuses this one message (size, content): report it, go on.
                 Some(Err(WorkerError::Refused { reason, .. }))
-                    if !asks_to_create_folder(&reason) =>
+                    if RefusalCode::of(&reason) != Some(RefusalCode::TryCreate) =>
                 {
                     self.skip(meta, body, format!("target refused the message: {reason}"));
                 }
@@ -334,11 +328,7 @@ impl Copier<'_> {
     }
 
     fn record_appended(&mut self, fingerprint: Fingerprint, bytes: u64) {
-        *self
-            .run
-            .uncheckpointed_appends
-            .entry(fingerprint)
-            .or_default() += 1;
+        self.run.uncheckpointed_appends.add(fingerprint);
         self.run.outcome.appended += 1;
         self.run.outcome.bytes += bytes;
         metrics::engine().messages_copied.inc();
@@ -452,27 +442,19 @@ impl Copier<'_> {
     }
 }
 
-fn take_one(counts: &mut HashMap<Fingerprint, u32>, fingerprint: &Fingerprint) -> bool {
-    match counts.get_mut(fingerprint) {
-        Some(n) if *n > 0 => {
-            *n -= 1;
-            true
-        }
-        _ => false,
-    }
-}
-
 /// Creates the target folder if it is missing (discovery normally did; a redelivered task may
 /// find it deleted meanwhile).
 async fn ensure_target_folder(target: &mut ImapConnection, name: &str) -> Result<(), WorkerError> {
-    if target
-        .run("STATUS", |s| s.status(name, "(MESSAGES)"))
-        .await
-        .is_ok()
-    {
+    if target.status(name, "(MESSAGES)").await.is_ok() {
         return Ok(());
     }
-    target.run("CREATE", |s| s.create(name)).await
+    create_folder(target, name)
+        .await?
+        .map_err(|reason| WorkerError::Refused {
+            server: target.server.clone(),
+            context: format!("CREATE {name}"),
+            reason,
+        })
 }
 
 /// The source UIDs of `part` still to copy (those ≥ `from_uid`, ascending), and how many of the
@@ -492,9 +474,43 @@ async fn pending_uids(
         return Ok((pending, checkpointed));
     }
     let in_part = uid_search(source, part.after_uid + 1, part.upper_uid(), since).await?;
+    Ok(split_at_checkpoint(in_part, from_uid))
+}
+
+/// Where copying resumes, source and target side: above the checkpoint's marks when it holds
+/// for both folders' current UIDVALIDITY, else from the first UID (the guard, rule 1, keeps
+/// what is already on the target from being copied again).
+fn resume_points(
+    checkpoint: Option<FolderCheckpoint>,
+    source_validity: u32,
+    target_validity: u32,
+) -> (u32, u32) {
+    checkpoint
+        .filter(|cp| {
+            cp.source_uidvalidity == source_validity && cp.target_uidvalidity == target_validity
+        })
+        .map_or((1, 1), |cp| {
+            (cp.last_source_uid + 1, cp.target_uid_mark + 1)
+        })
+}
+
+/// The part of the folder this task copies. Part bounds are UIDs under the UIDVALIDITY
+/// discovery saw; under a new one the task copies the whole folder (the guard keeps what
+/// earlier parts copied from doubling).
+fn part_to_copy(plan: &FolderPlan, source_validity: u32) -> FolderPart {
+    if source_validity == plan.uid_validity {
+        plan.part.clone()
+    } else {
+        FolderPart::default()
+    }
+}
+
+/// A part's UIDs (ascending) split at the checkpoint: those still to copy, and how many lie
+/// below `from_uid` (copied by an earlier attempt).
+fn split_at_checkpoint(in_part: Vec<u32>, from_uid: u32) -> (Vec<u32>, u64) {
     let (done, pending): (Vec<u32>, Vec<u32>) =
         in_part.into_iter().partition(|&uid| uid < from_uid);
-    Ok((pending, done.len() as u64))
+    (pending, done.len() as u64)
 }
 
 /// Source UIDs from `first` up to `last` (the highest UID when `None`), received on or after
@@ -516,39 +532,47 @@ async fn uid_search(
         })
         .await?;
     source.confirm_complete("UID SEARCH")?;
-    // `n:*` always matches the highest UID, even below n.
+    Ok(sorted_within(found, first, last))
+}
+
+/// The UIDs from `first` to `last` (no bound when `None`), ascending. `n:*` always matches the
+/// highest UID, even one below n, so a search's answer is filtered, not trusted.
+fn sorted_within(found: impl IntoIterator<Item = u32>, first: u32, last: Option<u32>) -> Vec<u32> {
     let last = last.unwrap_or(u32::MAX);
     let mut uids: Vec<u32> = found
         .into_iter()
         .filter(|uid| (first..=last).contains(uid))
         .collect();
     uids.sort_unstable();
-    Ok(uids)
+    uids
 }
 
 /// The target folder's highest UID now, after our confirmed appends. Copies appended later are
 /// above it; see the `checkpoint` module.
 async fn target_uid_mark(target: &mut ImapConnection, name: &str) -> Result<u32, WorkerError> {
-    let status = target
-        .run("STATUS", |s| s.status(name, "(UIDNEXT)"))
-        .await?;
+    let status = target.status(name, "(UIDNEXT)").await?;
     Ok(status.uid_next.map_or(0, |next| next.saturating_sub(1)))
 }
 
-/// Splits metadata into batches whose bodies fit the memory budget.
-fn body_batches<'m>(metas: &'m [MessageMeta], job: &Job) -> Vec<Vec<&'m MessageMeta>> {
+/// Splits metadata into batches whose bodies fit the memory budget (`tuning`'s messages and
+/// bytes). A message over `max_message_size` costs nothing: only its header is fetched.
+fn body_batches<'m>(
+    metas: &'m [MessageMeta],
+    max_message_size: u64,
+    tuning: &Tuning,
+) -> Vec<Vec<&'m MessageMeta>> {
     let mut batches = Vec::new();
     let mut current: Vec<&MessageMeta> = Vec::new();
     let mut bytes = 0;
     for meta in metas {
-        let counted = if meta.size > job.max_message_size {
+        let counted = if meta.size > max_message_size {
             0
         } else {
             meta.size
         };
         if !current.is_empty()
-            && (current.len() >= job.tuning.fetch_batch_messages
-                || bytes + counted > job.tuning.fetch_batch_bytes)
+            && (current.len() >= tuning.fetch_batch_messages
+                || bytes + counted > tuning.fetch_batch_bytes)
         {
             batches.push(std::mem::take(&mut current));
             bytes = 0;
@@ -568,5 +592,100 @@ fn human_size(bytes: u64) -> String {
         format!("{:.1} MB", bytes as f64 / MB)
     } else {
         format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, size: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size,
+            flags: Vec::new(),
+            internal_date: None,
+        }
+    }
+
+    fn uids(batches: &[Vec<&MessageMeta>]) -> Vec<Vec<u32>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|m| m.uid).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes_and_oversized_messages_cost_nothing() {
+        let tuning = Tuning {
+            fetch_batch_messages: 3,
+            fetch_batch_bytes: 100,
+            ..Tuning::default()
+        };
+        let metas = [
+            meta(1, 40),
+            meta(2, 40),
+            meta(3, 40),   // 120 bytes with the first two: a new batch
+            meta(4, 5000), // over the size limit: only its header is fetched
+            meta(5, 10),
+            meta(6, 10),  // the fourth message: a new batch
+            meta(7, 500), // larger than the byte budget: alone
+            meta(8, 1),
+        ];
+        let batches = body_batches(&metas, 1000, &tuning);
+        assert_eq!(
+            uids(&batches),
+            [vec![1, 2], vec![3, 4, 5], vec![6], vec![7], vec![8]]
+        );
+        assert!(body_batches(&[], 1000, &tuning).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_is_resumed_only_under_both_uidvalidities() {
+        let checkpoint = FolderCheckpoint {
+            source_uidvalidity: 7,
+            last_source_uid: 41,
+            target_uidvalidity: 9,
+            target_uid_mark: 99,
+        };
+        assert_eq!(resume_points(Some(checkpoint), 7, 9), (42, 100));
+        assert_eq!(resume_points(Some(checkpoint), 8, 9), (1, 1));
+        assert_eq!(resume_points(Some(checkpoint), 7, 10), (1, 1));
+        assert_eq!(resume_points(None, 7, 9), (1, 1));
+    }
+
+    #[test]
+    fn a_part_is_kept_only_under_the_uidvalidity_discovery_saw() {
+        let part = FolderPart::first_of(&[1, 2, 3, 4], 2);
+        let plan = FolderPlan {
+            source_name: "Big".into(),
+            target_name: "Big".into(),
+            display_name: "Big".into(),
+            selectable: true,
+            messages: 4,
+            uid_validity: 5,
+            part: part.clone(),
+        };
+        assert_eq!(part_to_copy(&plan, 5), part);
+        assert!(part_to_copy(&plan, 6).is_whole());
+    }
+
+    #[test]
+    fn uids_below_the_checkpoint_are_counted_not_copied() {
+        assert_eq!(split_at_checkpoint(vec![3, 5, 8, 13], 6), (vec![8, 13], 2));
+        assert_eq!(split_at_checkpoint(vec![3, 5], 1), (vec![3, 5], 0));
+    }
+
+    #[test]
+    fn a_search_answer_is_kept_to_the_asked_range() {
+        // `20:*` on a folder whose highest UID is 12 answers 12.
+        assert_eq!(sorted_within([12], 20, None), Vec::<u32>::new());
+        assert_eq!(sorted_within([9, 3, 7, 30], 3, Some(9)), [3, 7, 9]);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(35 * 1024 * 1024), "35.0 MB");
     }
 }

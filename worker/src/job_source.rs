@@ -1,16 +1,18 @@
 //! Where a worker finds the [`Job`] of a task's batch.
 //!
 //! Embedded runs serve exactly one job ([`SingleJob`]); distributed workers load the batch's
-//! [`JobSpec`] from the shared store the first time they see the batch (the coordinator's
-//! `StoredJobs`). A task of a batch this worker does not serve goes back to the queue.
+//! [`JobSpec`] from the shared store the first time they see the batch
+//! ([`StoredJobs`](crate::stored_jobs::StoredJobs)). A task of a batch this worker does not serve
+//! goes back to the queue.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mailfleet_shared::checkpoint::{CheckpointStore, StoreError};
+use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::folder_filter::FilterError;
 use mailfleet_shared::job_spec::JobSpec;
+use mailfleet_shared::store_error::StoreError;
 
 use crate::connection_pool::ConnectionPool;
 use crate::job::{Job, Progress, Tuning};

@@ -5,7 +5,8 @@
 //!   RFC 3501 flag lists and dates.
 //! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a
 //!   user, reusing a connection an earlier task of the user left in the [`connection_pool`];
-//!   [`job_source`]: finding the job of a task's batch.
+//!   [`job_source`]: finding the job of a task's batch; [`stored_jobs`]: the jobs distributed
+//!   workers load from the coordinator's job specs.
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
 //!   task per folder; [`small_folders`]: the small ones discovery copies itself.
 //! - [`folder_sync`]: copy one folder exactly once — fetch in bounded batches, fingerprint
@@ -30,6 +31,7 @@ pub mod retry;
 pub mod runner;
 pub mod shutdown;
 pub mod small_folders;
+pub mod stored_jobs;
 pub mod target_index;
 pub mod uid_set;
 pub mod verify;
@@ -37,3 +39,4 @@ pub mod verify;
 pub use job::{Job, NoProgress, Progress, Tuning};
 pub use job_source::{JobSource, SingleJob};
 pub use runner::Worker;
+pub use stored_jobs::StoredJobs;

@@ -10,15 +10,16 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use futures_util::TryStreamExt;
-use mailfleet_shared::fingerprint::{FINGERPRINT_FIELDS, Fingerprint, header_value};
+use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::MailboxUser;
 use serde::Serialize;
 
 use crate::discovery::select_user_folders;
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
+use crate::imap::quote::quotable;
 use crate::job::{Job, Side};
+use crate::target_index::fetch_fingerprints;
 
 /// Enough of a message for a person to find it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,43 +145,28 @@ async fn index_folder(
     connection: &mut ImapConnection,
     folder: &str,
 ) -> Result<FolderIndex, WorkerError> {
+    let folder = quotable(folder)?;
     let mailbox = connection.run("EXAMINE", |s| s.examine(folder)).await?;
     let mut index = FolderIndex::new();
     if mailbox.exists == 0 {
         return Ok(index);
     }
-    let query = format!(
-        "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
-        FINGERPRINT_FIELDS.join(" ")
-    );
-    let fetched = connection
-        .run("FETCH fingerprints", |s| async move {
-            let mut answers = s.fetch("1:*", query).await?;
-            let mut fetched = Vec::new();
-            while let Some(fetch) = answers.try_next().await? {
-                let header = fetch.header().unwrap_or_default();
-                let size = u64::from(fetch.size.unwrap_or(0));
-                let mut message = summary(header, size);
-                message.received = fetch.internal_date().map(|d| d.date_naive());
-                fetched.push((Fingerprint::from_header(header, size), message));
-            }
-            Ok(fetched)
-        })
-        .await?;
-    connection.confirm_complete("FETCH fingerprints")?;
-    if fetched.len() < mailbox.exists as usize {
-        return Err(WorkerError::Incomplete {
-            server: connection.server.clone(),
-            reason: format!(
-                "{folder}: fingerprints of {} of {} messages",
-                fetched.len(),
-                mailbox.exists
-            ),
-        });
-    }
-    for (fingerprint, message) in fetched {
+    fetch_fingerprints(connection, 1, " INTERNALDATE", |fingerprint, fetch| {
+        let mut message = summary(
+            fetch.header().unwrap_or_default(),
+            u64::from(fetch.size.unwrap_or(0)),
+        );
+        message.received = fetch.internal_date().map(|d| d.date_naive());
         index.entry(fingerprint).or_insert((0, message)).0 += 1;
-    }
+    })
+    .await
+    .map_err(|error| match error {
+        WorkerError::Incomplete { server, reason } => WorkerError::Incomplete {
+            server,
+            reason: format!("{folder}: {reason}"),
+        },
+        other => other,
+    })?;
     connection.run("CLOSE", |s| s.close()).await?;
     connection.discard_unsolicited();
     Ok(index)

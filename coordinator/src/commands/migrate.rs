@@ -81,7 +81,7 @@ async fn migrate(
         checkpoints,
         credentials,
         dead_letters: _reported_by_the_board,
-        redis,
+        job_specs,
         state_dir_lock: _held_for_the_run,
     } = backends;
     let spec = JobSpec {
@@ -97,8 +97,8 @@ async fn migrate(
     };
     let batch = spec.batch.clone();
     plan.seal_passwords(credentials.as_ref(), &batch).await?;
-    if let Some(redis) = &redis {
-        redis.put_job_spec(&spec).await?;
+    if let Some(job_specs) = &job_specs {
+        job_specs.put_job_spec(&spec).await?;
     }
 
     let progress = Arc::new(TerminalProgress::new(!args.json));
@@ -128,8 +128,11 @@ async fn migrate(
     )
     .await;
     queue.close();
-    // Passwords are needed only while the run lasts.
-    credentials.remove_scope(&batch).await?;
+    // Passwords are needed only while the run lasts. An interrupted run has not ended: its
+    // tasks may still be in the broker, and the same command resumes it.
+    if !matches!(results, Err(CliError::Interrupted)) {
+        credentials.remove_scope(&batch).await?;
+    }
     results
 }
 

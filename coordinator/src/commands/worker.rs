@@ -7,13 +7,9 @@
 //! it gracefully (ARCHITECTURE.md, "Shutdown"): running tasks finish and are acked within the
 //! grace period, no new ones are taken.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use mailfleet_shared::checkpoint::StoreError;
-use mailfleet_stores::redis_store::RedisStore;
-use mailfleet_worker::{Job, JobSource, NoProgress, Tuning, Worker};
+use mailfleet_worker::{StoredJobs, Worker};
 
 use crate::backends;
 use crate::error::CliError;
@@ -33,15 +29,16 @@ pub async fn run(settings: &Settings, stop: &StopSignal) -> Result<(), CliError>
     if let Some(listen) = settings.metrics_listen {
         http::serve(listen, telemetry::engine_registry(), None).await?;
     }
-    let redis = backends
-        .redis
+    let job_specs = backends
+        .job_specs
         .clone()
         .expect("--checkpoints always opens Redis");
-    let jobs = Arc::new(StoredJobs {
-        redis,
-        tuning: settings.tuning(),
-        loaded: Mutex::default(),
-    });
+    let jobs = Arc::new(StoredJobs::new(
+        job_specs,
+        backends.checkpoints.clone(),
+        backends.credentials.clone(),
+        settings.tuning(),
+    ));
     let worker = Arc::new(Worker::new(jobs, backends.queue.clone()));
     tracing::info!(concurrency, "worker started");
     let result = worker
@@ -53,42 +50,4 @@ pub async fn run(settings: &Settings, stop: &StopSignal) -> Result<(), CliError>
         return Err(CliError::Interrupted);
     }
     Ok(())
-}
-
-/// Jobs described in Redis by the coordinator, built once per batch and kept.
-struct StoredJobs {
-    redis: Arc<RedisStore>,
-    tuning: Tuning,
-    loaded: Mutex<HashMap<String, Arc<Job>>>,
-}
-
-#[async_trait]
-impl JobSource for StoredJobs {
-    async fn job(&self, batch: &str) -> Result<Option<Arc<Job>>, StoreError> {
-        if let Some(job) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(batch)
-        {
-            return Ok(Some(job.clone()));
-        }
-        let Some(spec) = self.redis.job_spec(batch).await? else {
-            return Ok(None);
-        };
-        let job = Job::from_spec(
-            spec,
-            self.redis.clone(),
-            self.redis.clone(),
-            self.tuning.clone(),
-            Arc::new(NoProgress),
-        )
-        .map_err(|e| StoreError(format!("job spec of {batch}: {e}")))?;
-        let job = Arc::new(job);
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(batch.to_owned(), job.clone());
-        Ok(Some(job))
-    }
 }

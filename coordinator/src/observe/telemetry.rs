@@ -13,7 +13,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::error::CliError;
@@ -59,10 +58,16 @@ pub fn init(settings: &Settings, service: &'static str) -> Result<TelemetryGuard
             .with_tracer(provider.tracer("mailfleet"))
             .with_filter(LevelFilter::INFO)
     });
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .init();
+    // async-imap writes every command it sends (LOGIN with its password, AUTHENTICATE's
+    // credentials) and every answer (mail included) to `log` at trace level: its records are
+    // never turned into events, so no log filter, level or layer can show them.
+    tracing_log::LogTracer::builder()
+        .ignore_crate("async_imap")
+        .ignore_crate("imap_proto")
+        .init()
+        .expect("the log bridge is installed once per process");
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(logs).with(traces))
+        .expect("the log subscriber is installed once per process");
     Ok(TelemetryGuard { tracer_provider })
 }
 

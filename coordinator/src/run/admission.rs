@@ -4,22 +4,24 @@
 //! sessions however large the CSV.
 
 use futures_util::{StreamExt, TryStreamExt};
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::messages::{MailboxUser, Task};
 use mailfleet_shared::queue::TaskQueue;
+use mailfleet_shared::store_error::StoreError;
 
 /// Discovery tasks awaiting their publisher confirm at once.
 const PUBLISHES_IN_FLIGHT: usize = 256;
 
 pub struct Admission<'a> {
     batch: String,
+    pass: String,
     waiting: std::slice::Iter<'a, MailboxUser>,
 }
 
 impl<'a> Admission<'a> {
-    pub fn new(batch: &str, users: &'a [MailboxUser]) -> Self {
+    pub fn new(batch: &str, pass: &str, users: &'a [MailboxUser]) -> Self {
         Admission {
             batch: batch.to_owned(),
+            pass: pass.to_owned(),
             waiting: users.iter(),
         }
     }
@@ -37,6 +39,7 @@ impl<'a> Admission<'a> {
             .iter()
             .map(|user| Task::DiscoverUser {
                 batch: self.batch.clone(),
+                pass: self.pass.clone(),
                 user: (*user).clone(),
             })
             .collect();

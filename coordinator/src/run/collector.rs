@@ -1,9 +1,10 @@
 //! Turns the stream of worker reports into per-user results (ARCHITECTURE.md, "From a CSV row to an
 //! APPEND").
 //!
-//! Idempotent: a report whose task id was already counted (a redelivered task) is ignored. A user
-//! is finished when its discovery failed, or when as many folder reports arrived as discovery
-//! announced folder tasks.
+//! Idempotent: a report whose task id was already counted (a redelivered task) is ignored, and
+//! so is a report of another pass (tasks an interrupted earlier pass left in the broker, which
+//! workers may still be finishing). A user is finished when its discovery failed, or when as
+//! many folder reports arrived as discovery announced folder tasks.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
@@ -78,6 +79,8 @@ impl UserProgress {
 
 #[derive(Debug, Default)]
 pub struct Collector {
+    /// The pass whose reports count.
+    pass: String,
     users: BTreeMap<String, UserProgress>,
     seen_tasks: HashSet<String>,
     /// Kept with every report, so asking whether the run is over does not walk every user.
@@ -85,8 +88,11 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new<'a>(emails: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut collector = Collector::default();
+    pub fn new<'a>(pass: &str, emails: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut collector = Collector {
+            pass: pass.to_owned(),
+            ..Collector::default()
+        };
         for email in emails {
             collector.users.insert(
                 email.to_owned(),
@@ -125,6 +131,14 @@ impl Collector {
 
     /// Counts `report` once; returns the user's email when this report finished that user.
     pub fn apply(&mut self, report: Report) -> Option<String> {
+        if report.pass() != self.pass {
+            tracing::debug!(
+                task = report.task_id(),
+                pass = report.pass(),
+                "report of another pass ignored"
+            );
+            return None;
+        }
         if !self.seen_tasks.insert(report.task_id().to_owned()) {
             return None;
         }
@@ -206,10 +220,13 @@ fn status_of(user: &UserProgress) -> UserStatus {
 mod tests {
     use super::*;
 
+    const PASS: &str = "p1";
+
     fn discovered(user: &str, tasks: u32) -> Report {
         Report::Discovered {
             task_id: format!("b/{user}/discover"),
             batch: "b".into(),
+            pass: PASS.into(),
             user: user.into(),
             folder_tasks: tasks,
             already_synced: 0,
@@ -223,6 +240,7 @@ mod tests {
         Report::FolderSynced {
             task_id: format!("b/{user}/folder/{folder}"),
             batch: "b".into(),
+            pass: PASS.into(),
             user: user.into(),
             folder: folder.into(),
             outcome: FolderOutcome {
@@ -235,7 +253,7 @@ mod tests {
 
     #[test]
     fn user_finishes_after_all_announced_folders_and_duplicates_count_once() {
-        let mut collector = Collector::new(["a@x.org"]);
+        let mut collector = Collector::new(PASS, ["a@x.org"]);
         assert_eq!(collector.apply(discovered("a@x.org", 2)), None);
         assert_eq!(collector.apply(synced("a@x.org", "INBOX", 3)), None);
         assert_eq!(
@@ -257,10 +275,11 @@ mod tests {
 
     #[test]
     fn failed_discovery_finishes_the_user_as_failed() {
-        let mut collector = Collector::new(["a@x.org", "b@x.org"]);
+        let mut collector = Collector::new(PASS, ["a@x.org", "b@x.org"]);
         let failure = Report::Failed {
             task_id: "b/a@x.org/discover".into(),
             batch: "b".into(),
+            pass: PASS.into(),
             user: "a@x.org".into(),
             folder: None,
             error: "login rejected".into(),
@@ -268,5 +287,22 @@ mod tests {
         assert_eq!(collector.apply(failure), Some("a@x.org".into()));
         assert_eq!(collector.results()[0].status, UserStatus::Failed);
         assert!(!collector.all_finished());
+    }
+
+    #[test]
+    fn reports_of_an_earlier_pass_are_not_counted() {
+        let mut collector = Collector::new(PASS, ["a@x.org"]);
+        let mut earlier = synced("a@x.org", "INBOX", 5);
+        if let Report::FolderSynced { pass, .. } = &mut earlier {
+            *pass = "p0".into();
+        }
+        assert_eq!(collector.apply(discovered("a@x.org", 1)), None);
+        assert_eq!(collector.apply(earlier), None, "not this pass's report");
+        assert!(!collector.all_finished());
+        assert_eq!(
+            collector.apply(synced("a@x.org", "INBOX", 2)),
+            Some("a@x.org".into())
+        );
+        assert_eq!(collector.results()[0].items_copied, 2);
     }
 }

@@ -50,8 +50,9 @@ pub async fn run_pass(
         board,
         finished_users,
     } = observers;
-    let mut collector = Collector::new(users.iter().map(|u| u.email.as_str()));
-    let mut admission = Admission::new(&job.batch, users);
+    let pass = pass_id();
+    let mut collector = Collector::new(&pass, users.iter().map(|u| u.email.as_str()));
+    let mut admission = Admission::new(&job.batch, &pass, users);
     let admitted = admission
         .admit(queue.as_ref(), concurrency.max_concurrent_users.max(1))
         .await?;
@@ -112,4 +113,13 @@ pub async fn run_pass(
             .map_err(|crash| CliError::failed("the worker", crash))??;
     }
     Ok(collector.results())
+}
+
+/// An id no other pass has: this process's id and the time it started the pass. It only needs
+/// to tell this pass's reports from those of passes before it.
+fn pass_id() -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{:x}", std::process::id(), since_epoch.as_nanos())
 }

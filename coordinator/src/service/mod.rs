@@ -18,9 +18,10 @@ mod outcome;
 use std::sync::Arc;
 
 use chrono::Utc;
-use mailfleet_shared::lifecycle::{BatchRecord, PassKind, UserRecord};
+use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
-use mailfleet_shared::state::{self, StateStore, is_conflict};
+use mailfleet_shared::state::{self, StateStore};
+use mailfleet_shared::store_error::StoreErrorKind;
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 
@@ -111,6 +112,18 @@ impl Service {
             if recovered.state != listed.state {
                 tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
             }
+            let mut users = self.state.users(&recovered.name).await?;
+            let mut changed = Vec::new();
+            for user in &mut users {
+                let state = user.state.after_interrupted_pass(recovered.state);
+                if state != user.state {
+                    user.state = state;
+                    changed.push(user.clone());
+                }
+            }
+            if !changed.is_empty() {
+                self.state.put_users(&recovered.name, &mut changed).await?;
+            }
         }
         Ok(())
     }
@@ -145,15 +158,15 @@ impl Service {
             self.tuning.clone(),
         )
         .await?;
-        if let Some(redis) = &self.backends.redis {
-            redis.put_job_spec(&spec).await?;
+        if let Some(job_specs) = &self.backends.job_specs {
+            job_specs.put_job_spec(&spec).await?;
         }
         // The pass is ours only if the batch is still as we found it due: a `batch stop` since
         // then (or another service that started the pass first) wins, and the loop looks again.
         batch.pass_started(kind);
         match self.state.put_batch(&mut batch).await {
             Ok(()) => {}
-            Err(error) if is_conflict(&error) => {
+            Err(error) if error.kind() == StoreErrorKind::Conflict => {
                 tracing::info!(batch = %batch.name, "changed since it was found due; looking again");
                 return Ok(());
             }
@@ -195,18 +208,23 @@ impl Service {
             .map_err(|crash| CliError::failed("recording users' results", crash))?;
         self.state.put_users(&batch.name, &mut users).await?;
         let now = Utc::now();
-        let any_failed = results.iter().any(|r| r.status == UserStatus::Failed);
+        let failed = results
+            .iter()
+            .filter(|r| r.status == UserStatus::Failed)
+            .count();
+        let outcome = PassOutcome::of(results.len(), failed);
         // On a fresh read, again after a conflict: the batch may have been stopped or completed
         // while the pass ran, or just now, and that command must not be undone.
         let finished = state::update_batch(self.state.as_ref(), &batch.name, |batch| {
-            batch.pass_finished(kind, any_failed, now);
+            batch.pass_finished(kind, outcome, now);
             Ok::<_, CliError>(())
         })
         .await?;
         let Some((batch, ())) = finished else {
             return Ok(());
         };
-        self.notify(&batch, &users, kind, any_failed).await;
+        self.notify(&batch, &users, kind, outcome.any_failed())
+            .await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }

@@ -144,6 +144,29 @@ pub fn run(command: &mut Command) -> (i32, Value, String) {
     (output.status.code().unwrap_or(-1), json, stderr)
 }
 
+/// Waits until the target's INBOX of the pair's first user holds `threshold` messages while
+/// `run` copies; returns whether `run` was still running then (false: it ended first).
+pub async fn wait_for_target_inbox(pair: &Pair, run: &mut Running, threshold: u32) -> bool {
+    let (user, password) = &pair.users[0];
+    let mut session = mailfleet_testkit::connect_login(pair.target.port(), user, password)
+        .await
+        .unwrap();
+    loop {
+        if run.has_exited() {
+            return false;
+        }
+        let count = session
+            .status("INBOX", "(MESSAGES)")
+            .await
+            .map(|m| m.exists)
+            .unwrap_or(0);
+        if count >= threshold {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// The `users[]` entry for `email` in a `--json` document.
 pub fn user_result<'a>(json: &'a Value, email: &str) -> &'a Value {
     json["users"]

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use mailfleet_shared::checkpoint::StoreError;
 use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::lifecycle::{BatchRecord, BatchState, UserRecord, UserState};
-use mailfleet_shared::state::{EndpointRecord, StateStore, is_conflict, update_batch};
+use mailfleet_shared::state::{EndpointRecord, StateStore, update_batch};
+use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
 
 /// A batch as `batch create` makes it, not stored yet.
 pub fn new_batch(name: &str) -> BatchRecord {
@@ -44,6 +44,10 @@ fn endpoint(name: &str, url: &str) -> EndpointRecord {
         max_concurrent_migrations: 20,
         max_concurrent_incremental_syncs: 10,
     }
+}
+
+fn is_conflict(error: &StoreError) -> bool {
+    error.kind() == StoreErrorKind::Conflict
 }
 
 fn names(batches: &[BatchRecord]) -> Vec<&str> {
@@ -167,6 +171,7 @@ pub async fn batch_names_are_unique(store: &dyn StateStore) {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("exists already"), "{error}");
+    assert!(is_conflict(&error), "{error}");
     let stored = store.batch("taken").await.unwrap().unwrap();
     assert_eq!(stored.source_endpoint, "old");
     assert_eq!(
@@ -210,7 +215,7 @@ pub async fn removing_a_batch_removes_its_users(store: &dyn StateStore) {
         )
         .await
         .unwrap_err();
-    assert!(!is_conflict(&error), "{error}");
+    assert_eq!(error.kind(), StoreErrorKind::NotFound, "{error}");
     assert!(error.to_string().contains("never-created"), "{error}");
 }
 
@@ -236,7 +241,6 @@ pub async fn stale_versions_conflict_and_write_nothing(
     ours.state = BatchState::Syncing;
     let error = store.put_batch(&mut ours).await.unwrap_err();
     assert!(is_conflict(&error), "{error}");
-    assert!(error.0.starts_with("conflict:"), "{error}");
     assert!(error.to_string().contains("versioned"), "{error}");
     assert_eq!(ours.version, 1, "a failed write leaves the copy's version");
     assert_eq!(

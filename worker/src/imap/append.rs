@@ -17,11 +17,13 @@
 //! of any message a late arrival duplicates.
 
 use async_imap::error::Error as ImapError;
-use async_imap::imap_proto::{Response, Status};
+use async_imap::imap_proto::Response;
 use tokio::io::AsyncWriteExt;
 
 use super::ImapConnection;
 use super::connect::Session;
+use super::quote::quoted;
+use super::refusal::answer;
 use crate::error::WorkerError;
 
 /// One message to append.
@@ -113,7 +115,7 @@ async fn append_overlapped(
     let Some(first) = messages.first() else {
         return Ok(());
     };
-    let mailbox = quoted(folder)?;
+    let mailbox = mailbox_argument(folder)?;
     let stream = session.get_mut();
     stream
         .write_all(append_line(0, &mailbox, first).as_bytes())
@@ -170,7 +172,7 @@ async fn append_all_at_once(
     folder: &str,
     messages: &[Appendable<'_>],
 ) -> async_imap::error::Result<Result<(), ImapError>> {
-    let mut line = format!("{MULTIAPPEND_TAG} APPEND {}", quoted(folder)?);
+    let mut line = format!("{MULTIAPPEND_TAG} APPEND {}", mailbox_argument(folder)?);
     for message in messages {
         line.push_str(&message_spec(message));
         let stream = session.get_mut();
@@ -196,6 +198,12 @@ async fn append_all_at_once(
 }
 
 const MULTIAPPEND_TAG: &str = "MFM";
+
+/// The folder as an APPEND argument. Discovery skips names that cannot be quoted, so a refusal
+/// here means a task built elsewhere; it fails that task's messages like any refusal.
+fn mailbox_argument(folder: &str) -> async_imap::error::Result<String> {
+    quoted(folder).map_err(|e| ImapError::Bad(e.to_string()))
+}
 
 fn protocol_error(what: &str) -> ImapError {
     ImapError::Io(std::io::Error::other(format!(
@@ -258,55 +266,9 @@ fn message_spec(message: &Appendable<'_>) -> String {
     spec
 }
 
-/// A tagged answer to one APPEND: `Ok(Ok)` appended, `Ok(Err)` that message refused; `Err`
-/// for a status that ends the exchange.
-fn answer(
-    status: &Status,
-    outcome: &async_imap::imap_proto::Outcome<'_>,
-) -> async_imap::error::Result<Result<(), ImapError>> {
-    // Same wording as async-imap's own errors, so callers classify both alike.
-    let text = || format!("code: {:?}, info: {:?}", outcome.code, outcome.information);
-    match status {
-        Status::Ok => Ok(Ok(())),
-        Status::No => Ok(Err(ImapError::No(text()))),
-        Status::Bad => Ok(Err(ImapError::Bad(text()))),
-        other => Err(ImapError::Io(std::io::Error::other(format!(
-            "unexpected APPEND status {other:?}: {}",
-            text()
-        )))),
-    }
-}
-
-/// A mailbox name as an IMAP quoted string. Names are modified UTF-7 (ASCII); CR and LF cannot
-/// be quoted at all.
-fn quoted(name: &str) -> async_imap::error::Result<String> {
-    if name.contains(['\r', '\n']) {
-        return Err(ImapError::Bad(format!(
-            "folder name {name:?} holds a line break"
-        )));
-    }
-    Ok(format!(
-        "\"{}\"",
-        name.replace('\\', "\\\\").replace('"', "\\\"")
-    ))
-}
-
-/// Whether a refusal asks us to create the folder first (RFC 3501 `[TRYCREATE]`): not a
-/// problem with this message, so never a reason to skip it.
-pub fn asks_to_create_folder(reason: &str) -> bool {
-    reason.to_ascii_lowercase().contains("trycreate")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mailbox_names_are_quoted_with_escapes() {
-        assert_eq!(quoted("INBOX/a b").unwrap(), "\"INBOX/a b\"");
-        assert_eq!(quoted(r#"say "hi"\x"#).unwrap(), r#""say \"hi\"\\x""#);
-        assert!(quoted("bad\r\nname").is_err());
-    }
 
     #[test]
     fn only_our_tags_name_messages_of_the_batch() {
@@ -315,16 +277,5 @@ mod tests {
         assert_eq!(message_index("MFA4", 3), None);
         assert_eq!(message_index("MFA0", 3), None);
         assert_eq!(message_index("A0001", 3), None);
-    }
-
-    #[test]
-    fn trycreate_is_recognised_in_any_spelling() {
-        assert!(asks_to_create_folder(
-            "code: Some(TryCreate), info: Some(\"Mailbox doesn't exist\")"
-        ));
-        assert!(asks_to_create_folder("[TRYCREATE] no such mailbox"));
-        assert!(!asks_to_create_folder(
-            "code: None, info: Some(\"too big\")"
-        ));
     }
 }

@@ -10,6 +10,7 @@ use mailfleet_shared::folder_map::Namespace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::ImapConnection;
+use super::quote::unescape;
 use crate::error::WorkerError;
 
 const TAG: &str = "mfns";
@@ -85,19 +86,16 @@ fn parse_personal(response: &str) -> Option<Namespace> {
     Some(Namespace { prefix, separator })
 }
 
-/// A quoted string at the start of `input` (RFC 3501 quoted: `\"` and `\\` escapes), and the rest.
+/// A quoted string at the start of `input`, unescaped, and the rest.
 fn quoted(input: &str) -> Option<(String, &str)> {
     let body = input.strip_prefix('"')?;
-    let mut value = String::new();
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => value.push(chars.next()?.1),
-            '"' => return Some((value, &body[i + 1..])),
-            _ => value.push(c),
-        }
-    }
-    None
+    let mut escaped = false;
+    let (end, _) = body.char_indices().find(|&(_, c)| {
+        let closes = c == '"' && !escaped;
+        escaped = !escaped && c == '\\';
+        closes
+    })?;
+    Some((unescape(&body[..end]), &body[end + 1..]))
 }
 
 #[cfg(test)]
