@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use mailfleet_shared::endpoint::Endpoint;
-use mailfleet_shared::lifecycle::{BatchRecord, BatchState, UserRecord, UserState};
+use mailfleet_shared::lifecycle::{
+    BatchCommand, BatchRecord, BatchState, PassKind, PassOutcome, UserRecord, UserState,
+};
 use mailfleet_shared::state::{EndpointRecord, StateStore, update_batch};
 use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
 
@@ -66,6 +68,7 @@ pub async fn state_store_contract(store: Arc<dyn StateStore>, other: Arc<dyn Sta
     batch_names_are_unique(store.as_ref()).await;
     removing_a_batch_removes_its_users(store.as_ref()).await;
     stale_versions_conflict_and_write_nothing(store.as_ref(), other.as_ref()).await;
+    a_stop_racing_the_end_of_a_pass_is_kept(store.as_ref(), other.as_ref()).await;
     concurrent_updates_are_never_lost(store, other).await;
 }
 
@@ -293,6 +296,119 @@ pub async fn stale_versions_conflict_and_write_nothing(
     .await
     .unwrap();
     assert_eq!(gone, None);
+}
+
+/// A change that lands between a writer's read and its write: the other writer's.
+type Interleaved = fn(&mut BatchRecord);
+
+/// `inner`, except that its first `put_batch` is preceded by `first` applied (through
+/// `other`): exactly the race of a `batch stop` and the service's end-of-pass write, made
+/// certain instead of likely.
+struct RaceBeforeWrite<'a> {
+    inner: &'a dyn StateStore,
+    other: &'a dyn StateStore,
+    first: std::sync::Mutex<Option<Interleaved>>,
+}
+
+#[async_trait::async_trait]
+impl StateStore for RaceBeforeWrite<'_> {
+    async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        self.inner.put_endpoint(endpoint).await
+    }
+    async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
+        self.inner.endpoint(name).await
+    }
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.inner.endpoints().await
+    }
+    async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.remove_endpoint(name).await
+    }
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        users: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.create_batch(batch, users).await
+    }
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
+        let first = self.first.lock().unwrap().take();
+        if let Some(change) = first {
+            update_batch(self.other, &batch.name, |stored| {
+                change(stored);
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        }
+        self.inner.put_batch(batch).await
+    }
+    async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
+        self.inner.batch(name).await
+    }
+    async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.inner.batches().await
+    }
+    async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.remove_batch(name).await
+    }
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError> {
+        self.inner.put_users(batch, users).await
+    }
+    async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.users(batch).await
+    }
+}
+
+/// `batch stop` during a pass and the pass's end, in both orders, each landing between the
+/// other's read and write: the loser re-reads and re-applies, and the batch ends Stopped —
+/// neither the stop nor the pass's record (its finish time) is lost.
+pub async fn a_stop_racing_the_end_of_a_pass_is_kept(
+    store: &dyn StateStore,
+    other: &dyn StateStore,
+) {
+    fn now() -> chrono::DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_100, 0).unwrap()
+    }
+    fn stop(batch: &mut BatchRecord) {
+        batch.apply(BatchCommand::Stop, now()).unwrap();
+    }
+    fn finish(batch: &mut BatchRecord) {
+        batch.pass_finished(PassKind::Initial, PassOutcome::NoneFailed, now());
+    }
+    let races: [(&str, Interleaved, Interleaved); 2] = [
+        ("stop-lands-first", finish, stop),
+        ("pass-ends-first", stop, finish),
+    ];
+    for (name, writer, interloper) in races {
+        store.create_batch(&new_batch(name), &[]).await.unwrap();
+        update_batch(store, name, |batch| {
+            batch.apply(BatchCommand::Start, now()).unwrap();
+            batch.pass_started(PassKind::Initial);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        let racing = RaceBeforeWrite {
+            inner: store,
+            other,
+            first: std::sync::Mutex::new(Some(interloper)),
+        };
+        let (stored, ()) = update_batch(&racing, name, |batch| {
+            writer(batch);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(racing.first.lock().unwrap().is_none(), "{name}: raced");
+        assert_eq!(stored.state, BatchState::Stopped, "{name}");
+        assert_eq!(stored.last_sync_finished_at, Some(now()), "{name}");
+        assert_eq!(
+            stored.version, 4,
+            "{name}: created, started, and both writes"
+        );
+        assert_eq!(store.batch(name).await.unwrap(), Some(stored));
+    }
 }
 
 /// Writes by each of two writers that race.
