@@ -49,6 +49,12 @@ async fn a_batch_kept_in_postgres_syncs_and_shows_its_users() {
     // SQLite was never used for it.
     let elsewhere = ServiceCli::new(pair.dir.path().join("other-state"))
         .with_env("MAILFLEET_STATE", database.url());
+    // A second service on that machine would schedule the same batches: refused.
+    let second = elsewhere.refused(&["run", "--poll-interval", "200ms"]);
+    assert!(
+        second.contains("the state database is in use by another mailfleet run"),
+        "{second}"
+    );
     let listed = elsewhere.ok(&["batch", "list"]);
     assert!(
         listed.contains("pg-wave") && listed.contains("Synced"),

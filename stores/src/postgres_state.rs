@@ -34,6 +34,29 @@ const MAX_CONNECTIONS: u32 = 8;
 /// How long a query waits for a free connection (or for the server to accept one).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The advisory lock key of the scheduler ("mailflee" in ASCII): one `mailfleet run` per
+/// database.
+const SCHEDULER_LOCK: i64 = 0x6d61_696c_666c_6565;
+
+/// Held by the one `mailfleet run` scheduling the batches of a database: a session advisory
+/// lock, gone with its connection — when the service ends, and when it is killed (the server
+/// notices the closed socket).
+pub struct SchedulerLock {
+    _session: PgConnection,
+}
+
+impl SchedulerLock {
+    /// The lock on `url`'s database, or `None` while another service holds it.
+    pub async fn try_take(url: &str) -> Result<Option<SchedulerLock>, StoresError> {
+        let mut session = PgConnection::connect_with(&PgConnectOptions::from_str(url)?).await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut session)
+            .await?;
+        Ok(taken.then_some(SchedulerLock { _session: session }))
+    }
+}
+
 #[derive(Clone)]
 pub struct PostgresStateStore {
     pool: PgPool,

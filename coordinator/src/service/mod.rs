@@ -65,6 +65,7 @@ pub async fn run(
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
+    let _scheduler = backends::lock_scheduler(settings, state_dir).await?;
     let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
     if let Some(broker) = &backends.dead_letters {
         dead_letters::report_as_failures(broker.clone());
