@@ -9,12 +9,18 @@ use std::path::Path;
 
 use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::endpoint::{AdminLogin, Endpoint};
+use mailfleet_shared::endpoint::{
+    AdminLogin, Authentication, Endpoint, MicrosoftCredential, OAuth2, SaslMechanism,
+    TokenProviderKind,
+};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::migration_csv::{MAX_BYTES, MigrationRow, parse_migration_csv};
 use secrecy::SecretString;
 
-use crate::cli::args::{CopyRuleArgs, SourceAdminArgs, TargetAdminArgs};
+use crate::cli::args::{
+    CopyRuleArgs, OAuth2Flags, OAuth2Provider, SaslChoice, SourceAdminArgs, SourceOAuth2Args,
+    TargetAdminArgs, TargetOAuth2Args,
+};
 use crate::error::CliError;
 
 /// Reads and validates a migration CSV; every error with its line number.
@@ -83,43 +89,145 @@ pub fn admin_login(
 pub const SOURCE_ADMIN_PASSWORD: &str = "MAILFLEET_SOURCE_ADMIN_PASSWORD";
 pub const TARGET_ADMIN_PASSWORD: &str = "MAILFLEET_TARGET_ADMIN_PASSWORD";
 
-/// A source server from `--source` and `--source-admin`, with the admin password.
-pub fn source_endpoint(
+/// A server as the command line describes it: where it is, how mailfleet logs in, and the
+/// secrets to seal for that (never on the queue, never in the job spec).
+pub struct ServerInput {
+    pub endpoint: Endpoint,
+    pub admin_password: Option<SecretString>,
+    /// The OAuth2 provider's secret: a client secret, a certificate with its key, or a
+    /// service account's key.
+    pub oauth2_secret: Option<SecretString>,
+}
+
+/// The source server from `--source`, `--source-admin…` and `--source-oauth2…`.
+pub fn source_server(
     url: &str,
     admin: &SourceAdminArgs,
-) -> Result<(Endpoint, Option<SecretString>), CliError> {
-    endpoint_with_admin(
+    oauth2: &SourceOAuth2Args,
+) -> Result<ServerInput, CliError> {
+    server(
         ("--source", url),
-        admin.source_admin.as_deref(),
-        admin.source_admin_format.as_deref(),
-        SOURCE_ADMIN_PASSWORD,
+        (
+            admin.source_admin.as_deref(),
+            admin.source_admin_format.as_deref(),
+            SOURCE_ADMIN_PASSWORD,
+        ),
+        (&oauth2.flags(), SourceOAuth2Args::SECRET_VARIABLE),
     )
 }
 
-/// A target server from `--target` and `--target-admin`, with the admin password.
-pub fn target_endpoint(
+/// The target server from `--target`, `--target-admin…` and `--target-oauth2…`.
+pub fn target_server(
     url: &str,
     admin: &TargetAdminArgs,
-) -> Result<(Endpoint, Option<SecretString>), CliError> {
-    endpoint_with_admin(
+    oauth2: &TargetOAuth2Args,
+) -> Result<ServerInput, CliError> {
+    server(
         ("--target", url),
-        admin.target_admin.as_deref(),
-        admin.target_admin_format.as_deref(),
-        TARGET_ADMIN_PASSWORD,
+        (
+            admin.target_admin.as_deref(),
+            admin.target_admin_format.as_deref(),
+            TARGET_ADMIN_PASSWORD,
+        ),
+        (&oauth2.flags(), TargetOAuth2Args::SECRET_VARIABLE),
     )
 }
 
-/// The server `(flag, url)` names, its admin login (if any) and that admin's password.
-fn endpoint_with_admin(
+/// The server `(flag, url)` names, with its admin login `(user, format, password variable)`
+/// or its OAuth2 settings `(flags, client secret variable)`.
+pub fn server(
     (flag, url): (&str, &str),
-    admin: Option<&str>,
-    admin_format: Option<&str>,
-    password_variable: &str,
-) -> Result<(Endpoint, Option<SecretString>), CliError> {
+    (admin, admin_format, password_variable): (Option<&str>, Option<&str>, &str),
+    (oauth2, secret_variable): (&OAuth2Flags, &str),
+) -> Result<ServerInput, CliError> {
     let mut endpoint = parse_endpoint(flag, url)?;
     endpoint.admin = admin_login(admin, admin_format)?;
-    let password = admin_password(&endpoint, password_variable)?;
-    Ok((endpoint, password))
+    let admin_password = admin_password(&endpoint, password_variable)?;
+    let mut oauth2_secret = None;
+    if let Some((settings, secret)) = oauth2_settings(oauth2, secret_variable)? {
+        endpoint.authentication = Authentication::OAuth2(settings);
+        oauth2_secret = secret;
+    }
+    endpoint
+        .check_authentication()
+        .map_err(|e| CliError::Invalid(format!("{flag}: {e}")))?;
+    Ok(ServerInput {
+        endpoint,
+        admin_password,
+        oauth2_secret,
+    })
+}
+
+/// The OAuth2 settings the flags choose and the provider secret they point at, read now (a
+/// file the coordinator reads once and seals, so workers need no copy of it).
+fn oauth2_settings(
+    flags: &OAuth2Flags,
+    secret_variable: &str,
+) -> Result<Option<(OAuth2, Option<SecretString>)>, CliError> {
+    let Some(provider) = flags.provider else {
+        return Ok(None);
+    };
+    let missing = |what: &str| CliError::Invalid(format!("OAuth2 with {provider:?}: {what}"));
+    let (kind, secret) = match provider {
+        OAuth2Provider::Microsoft => {
+            let (credential, secret) = match &flags.client_certificate {
+                Some(path) => (MicrosoftCredential::Certificate, read_secret_file(path)?),
+                None => (
+                    MicrosoftCredential::Secret,
+                    secret_from_environment(secret_variable).ok_or_else(|| {
+                        missing(&format!(
+                            "the client secret goes in {secret_variable} (or give a certificate)"
+                        ))
+                    })?,
+                ),
+            };
+            let kind = TokenProviderKind::Microsoft {
+                tenant: flags
+                    .tenant
+                    .clone()
+                    .ok_or_else(|| missing("needs the tenant"))?,
+                client_id: flags
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| missing("needs the app's client id"))?,
+                credential,
+            };
+            (kind, Some(secret))
+        }
+        OAuth2Provider::Google => {
+            let path = flags
+                .service_account
+                .as_ref()
+                .ok_or_else(|| missing("needs the service account's JSON key file"))?;
+            (TokenProviderKind::Google, Some(read_secret_file(path)?))
+        }
+        OAuth2Provider::TokenFile => {
+            let path = flags
+                .token_file
+                .clone()
+                .ok_or_else(|| missing("needs the token file"))?;
+            (TokenProviderKind::TokenFile { path }, None)
+        }
+    };
+    let settings = OAuth2 {
+        provider: kind,
+        mechanism: match flags.sasl {
+            None => SaslMechanism::Auto,
+            Some(SaslChoice::Xoauth2) => SaslMechanism::Xoauth2,
+            Some(SaslChoice::Oauthbearer) => SaslMechanism::OAuthBearer,
+        },
+        token_url: flags.token_url.clone(),
+        scope: flags.scope.clone(),
+    };
+    Ok(Some((settings, secret)))
+}
+
+/// A key or certificate file, read into a secret (its content never reaches a log or an
+/// error: only its path does).
+fn read_secret_file(path: &Path) -> Result<SecretString, CliError> {
+    std::fs::read_to_string(path)
+        .map(SecretString::from)
+        .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", path.display())))
 }
 
 /// The admin password comes from the environment only, so it never shows in `ps` or shell

@@ -54,3 +54,20 @@ pub async fn stored_admin_password(
 ) -> Result<Option<SecretString>, CliError> {
     Ok(credentials.get(&admin_credential(name)).await?)
 }
+
+/// Where an endpoint's OAuth2 provider secret (client secret, certificate with its key,
+/// service-account key) is sealed.
+pub fn oauth2_credential(endpoint: &str) -> CredentialId {
+    CredentialId {
+        scope: endpoint_scope(endpoint),
+        name: "oauth2".to_owned(),
+    }
+}
+
+/// The OAuth2 provider secret stored with endpoint `name`, if it logs in with OAuth2.
+pub async fn stored_oauth2_secret(
+    credentials: &dyn CredentialStore,
+    name: &str,
+) -> Result<Option<SecretString>, CliError> {
+    Ok(credentials.get(&oauth2_credential(name)).await?)
+}

@@ -9,11 +9,12 @@ use secrecy::SecretString;
 
 use crate::store_error::StoreError;
 
-/// Identifies one secret: the login password of a CSV row, or an endpoint's admin password.
+/// Identifies one secret: the login password of a CSV row, an endpoint's admin password or its
+/// OAuth2 provider secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CredentialId {
     pub scope: String,
-    /// e.g. `user:alice@example.com`, `source-admin`, `target-admin`.
+    /// e.g. `user:alice@example.com`, `source-admin`, `target-admin`, `target-oauth2`.
     pub name: String,
 }
 
@@ -34,6 +35,14 @@ impl CredentialId {
         Self {
             scope: scope.to_owned(),
             name: "target-admin".to_owned(),
+        }
+    }
+    /// The OAuth2 provider secret of an endpoint (client secret, certificate PEM with its key,
+    /// service-account JSON key); `side` is `source` or `target`.
+    pub fn oauth2(scope: &str, side: &str) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            name: format!("{side}-oauth2"),
         }
     }
 }

@@ -101,6 +101,116 @@ pub struct Endpoint {
     /// Skip certificate verification; only when the endpoint explicitly says so.
     pub accept_untrusted_certs: bool,
     pub admin: Option<AdminLogin>,
+    /// Password (the CSV's or the admin's) or an OAuth2 bearer token; records written before
+    /// OAuth2 existed load as password endpoints.
+    #[serde(default, skip_serializing_if = "Authentication::is_password")]
+    pub authentication: Authentication,
+}
+
+/// How mailfleet proves who it is to an endpoint.
+///
+/// Exchange Online accepts only OAuth2 tokens over IMAP, and Google Workspace service accounts
+/// log in the same way, so an endpoint either uses passwords (LOGIN, SASL PLAIN, the admin
+/// formats) or `AUTHENTICATE XOAUTH2`/`OAUTHBEARER` with a token from an identity provider.
+/// Only non-secret settings live here; a client secret or private key is sealed in the
+/// credential store under [`crate::credentials::CredentialId::oauth2`], like a password.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Authentication {
+    #[default]
+    Password,
+    OAuth2(OAuth2),
+}
+
+impl Authentication {
+    pub fn is_password(&self) -> bool {
+        *self == Authentication::Password
+    }
+}
+
+/// Where tokens come from and how they are presented to the IMAP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2 {
+    pub provider: TokenProviderKind,
+    #[serde(default)]
+    pub mechanism: SaslMechanism,
+    /// Overrides the provider's token endpoint (national clouds such as
+    /// `login.microsoftonline.us`; tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// Overrides the provider's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The identity provider. Its secret (client secret, certificate key, service-account key) is
+/// in the credential store, never in this value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum TokenProviderKind {
+    /// Microsoft Entra ID, client-credentials grant: one app-only token for every mailbox.
+    Microsoft {
+        tenant: String,
+        client_id: String,
+        /// The sealed secret is a client secret, or a PEM with the certificate and its key.
+        credential: MicrosoftCredential,
+    },
+    /// A Google service account with domain-wide delegation: one token per mailbox. The sealed
+    /// secret is the service account's JSON key file.
+    Google,
+    /// A bearer token some other tool keeps fresh in this file, read at each login.
+    TokenFile { path: std::path::PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MicrosoftCredential {
+    Secret,
+    Certificate,
+}
+
+/// Which SASL mechanism carries the token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaslMechanism {
+    /// XOAUTH2 (what Exchange Online and Gmail document), OAUTHBEARER when the server offers
+    /// only that.
+    #[default]
+    Auto,
+    Xoauth2,
+    /// RFC 7628.
+    OAuthBearer,
+}
+
+impl OAuth2 {
+    /// Whether the provider's secret is in the credential store (a token file needs none).
+    pub fn needs_sealed_secret(&self) -> bool {
+        !matches!(self.provider, TokenProviderKind::TokenFile { .. })
+    }
+
+    /// Settings that cannot work, named before anything starts.
+    pub fn check(&self) -> Result<(), EndpointError> {
+        let bad = |why: &str| Err(EndpointError(format!("OAuth2: {why}")));
+        match &self.provider {
+            TokenProviderKind::Microsoft { tenant, .. } if tenant.trim().is_empty() => {
+                return bad("Microsoft needs the tenant (its id or domain)");
+            }
+            TokenProviderKind::Microsoft { client_id, .. } if client_id.trim().is_empty() => {
+                return bad("Microsoft needs the app's client id");
+            }
+            TokenProviderKind::TokenFile { path } if path.as_os_str().is_empty() => {
+                return bad("a token file needs its path");
+            }
+            _ => {}
+        }
+        match self.token_url.as_deref().map(url::Url::parse) {
+            Some(Ok(url)) if !matches!(url.scheme(), "https" | "http") => {
+                bad(&format!("token URL {url} is not an http(s) URL"))
+            }
+            Some(Err(e)) => bad(&format!("token URL: {e}")),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How to authenticate: LOGIN, or SASL PLAIN with an authorization identity (Cyrus proxy auth).
@@ -169,6 +279,7 @@ impl Endpoint {
             security: *security,
             accept_untrusted_certs,
             admin: None,
+            authentication: Authentication::Password,
         })
     }
 
@@ -197,7 +308,28 @@ impl Endpoint {
     }
 
     pub fn uses_admin_password(&self) -> bool {
-        self.admin.is_some()
+        self.admin.is_some() && self.oauth2().is_none()
+    }
+
+    /// An endpoint logs in with passwords (its admin's, or the CSV's) or with OAuth2 tokens,
+    /// never both; and its OAuth2 settings must be usable.
+    pub fn check_authentication(&self) -> Result<(), EndpointError> {
+        match (&self.authentication, &self.admin) {
+            (Authentication::OAuth2(_), Some(_)) => Err(EndpointError(format!(
+                "{}: an OAuth2 endpoint has no admin login (the token names each mailbox)",
+                self.url()
+            ))),
+            (Authentication::OAuth2(oauth2), None) => oauth2.check(),
+            (Authentication::Password, _) => Ok(()),
+        }
+    }
+
+    /// The OAuth2 settings, when this endpoint logs in with tokens.
+    pub fn oauth2(&self) -> Option<&OAuth2> {
+        match &self.authentication {
+            Authentication::OAuth2(oauth2) => Some(oauth2),
+            Authentication::Password => None,
+        }
     }
 }
 
@@ -313,6 +445,82 @@ mod tests {
             plain("alice")
         );
         assert!(AdminFormat::Courier.needs_user_root());
+    }
+
+    #[test]
+    fn endpoints_stored_before_oauth2_load_as_password_endpoints() {
+        let old = r#"{"host":"h","port":993,"security":"ssl","accept_untrusted_certs":false,
+            "admin":null}"#;
+        let endpoint: Endpoint = serde_json::from_str(old).unwrap();
+        assert_eq!(endpoint.authentication, Authentication::Password);
+        assert!(
+            !serde_json::to_string(&endpoint)
+                .unwrap()
+                .contains("authentication")
+        );
+    }
+
+    #[test]
+    fn oauth2_settings_round_trip_without_secrets() {
+        let mut endpoint = Endpoint::from_url("imaps://outlook.office365.com").unwrap();
+        endpoint.authentication = Authentication::OAuth2(OAuth2 {
+            provider: TokenProviderKind::Microsoft {
+                tenant: "contoso.onmicrosoft.com".into(),
+                client_id: "app-id".into(),
+                credential: MicrosoftCredential::Certificate,
+            },
+            mechanism: SaslMechanism::Auto,
+            token_url: None,
+            scope: None,
+        });
+        let json = serde_json::to_string(&endpoint).unwrap();
+        assert_eq!(serde_json::from_str::<Endpoint>(&json).unwrap(), endpoint);
+        assert!(
+            json.contains(r#""kind":"oauth2""#) && json.contains("microsoft"),
+            "{json}"
+        );
+        let oauth2 = endpoint.oauth2().unwrap();
+        assert!(oauth2.needs_sealed_secret());
+        assert_eq!(endpoint.check_authentication(), Ok(()));
+    }
+
+    #[test]
+    fn unusable_oauth2_settings_are_named() {
+        let endpoint = |provider: TokenProviderKind, token_url: Option<&str>| {
+            let mut endpoint = Endpoint::from_url("imaps://outlook.office365.com").unwrap();
+            endpoint.authentication = Authentication::OAuth2(OAuth2 {
+                provider,
+                mechanism: SaslMechanism::Auto,
+                token_url: token_url.map(str::to_owned),
+                scope: None,
+            });
+            endpoint
+        };
+        let microsoft = |tenant: &str| TokenProviderKind::Microsoft {
+            tenant: tenant.into(),
+            client_id: "app".into(),
+            credential: MicrosoftCredential::Secret,
+        };
+        let mut with_admin = endpoint(TokenProviderKind::Google, None);
+        with_admin.admin = Some(AdminLogin {
+            user: "admin".into(),
+            format: AdminFormat::Exchange,
+        });
+        for (endpoint, why) in [
+            (endpoint(microsoft(" "), None), "tenant"),
+            (
+                endpoint(microsoft("contoso"), Some("not a url")),
+                "token URL",
+            ),
+            (
+                endpoint(microsoft("contoso"), Some("ftp://h/token")),
+                "http(s)",
+            ),
+            (with_admin, "no admin login"),
+        ] {
+            let error = endpoint.check_authentication().unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
     }
 
     #[test]

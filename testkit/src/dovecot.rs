@@ -34,6 +34,26 @@ pub struct StartOptions {
     pub tls: bool,
     /// Dovecot settings appended to the template (limits, plugins, capabilities a test needs).
     pub extra_config: String,
+    /// Also accept OAuth2 bearer tokens (XOAUTH2, OAUTHBEARER), validated by introspection.
+    pub oauth2: Option<OAuth2Validation>,
+}
+
+/// How Dovecot's `oauth2` passdb checks a token: RFC 7662 introspection (`POST token=…`) at
+/// `introspection_url`, whose `username` must match the login and `active` must be true.
+#[derive(Debug, Clone)]
+pub struct OAuth2Validation {
+    pub introspection_url: String,
+    pub audience: TokenAudience,
+}
+
+/// Which logins one token may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAudience {
+    /// The token's username is the mailbox (Google's delegated tokens).
+    Mailbox,
+    /// Any mailbox of the token username's domain (an Exchange Online app-only token serves
+    /// every mailbox of the tenant): Dovecot compares only the domains (`username_format=%d`).
+    Domain,
 }
 
 impl StartOptions {
@@ -59,6 +79,16 @@ impl StartOptions {
 
     pub fn with_tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Also accepts OAuth2 tokens, checked at `introspection_url` (see
+    /// [`crate::identity::IdentityProvider::introspection_url`]).
+    pub fn with_oauth2(mut self, introspection_url: &str, audience: TokenAudience) -> Self {
+        self.oauth2 = Some(OAuth2Validation {
+            introspection_url: introspection_url.to_owned(),
+            audience,
+        });
         self
     }
 
@@ -281,9 +311,13 @@ fn write_config(
     tls_port: Option<u16>,
     options: &StartOptions,
 ) -> std::io::Result<()> {
+    let oauth2 = match &options.oauth2 {
+        Some(validation) => oauth2_config(base, validation)?,
+        None => String::new(),
+    };
     std::fs::write(
         base.join("dovecot.conf"),
-        render_config(base, port, tls_port, options.layout) + &options.extra_config,
+        render_config(base, port, tls_port, options.layout) + &oauth2 + &options.extra_config,
     )?;
     let passwd = |entries: &[(String, String)]| {
         entries
@@ -294,6 +328,30 @@ fn write_config(
     std::fs::write(base.join("users"), passwd(&options.users))?;
     std::fs::write(base.join("masters"), passwd(options.master.as_slice()))?;
     Ok(())
+}
+
+/// The `oauth2` passdb (after the password ones, for XOAUTH2 and OAUTHBEARER only) and its
+/// settings file. No auth cache: a revoked token is refused at the next login.
+fn oauth2_config(base: &Path, validation: &OAuth2Validation) -> std::io::Result<String> {
+    let username_format = match validation.audience {
+        TokenAudience::Mailbox => "%Lu",
+        TokenAudience::Domain => "%Ld",
+    };
+    let settings = base.join("oauth2.conf.ext");
+    std::fs::write(
+        &settings,
+        format!(
+            "introspection_url = {}\nintrospection_mode = post\nusername_attribute = username\n\
+             username_format = {username_format}\nactive_attribute = active\n\
+             active_value = true\ntimeout_msecs = 10000\n",
+            validation.introspection_url
+        ),
+    )?;
+    Ok(format!(
+        "auth_mechanisms = plain login xoauth2 oauthbearer\n\
+         passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+        settings.display()
+    ))
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -7,6 +7,8 @@
 //! - [`corpus`]: deterministic, realistic mailboxes.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+//! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
+//!   Dovecot started [`StartOptions::with_oauth2`] accepts.
 //! - [`postgres`]: a database of its own per test on the machine's PostgreSQL.
 
 pub mod broker;
@@ -14,12 +16,13 @@ pub mod client;
 pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod identity;
 pub mod postgres;
 
 pub use client::{
     MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,
 };
-pub use dovecot::{DovecotServer, Layout, StartOptions};
+pub use dovecot::{DovecotServer, Layout, StartOptions, TokenAudience};
 
 /// Seeds `login`'s mailbox on `port` with `spec`'s corpus; returns the number of messages.
 pub async fn seed(

@@ -49,6 +49,20 @@ pub enum WorkerError {
     UnquotableName { name: String, reason: &'static str },
     #[error("missing credentials: {0}")]
     MissingCredentials(String),
+    /// The identity provider refused to issue a token (a wrong client secret, a mailbox the
+    /// service account may not act as): its answer decides, asking again cannot change it.
+    #[error("{provider} refused a token for {subject}: {reason}")]
+    TokenRefused {
+        provider: String,
+        subject: String,
+        reason: String,
+    },
+    /// The identity provider could not be reached or failed (network, 429, 5xx).
+    #[error("{provider} is unavailable: {reason}")]
+    TokenUnavailable { provider: String, reason: String },
+    /// OAuth2 settings or secrets that cannot work (a key that is no RSA key, no token file).
+    #[error("OAuth2: {0}")]
+    OAuth2Setup(String),
     /// A seam failed (checkpoints, credentials, the queue); transient only when the store was
     /// unavailable, not when what it holds cannot be read.
     #[error(transparent)]
@@ -63,12 +77,15 @@ impl WorkerError {
             | WorkerError::ConnectionLost { .. }
             | WorkerError::Timeout { .. }
             | WorkerError::Incomplete { .. }
-            | WorkerError::LeaseLost { .. } => true,
+            | WorkerError::LeaseLost { .. }
+            | WorkerError::TokenUnavailable { .. } => true,
             WorkerError::Store(error) => error.is_retryable(),
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }
             | WorkerError::Refused { .. }
             | WorkerError::UnquotableName { .. }
+            | WorkerError::TokenRefused { .. }
+            | WorkerError::OAuth2Setup(_)
             | WorkerError::MissingCredentials(_) => false,
         }
     }

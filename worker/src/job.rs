@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::endpoint::Endpoint;
+use mailfleet_shared::endpoint::{Endpoint, OAuth2};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::MailboxUser;
 
 use crate::connection_pool::ConnectionPool;
 use crate::error::WorkerError;
-use crate::imap::{ImapConnection, connect};
+use crate::imap::sasl::BearerLogin;
+use crate::imap::{Credentials, ImapConnection, connect, connect_as};
+use crate::oauth2::BearerTokens;
 use crate::retry::RetryPolicy;
 
 /// Exchange Online's default maximum message size.
@@ -39,6 +41,8 @@ pub struct Job {
     pub progress: Arc<dyn Progress>,
     /// Connections finished tasks left for the same user's next ones.
     pub connections: ConnectionPool,
+    /// OAuth2 token providers and their cached tokens, for endpoints that log in with tokens.
+    pub tokens: BearerTokens,
 }
 
 /// Knobs with safe defaults; tests shorten the delays.
@@ -79,6 +83,15 @@ impl Progress for NoProgress {}
 pub enum Side {
     Source,
     Target,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
 }
 
 impl Job {
@@ -126,14 +139,18 @@ impl Job {
         self.connections.put(side, &user.email, connection);
     }
 
-    /// Logs in to `side` for `user`: with the admin login format when the endpoint has admin
-    /// credentials, else as the user (source: UserName; target: EmailAddress) with the CSV password.
+    /// Logs in to `side` for `user` (source: UserName; target: EmailAddress): with an OAuth2
+    /// token when the endpoint uses OAuth2, with the admin login format when it has admin
+    /// credentials, else as the user with the CSV password.
     async fn login(&self, side: Side, user: &MailboxUser) -> Result<ImapConnection, WorkerError> {
         let endpoint = self.endpoint(side);
         let login_name = match side {
             Side::Source => &user.user_name,
             Side::Target => &user.email,
         };
+        if let Some(oauth2) = endpoint.oauth2() {
+            return self.login_with_token(side, oauth2, login_name).await;
+        }
         let credential = match (side, endpoint.uses_admin_password()) {
             (Side::Source, true) => CredentialId::source_admin(&self.batch),
             (Side::Target, true) => CredentialId::target_admin(&self.batch),
@@ -146,17 +163,54 @@ impl Job {
             ))
         })?;
         let login = endpoint.login_for(login_name);
-        let label = match side {
-            Side::Source => format!("source {}", endpoint.url()),
-            Side::Target => format!("target {}", endpoint.url()),
-        };
         connect(
-            label,
+            self.label(side),
             endpoint,
             &login,
             &password,
             self.tuning.command_timeout,
         )
         .await
+    }
+
+    /// Logs in to `side` as `mailbox` with an OAuth2 token. A token the server refuses (revoked,
+    /// expired early) is forgotten and a fresh one tried once; a second refusal is final.
+    async fn login_with_token(
+        &self,
+        side: Side,
+        oauth2: &OAuth2,
+        mailbox: &str,
+    ) -> Result<ImapConnection, WorkerError> {
+        let secret = async {
+            let id = CredentialId::oauth2(&self.batch, side.name());
+            Ok(self.credentials.get(&id).await?)
+        };
+        let provider = self.tokens.provider(side, oauth2, secret).await?;
+        let mut refused_once = false;
+        loop {
+            let token = self.tokens.token(side, provider.as_ref(), mailbox).await?;
+            let bearer = BearerLogin {
+                user: mailbox,
+                token: &token,
+                mechanism: oauth2.mechanism,
+            };
+            let credentials = Credentials::Bearer(bearer);
+            let timeout = self.tuning.command_timeout;
+            match connect_as(self.label(side), self.endpoint(side), &credentials, timeout).await {
+                Err(WorkerError::LoginRejected { reason, .. }) if !refused_once => {
+                    tracing::info!(mailbox, side = side.name(), %reason, "token refused, fetching a new one");
+                    self.tokens
+                        .refused(side, provider.as_ref(), mailbox, &token)
+                        .await;
+                    refused_once = true;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Names `side`'s server in errors: `source imap://mail.example.com:993`.
+    fn label(&self, side: Side) -> String {
+        format!("{} {}", side.name(), self.endpoint(side).url())
     }
 }

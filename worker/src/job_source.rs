@@ -16,6 +16,7 @@ use mailfleet_shared::store_error::StoreError;
 
 use crate::connection_pool::ConnectionPool;
 use crate::job::{Job, Progress, Tuning};
+use crate::oauth2::BearerTokens;
 
 #[async_trait]
 pub trait JobSource: Send + Sync {
@@ -55,6 +56,7 @@ impl Job {
             tuning,
             progress,
             connections: ConnectionPool::default(),
+            tokens: BearerTokens::default(),
         })
     }
 }

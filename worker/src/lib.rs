@@ -1,10 +1,11 @@
 //! mailfleet's IMAP engine: what a worker does with a task.
 //!
 //! # Layout
-//! - [`imap`]: protocol details only — connecting (TLS, STARTTLS, SASL PLAIN), NAMESPACE,
-//!   RFC 3501 flag lists and dates.
+//! - [`imap`]: protocol details only — connecting (TLS, STARTTLS, SASL PLAIN, XOAUTH2 and
+//!   OAUTHBEARER), NAMESPACE, RFC 3501 flag lists and dates.
 //! - [`job`]: the job a task belongs to (endpoints, rules, limits, stores) and logging in for a
 //!   user, reusing a connection an earlier task of the user left in the [`connection_pool`];
+//!   [`oauth2`]: access tokens for endpoints that log in with OAuth2;
 //!   [`job_source`]: finding the job of a task's batch; [`stored_jobs`]: the jobs distributed
 //!   workers load from the coordinator's job specs.
 //! - [`discovery`]: LIST both sides, map folder names, create the target hierarchy, plan one
@@ -27,6 +28,7 @@ pub mod job;
 pub mod job_source;
 pub mod lease;
 pub mod metrics;
+pub mod oauth2;
 pub mod retry;
 pub mod runner;
 pub mod shutdown;

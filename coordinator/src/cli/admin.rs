@@ -6,18 +6,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::args::{CopyRuleArgs, ListArgs, NamedArgs, SourceAdminArgs, StateArgs};
+use super::args::{
+    CopyRuleArgs, EndpointOAuth2Args, ListArgs, NamedArgs, SourceAdminArgs, SourceOAuth2Args,
+    StateArgs,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
     /// Store a named migration endpoint (admin password: env MAILFLEET_ADMIN_PASSWORD).
-    Create(EndpointCreateArgs),
+    Create(Box<EndpointCreateArgs>),
     /// List the stored endpoints.
     List(ListArgs),
     /// Show one endpoint.
     Show(NamedArgs),
     /// Connect, report capabilities, and try logins (a stored endpoint or a URL).
-    Test(EndpointTestArgs),
+    Test(Box<EndpointTestArgs>),
     /// Remove an endpoint no batch uses.
     Remove(NamedArgs),
 }
@@ -43,6 +46,8 @@ pub struct EndpointCreateArgs {
     pub max_concurrent_migrations: usize,
     #[arg(long, default_value_t = 10)]
     pub max_concurrent_incremental_syncs: usize,
+    #[command(flatten)]
+    pub oauth2: EndpointOAuth2Args,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -204,6 +209,8 @@ pub struct EndpointTestArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub source_admin: SourceAdminArgs,
+    #[command(flatten)]
+    pub source_oauth2: SourceOAuth2Args,
     /// Log in as this user (repeatable). Without --source-admin the password comes from
     /// MAILFLEET_USER_PASSWORD.
     #[arg(long = "user")]

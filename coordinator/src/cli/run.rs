@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{CopyRuleArgs, FleetArgs, SourceAdminArgs, StateArgs, TargetAdminArgs};
+use super::args::{
+    CopyRuleArgs, FleetArgs, SourceAdminArgs, SourceOAuth2Args, StateArgs, TargetAdminArgs,
+    TargetOAuth2Args,
+};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -33,6 +36,10 @@ pub struct RunArgs {
     pub source_admin: SourceAdminArgs,
     #[command(flatten)]
     pub target_admin: TargetAdminArgs,
+    #[command(flatten)]
+    pub source_oauth2: SourceOAuth2Args,
+    #[command(flatten)]
+    pub target_oauth2: TargetOAuth2Args,
     #[command(flatten)]
     pub rules: CopyRuleArgs,
     /// Folders with more messages are copied in parts of this many, one task each, so every

@@ -12,6 +12,7 @@ use mailfleet_shared::lifecycle::{
 };
 use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::state::batch_scope;
+use mailfleet_worker::job::Side;
 
 use super::print_json;
 use crate::backends::{AdminStores, open_admin};
@@ -65,13 +66,8 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
     }
     let scope = batch_scope(&args.name);
     seal_row_passwords(stores.credentials.as_ref(), &scope, &rows).await?;
-    copy_admin_password(&stores, &args.endpoint, CredentialId::source_admin(&scope)).await?;
-    copy_admin_password(
-        &stores,
-        &args.target_endpoint,
-        CredentialId::target_admin(&scope),
-    )
-    .await?;
+    copy_endpoint_secrets(&stores, &args.endpoint, &scope, Side::Source).await?;
+    copy_endpoint_secrets(&stores, &args.target_endpoint, &scope, Side::Target).await?;
     let batch = BatchRecord {
         name: args.name.clone(),
         source_endpoint: args.endpoint.clone(),
@@ -282,17 +278,34 @@ fn user_record(row: &MigrationRow) -> UserRecord {
     UserRecord::queued(&row.email, &row.user_name, row.user_root.as_deref())
 }
 
-/// The batch keeps its own copy of an endpoint's admin password, so workers find every secret
-/// of a pass under the batch's scope.
-async fn copy_admin_password(
+/// The batch keeps its own copy of an endpoint's admin password and OAuth2 secret, so workers
+/// find every secret of a pass under the batch's scope; `side` is the endpoint's role in the
+/// batch.
+async fn copy_endpoint_secrets(
     stores: &AdminStores,
     endpoint: &str,
-    id: CredentialId,
+    scope: &str,
+    side: Side,
 ) -> Result<(), CliError> {
-    if let Some(password) =
-        records::stored_admin_password(stores.credentials.as_ref(), endpoint).await?
-    {
-        stores.credentials.put(&id, &password).await?;
+    let credentials = stores.credentials.as_ref();
+    let admin = match side {
+        Side::Source => CredentialId::source_admin(scope),
+        Side::Target => CredentialId::target_admin(scope),
+    };
+    let copies = [
+        (
+            admin,
+            records::stored_admin_password(credentials, endpoint).await?,
+        ),
+        (
+            CredentialId::oauth2(scope, side.name()),
+            records::stored_oauth2_secret(credentials, endpoint).await?,
+        ),
+    ];
+    for (id, secret) in copies {
+        if let Some(secret) = secret {
+            credentials.put(&id, &secret).await?;
+        }
     }
     Ok(())
 }

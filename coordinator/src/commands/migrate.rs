@@ -12,18 +12,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::job_spec::JobSpec;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_worker::Job;
-use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::backends::{self, Backends};
 use crate::cli::run::RunArgs;
 use crate::error::CliError;
-use crate::input;
+use crate::input::{self, ServerInput};
 use crate::observe;
 use crate::run::progress::TerminalProgress;
 use crate::run::{Concurrency, Observers, UserResult, dead_letters, run_pass, summary};
@@ -33,10 +31,8 @@ use crate::shutdown::StopSignal;
 /// Everything `migrate` needs, validated before anything starts (invalid input → exit 2).
 struct Plan {
     rows: Vec<MigrationRow>,
-    source: Endpoint,
-    target: Endpoint,
-    source_admin_password: Option<SecretString>,
-    target_admin_password: Option<SecretString>,
+    source: ServerInput,
+    target: ServerInput,
 }
 
 /// Runs the CSV of `args` to the end with `workers` task loops in this process (0: a
@@ -86,9 +82,13 @@ async fn migrate(
     } = backends;
     let spec = JobSpec {
         // Checkpoints of one source/target pair never shortcut a run between two other servers.
-        batch: format!("migrate:{}>{}", plan.source.url(), plan.target.url()),
-        source: plan.source.clone(),
-        target: plan.target.clone(),
+        batch: format!(
+            "migrate:{}>{}",
+            plan.source.endpoint.url(),
+            plan.target.endpoint.url()
+        ),
+        source: plan.source.endpoint.clone(),
+        target: plan.target.endpoint.clone(),
         include_folders: args.rules.include_folders.clone(),
         exclude_folders: args.rules.exclude_folders.clone(),
         max_message_size: args.rules.max_message_size,
@@ -139,40 +139,42 @@ async fn migrate(
 impl Plan {
     fn validate(args: &RunArgs) -> Result<Plan, CliError> {
         let rows = input::read_migration_csv(&args.csv)?;
-        let (source, source_admin_password) =
-            input::source_endpoint(&args.source, &args.source_admin)?;
-        let (target, target_admin_password) =
-            input::target_endpoint(&args.target, &args.target_admin)?;
-        input::check_user_roots(&source, &rows)?;
+        let source = input::source_server(&args.source, &args.source_admin, &args.source_oauth2)?;
+        let target = input::target_server(&args.target, &args.target_admin, &args.target_oauth2)?;
+        input::check_user_roots(&source.endpoint, &rows)?;
         input::check_copy_rules(&args.rules)?;
         Ok(Plan {
             rows,
             source,
             target,
-            source_admin_password,
-            target_admin_password,
         })
     }
 
-    /// Seals the CSV's passwords and the admin passwords under the run's scope.
+    /// Seals the CSV's passwords, the admin passwords and the OAuth2 secrets under the run's
+    /// scope.
     async fn seal_passwords(
         &self,
         store: &dyn CredentialStore,
         scope: &str,
     ) -> Result<(), CliError> {
         input::seal_row_passwords(store, scope, &self.rows).await?;
-        let admins = [
-            (
-                CredentialId::source_admin(scope),
-                &self.source_admin_password,
-            ),
-            (
-                CredentialId::target_admin(scope),
-                &self.target_admin_password,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(id, password)| Some((id, password.as_ref()?)));
-        input::seal_passwords(store, admins).await
+        let servers = [
+            (&self.source, "source", CredentialId::source_admin(scope)),
+            (&self.target, "target", CredentialId::target_admin(scope)),
+        ];
+        let secrets = servers.into_iter().flat_map(|(server, side, admin)| {
+            [
+                (admin, server.admin_password.as_ref()),
+                (
+                    CredentialId::oauth2(scope, side),
+                    server.oauth2_secret.as_ref(),
+                ),
+            ]
+        });
+        input::seal_passwords(
+            store,
+            secrets.filter_map(|(id, secret)| Some((id, secret?))),
+        )
+        .await
     }
 }

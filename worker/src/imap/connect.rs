@@ -1,5 +1,6 @@
-//! Opening an authenticated IMAP session to an endpoint: TCP, TLS or STARTTLS, then LOGIN or
-//! SASL PLAIN with an authorization identity (Cyrus admins).
+//! Opening an authenticated IMAP session to an endpoint: TCP, TLS or STARTTLS, then LOGIN,
+//! SASL PLAIN with an authorization identity (Cyrus admins), or an OAuth2 bearer token
+//! ([`super::sasl`]).
 //!
 //! Failures are classified here, at the boundary, into [`WorkerError`]s whose text names the
 //! server and login (never the password).
@@ -13,6 +14,7 @@ use mailfleet_shared::endpoint::{Endpoint, LoginMethod, Security};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 
+use super::sasl::{BearerLogin, authenticate_bearer};
 use super::stream::ImapStream;
 use crate::error::{WorkerError, from_imap, looks_throttled};
 
@@ -91,6 +93,26 @@ pub async fn connect(
     password: &SecretString,
     command_timeout: Duration,
 ) -> Result<ImapConnection, WorkerError> {
+    let credentials = Credentials::Password { login, password };
+    connect_as(label, endpoint, &credentials, command_timeout).await
+}
+
+/// What proves who we are: a password (with the login it belongs to) or a bearer token.
+pub enum Credentials<'a> {
+    Password {
+        login: &'a LoginMethod,
+        password: &'a SecretString,
+    },
+    Bearer(BearerLogin<'a>),
+}
+
+/// Connects and logs in with `credentials`; see [`connect`].
+pub async fn connect_as(
+    label: String,
+    endpoint: &Endpoint,
+    credentials: &Credentials<'_>,
+    command_timeout: Duration,
+) -> Result<ImapConnection, WorkerError> {
     let server = label;
     let timed = |what: &'static str| {
         let server = server.clone();
@@ -103,12 +125,17 @@ pub async fn connect(
     let stream = tokio::time::timeout(command_timeout, open_stream(&server, endpoint))
         .await
         .map_err(timed("connect"))??;
-    let session = tokio::time::timeout(
-        command_timeout,
-        authenticate(stream, &server, login, password),
-    )
-    .await
-    .map_err(timed("login"))??;
+    let login = async {
+        match credentials {
+            Credentials::Password { login, password } => {
+                authenticate(stream, &server, login, password).await
+            }
+            Credentials::Bearer(bearer) => authenticate_bearer(stream, &server, bearer).await,
+        }
+    };
+    let session = tokio::time::timeout(command_timeout, login)
+        .await
+        .map_err(timed("login"))??;
     let mut connection = ImapConnection {
         session,
         server,
@@ -213,10 +240,15 @@ async fn authenticate(
             client.authenticate("PLAIN", plain).await
         }
     };
-    result.map_err(|(error, _client)| login_error(server, login, error))
+    result.map_err(|(error, _client)| login_error(server, &login.display_user(), error))
 }
 
-fn login_error(server: &str, login: &LoginMethod, error: async_imap::error::Error) -> WorkerError {
+/// A refused login (`login` as shown in errors), or a throttled or failed connection.
+pub(super) fn login_error(
+    server: &str,
+    login: &str,
+    error: async_imap::error::Error,
+) -> WorkerError {
     use async_imap::error::Error as E;
     let server = server.to_owned();
     match error {
@@ -224,7 +256,7 @@ fn login_error(server: &str, login: &LoginMethod, error: async_imap::error::Erro
             WorkerError::Throttled { server, reason }
         }
         E::No(reason) | E::Bad(reason) => WorkerError::LoginRejected {
-            login: login.display_user(),
+            login: login.to_owned(),
             server,
             reason,
         },

@@ -12,10 +12,11 @@ use mailfleet_shared::state::{EndpointRecord, endpoint_scope};
 use super::print_json;
 use crate::backends::open_admin;
 use crate::cli::admin::{EndpointCommand, EndpointCreateArgs};
+use crate::cli::args::EndpointOAuth2Args;
 use crate::cli::args::{ListArgs, NamedArgs};
 use crate::error::CliError;
-use crate::input::{admin_login, admin_password, parse_endpoint};
-use crate::records::{self, admin_credential};
+use crate::input;
+use crate::records::{self, admin_credential, oauth2_credential};
 use crate::settings::Settings;
 
 pub async fn run(command: &EndpointCommand, settings: &Settings) -> Result<ExitCode, CliError> {
@@ -37,13 +38,20 @@ async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), Cl
         .map_err(|e| CliError::Invalid(e.0.replacen("batch name", "endpoint name", 1)))?;
     if !args.authentication.eq_ignore_ascii_case("basic") {
         return Err(CliError::Invalid(format!(
-            "authentication {:?} is not supported; use basic (LOGIN or SASL PLAIN, over TLS)",
+            "authentication {:?} is not supported; use basic (LOGIN or SASL PLAIN, over TLS), \
+             or OAuth2 tokens with --oauth2",
             args.authentication
         )));
     }
-    let mut endpoint = parse_endpoint("--server", &args.server)?;
-    endpoint.admin = admin_login(args.admin.as_deref(), args.admin_format.as_deref())?;
-    let password = admin_password(&endpoint, ADMIN_PASSWORD_VARIABLE)?;
+    let server = input::server(
+        ("--server", &args.server),
+        (
+            args.admin.as_deref(),
+            args.admin_format.as_deref(),
+            ADMIN_PASSWORD_VARIABLE,
+        ),
+        (&args.oauth2.flags(), EndpointOAuth2Args::SECRET_VARIABLE),
+    )?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
     if stores.state.endpoint(&args.name).await?.is_some() {
         return Err(CliError::Invalid(format!(
@@ -51,15 +59,20 @@ async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), Cl
             args.name
         )));
     }
-    if let Some(password) = &password {
-        stores
-            .credentials
-            .put(&admin_credential(&args.name), password)
-            .await?;
-    }
+    let secrets = [
+        (admin_credential(&args.name), server.admin_password.as_ref()),
+        (oauth2_credential(&args.name), server.oauth2_secret.as_ref()),
+    ];
+    input::seal_passwords(
+        stores.credentials.as_ref(),
+        secrets
+            .into_iter()
+            .filter_map(|(id, secret)| Some((id, secret?))),
+    )
+    .await?;
     let record = EndpointRecord {
         name: args.name.clone(),
-        endpoint,
+        endpoint: server.endpoint,
         max_concurrent_migrations: args.max_concurrent_migrations.max(1),
         max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs.max(1),
     };
@@ -120,13 +133,12 @@ async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
 }
 
 fn describe(record: &EndpointRecord) -> String {
-    let admin = record
-        .endpoint
-        .admin
-        .as_ref()
-        .map_or(String::new(), |admin| {
-            format!(", admin {} ({:?})", admin.user, admin.format)
-        });
+    let endpoint = &record.endpoint;
+    let admin = match (&endpoint.admin, endpoint.oauth2()) {
+        (_, Some(oauth2)) => format!(", OAuth2 ({:?})", oauth2.provider),
+        (Some(admin), None) => format!(", admin {} ({:?})", admin.user, admin.format),
+        (None, None) => String::new(),
+    };
     format!(
         "{}{admin}, max {} migrations / {} incremental syncs at once",
         record.endpoint.url(),

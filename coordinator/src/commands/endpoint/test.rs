@@ -6,8 +6,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mailfleet_shared::endpoint::Endpoint;
-use mailfleet_worker::imap::connect::{connect, probe};
+use mailfleet_shared::endpoint::{Endpoint, OAuth2};
+use mailfleet_worker::error::WorkerError;
+use mailfleet_worker::imap::connect::{Credentials, ImapConnection, connect, connect_as, probe};
+use mailfleet_worker::imap::sasl::BearerLogin;
+use mailfleet_worker::oauth2::{TokenProvider, provider_for};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -15,8 +18,9 @@ use crate::backends::open_admin;
 use crate::cli::admin::EndpointTestArgs;
 use crate::commands::print_json;
 use crate::error::CliError;
+use crate::input::{self, ServerInput};
+use crate::records;
 use crate::settings::Settings;
-use crate::{input, records};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -27,19 +31,23 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The endpoint to test and its admin password: a stored endpoint, or the flags.
+/// The endpoint to test and its secrets: a stored endpoint, or the flags.
 async fn endpoint_to_test(
     args: &EndpointTestArgs,
     settings: &Settings,
-) -> Result<(Endpoint, Option<SecretString>), CliError> {
+) -> Result<ServerInput, CliError> {
     if let Some(name) = &args.endpoint {
         let stores = open_admin(settings, &args.state.state_dir).await?;
         let record = records::endpoint(stores.state.as_ref(), name).await?;
-        let password = records::stored_admin_password(stores.credentials.as_ref(), name).await?;
-        return Ok((record.endpoint, password));
+        let credentials = stores.credentials.as_ref();
+        return Ok(ServerInput {
+            admin_password: records::stored_admin_password(credentials, name).await?,
+            oauth2_secret: records::stored_oauth2_secret(credentials, name).await?,
+            endpoint: record.endpoint,
+        });
     }
     let url = args.source.as_deref().unwrap_or_default();
-    input::source_endpoint(url, &args.source_admin)
+    input::source_server(url, &args.source_admin, &args.source_oauth2)
 }
 
 /// Runs every check and prints them; exit 1 when any failed.
@@ -57,50 +65,112 @@ pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<ExitCod
 }
 
 async fn checks(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Check>, CliError> {
-    let (endpoint, admin_password) = endpoint_to_test(args, settings).await?;
-    let password = match admin_password {
-        Some(admin) if endpoint.admin.is_some() => Some(admin),
-        _ if !args.users.is_empty() => Some(user_password()?),
-        _ => None,
-    };
+    let server = endpoint_to_test(args, settings).await?;
+    let endpoint = &server.endpoint;
     let label = endpoint.url();
-    let mut checks = Vec::new();
-    let reached = probe(&label, &endpoint, TIMEOUT).await;
-    checks.push(Check {
-        check: format!("connect to {label}"),
-        ok: reached.is_ok(),
-        detail: reached
-            .err()
-            .map_or_else(|| "server answered".to_owned(), |e| e.to_string()),
-    });
-    for user in &args.users {
-        let login = endpoint.login_for(user);
-        let password = password
-            .as_ref()
-            .expect("a password exists whenever users are given");
-        let check = format!("login {} for {user}", login.display_user());
-        checks.push(
-            match connect(label.clone(), &endpoint, &login, password, TIMEOUT).await {
-                Ok(connection) => {
-                    let mut capabilities: Vec<_> =
-                        connection.capabilities.iter().cloned().collect();
-                    capabilities.sort();
-                    connection.logout().await;
-                    Check {
-                        check,
-                        ok: true,
-                        detail: format!("capabilities: {}", capabilities.join(" ")),
-                    }
-                }
-                Err(error) => Check {
-                    check,
-                    ok: false,
-                    detail: error.to_string(),
-                },
-            },
-        );
+    let reached = probe(&label, endpoint, TIMEOUT).await;
+    let mut checks = vec![Check::of(format!("connect to {label}"), reached, |()| {
+        "server answered".to_owned()
+    })];
+    match endpoint.oauth2() {
+        Some(oauth2) => {
+            let provider = provider_for(oauth2, server.oauth2_secret.clone())
+                .map_err(|e| CliError::Invalid(format!("OAuth2: {e}")))?;
+            for user in &args.users {
+                checks.extend(token_login(endpoint, oauth2, provider.as_ref(), user).await);
+            }
+        }
+        None => {
+            let password = match server.admin_password {
+                Some(admin) if endpoint.admin.is_some() => Some(admin),
+                _ if !args.users.is_empty() => Some(user_password()?),
+                _ => None,
+            };
+            for user in &args.users {
+                let login = endpoint.login_for(user);
+                let password = password
+                    .as_ref()
+                    .expect("a password exists whenever users are given");
+                let check = format!("login {} for {user}", login.display_user());
+                let connected = connect(label.clone(), endpoint, &login, password, TIMEOUT).await;
+                checks.push(logged_in(check, connected).await);
+            }
+        }
     }
     Ok(checks)
+}
+
+/// An OAuth2 login in its two steps, each its own check: a token from the identity provider
+/// for `user`, then AUTHENTICATE with it.
+async fn token_login(
+    endpoint: &Endpoint,
+    oauth2: &OAuth2,
+    provider: &dyn TokenProvider,
+    user: &str,
+) -> Vec<Check> {
+    let token = provider.fetch(user).await;
+    let token_check = Check::of(
+        format!("token from {} for {user}", provider.name()),
+        token.as_ref().map(|_| ()),
+        |()| "issued".to_owned(),
+    );
+    let Ok(token) = token else {
+        return vec![token_check];
+    };
+    let bearer = BearerLogin {
+        user,
+        token: &token.secret,
+        mechanism: oauth2.mechanism,
+    };
+    let connected = connect_as(
+        endpoint.url(),
+        endpoint,
+        &Credentials::Bearer(bearer),
+        TIMEOUT,
+    )
+    .await;
+    vec![
+        token_check,
+        logged_in(format!("OAuth2 login for {user}"), connected).await,
+    ]
+}
+
+/// A login's check: the server's capabilities after it, or why it failed.
+async fn logged_in(check: String, connected: Result<ImapConnection, WorkerError>) -> Check {
+    match connected {
+        Ok(connection) => {
+            let mut capabilities: Vec<_> = connection.capabilities.iter().cloned().collect();
+            capabilities.sort();
+            connection.logout().await;
+            Check {
+                check,
+                ok: true,
+                detail: format!("capabilities: {}", capabilities.join(" ")),
+            }
+        }
+        Err(error) => Check::of(check, Err(error), |()| String::new()),
+    }
+}
+
+impl Check {
+    fn of<T, E: std::fmt::Display>(
+        check: String,
+        outcome: Result<T, E>,
+        detail: impl FnOnce(T) -> String,
+    ) -> Check {
+        match outcome {
+            Ok(value) => Check {
+                check,
+                ok: true,
+                detail: detail(value),
+            },
+            Err(error) => Check {
+                check,
+                ok: false,
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 fn user_password() -> Result<SecretString, CliError> {
