@@ -29,7 +29,6 @@ use crate::backends::{self, Backends};
 use crate::cli::run::ServiceArgs;
 use crate::error::CliError;
 use crate::observe;
-use crate::records;
 use crate::run::progress::TerminalProgress;
 use crate::run::status_board::StatusBoard;
 use crate::run::{Concurrency, Observers, UserResult, UserStatus, dead_letters, run_pass};
@@ -105,11 +104,15 @@ impl Service {
     /// Batches a killed service left mid-pass go back to where that pass starts again.
     async fn recover(&self) -> Result<(), CliError> {
         for listed in self.state.batches().await? {
-            let recovered = records::update_batch(self.state.as_ref(), &listed.name, |batch| {
+            let recovered = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
                 batch.recover_after_restart();
-                Ok(())
+                Ok::<_, CliError>(())
             })
             .await?;
+            // Removed by a `batch remove` since the listing: nothing to recover.
+            let Some((recovered, ())) = recovered else {
+                continue;
+            };
             if recovered.state != listed.state {
                 tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
             }
