@@ -1,5 +1,7 @@
 //! Choosing the backends of a run, in one place: embedded (in-process queue, SQLite in the
-//! state dir) unless `--queue` names a RabbitMQ broker and/or `--checkpoints` a Redis server.
+//! state dir) unless `--queue` names a RabbitMQ broker and/or `--checkpoints` a Redis server,
+//! and the state store (endpoints, batches, users) in PostgreSQL when the `state` setting
+//! names one (`postgres://…`).
 //!
 //! URLs carry mailfleet's own options as query parameters, removed before the URL reaches the
 //! client library: `rabbitmq://host:5672/%2f?prefix=mailfleet` (queue names `{prefix}.tasks`,
@@ -7,15 +9,17 @@
 //! Distributed stores need the shared secret key (setting `secret_key`, base64 of 32 bytes), so
 //! every worker can open the credentials the coordinator sealed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::JobSpecStore;
 use mailfleet_shared::queue::TaskQueue;
+use mailfleet_shared::state::StateStore;
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::memory_queue::InProcessQueue;
+use mailfleet_stores::postgres_state::{self, PostgresStateStore};
 use mailfleet_stores::rabbitmq_queue::{DELIVERY_LIMIT, QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
@@ -27,6 +31,7 @@ use secrecy::ExposeSecret;
 
 const QUEUE_SCHEMES: &[&str] = &["rabbitmq", "amqp", "amqps"];
 const CHECKPOINT_SCHEMES: &[&str] = &["redis", "rediss"];
+const POSTGRES_SCHEMES: &[&str] = &["postgres://", "postgresql://"];
 
 pub struct Backends {
     pub queue: Arc<dyn TaskQueue>,
@@ -92,13 +97,13 @@ pub async fn open(
 /// dir and the credential store the settings name (no queue, no lock: the service may be
 /// running on the same state dir).
 pub struct AdminStores {
-    pub state: SqliteStateStore,
+    pub state: Arc<dyn StateStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub checkpoints: Arc<dyn CheckpointStore>,
 }
 
 pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
-    let state_store = open_state(state_dir)?;
+    let state_store = open_state(settings, state_dir).await?;
     let (credentials, checkpoints): (Arc<dyn CredentialStore>, Arc<dyn CheckpointStore>) =
         match settings.checkpoints.as_deref() {
             None => {
@@ -117,9 +122,76 @@ pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminSt
     })
 }
 
-/// The state store (endpoints, batches, users) in `state_dir`.
-pub fn open_state(state_dir: &Path) -> Result<SqliteStateStore, CliError> {
-    SqliteStateStore::open(state_dir).map_err(state)
+/// The state store (endpoints, batches, users) the `state` setting names: `sqlite:DIR`,
+/// `postgres://…`, or (unset) SQLite in `state_dir`.
+pub async fn open_state(
+    settings: &Settings,
+    state_dir: &Path,
+) -> Result<Arc<dyn StateStore>, CliError> {
+    Ok(match state_location(settings, state_dir)? {
+        StateLocation::Sqlite(dir) => Arc::new(SqliteStateStore::open(&dir).map_err(state)?),
+        StateLocation::Postgres(url) => {
+            Arc::new(PostgresStateStore::connect(url).await.map_err(state)?)
+        }
+    })
+}
+
+/// What keeps a second `mailfleet run` off the batches this one schedules, beyond the state
+/// dir's `run.lock` (which the caller holds): the lock of a `sqlite:DIR` elsewhere, or
+/// PostgreSQL's advisory lock — services on other machines share the database, not the dir.
+pub enum SchedulerLock {
+    StateDir(std::fs::File),
+    Postgres(postgres_state::SchedulerLock),
+}
+
+pub async fn lock_scheduler(
+    settings: &Settings,
+    state_dir: &Path,
+) -> Result<Option<SchedulerLock>, CliError> {
+    match state_location(settings, state_dir)? {
+        StateLocation::Sqlite(dir) if dir == state_dir => Ok(None),
+        StateLocation::Sqlite(dir) => Ok(Some(SchedulerLock::StateDir(lock_state_dir(&dir)?))),
+        StateLocation::Postgres(url) => {
+            match postgres_state::SchedulerLock::try_take(url)
+                .await
+                .map_err(state)?
+            {
+                Some(lock) => Ok(Some(SchedulerLock::Postgres(lock))),
+                None => Err(CliError::Invalid(
+                    "the state database is in use by another mailfleet run".into(),
+                )),
+            }
+        }
+    }
+}
+
+enum StateLocation<'a> {
+    Sqlite(PathBuf),
+    Postgres(&'a str),
+}
+
+fn state_location<'a>(
+    settings: &'a Settings,
+    state_dir: &Path,
+) -> Result<StateLocation<'a>, CliError> {
+    let Some(setting) = settings.state.as_deref() else {
+        return Ok(StateLocation::Sqlite(state_dir.to_owned()));
+    };
+    if let Some(dir) = setting
+        .strip_prefix("sqlite:")
+        .filter(|dir| !dir.is_empty())
+    {
+        return Ok(StateLocation::Sqlite(PathBuf::from(dir)));
+    }
+    if POSTGRES_SCHEMES
+        .iter()
+        .any(|scheme| setting.starts_with(scheme))
+    {
+        return Ok(StateLocation::Postgres(setting));
+    }
+    Err(CliError::Invalid(
+        "state: use sqlite:DIR or postgres://user:password@host:5432/database".into(),
+    ))
 }
 
 fn open_sqlite(state_dir: &Path) -> Result<SqliteStore, CliError> {
@@ -137,6 +209,7 @@ async fn open_redis(settings: &Settings, url: &str) -> Result<Arc<RedisStore>, C
 
 /// The checks `open` makes before connecting (URL schemes, the key), for `mailfleet config`.
 pub fn check(settings: &Settings) -> Result<(), CliError> {
+    state_location(settings, Path::new("."))?;
     if let Some(url) = &settings.queue {
         take_parameter(url, "queue", "prefix", QUEUE_SCHEMES)?;
     }
@@ -218,6 +291,40 @@ fn take_parameter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_setting_names_sqlite_or_postgres() {
+        let with = |state: Option<&str>| Settings {
+            state: state.map(str::to_owned),
+            ..Default::default()
+        };
+        let dir = Path::new("state-dir");
+        let sqlite_in = |settings: &Settings| match state_location(settings, dir) {
+            Ok(StateLocation::Sqlite(path)) => Some(path),
+            _ => None,
+        };
+        assert_eq!(sqlite_in(&with(None)), Some(dir.to_owned()));
+        assert_eq!(
+            sqlite_in(&with(Some("sqlite:/var/lib/mf"))),
+            Some(PathBuf::from("/var/lib/mf"))
+        );
+        let postgres = with(Some("postgresql://mf:pw@db/mailfleet"));
+        assert!(matches!(
+            state_location(&postgres, dir),
+            Ok(StateLocation::Postgres("postgresql://mf:pw@db/mailfleet"))
+        ));
+        for bad in ["mysql://mf:s3cret@db/x", "sqlite:", "/var/lib/mf"] {
+            let Err(error) = state_location(&with(Some(bad)), dir) else {
+                panic!("{bad} accepted");
+            };
+            let error = error.to_string();
+            assert!(error.contains("sqlite:DIR or postgres://"), "{error}");
+            assert!(
+                !error.contains("s3cret"),
+                "the URL's password is not echoed"
+            );
+        }
+    }
 
     #[test]
     fn mailfleet_parameters_are_taken_out_of_the_url() {

@@ -1,10 +1,10 @@
 //! Named records of the state store as the commands and the service need them: an endpoint or
-//! a batch by name (an error naming it when there is none), and where an endpoint's admin
-//! password is sealed.
+//! a batch by name (an error naming it when there is none), a batch changed without losing
+//! another writer's change, and where an endpoint's admin password is sealed.
 
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::lifecycle::BatchRecord;
-use mailfleet_shared::state::{EndpointRecord, StateStore, endpoint_scope};
+use mailfleet_shared::state::{self, EndpointRecord, StateStore, endpoint_scope};
 use secrecy::SecretString;
 
 use crate::error::CliError;
@@ -22,6 +22,20 @@ pub async fn batch(store: &dyn StateStore, name: &str) -> Result<BatchRecord, Cl
     store
         .batch(name)
         .await?
+        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
+}
+
+/// Applies `change` to the stored batch `name` and writes it, again from a fresh read when
+/// another writer got there first (see [`update_batch`](state::update_batch)); the batch as
+/// stored.
+pub async fn update_batch(
+    store: &dyn StateStore,
+    name: &str,
+    change: impl FnMut(&mut BatchRecord) -> Result<(), CliError> + Send,
+) -> Result<BatchRecord, CliError> {
+    state::update_batch(store, name, change)
+        .await?
+        .map(|(batch, ())| batch)
         .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
 }
 

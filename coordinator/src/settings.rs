@@ -25,6 +25,9 @@ pub struct Settings {
     pub queue: Option<String>,
     /// `redis://host:6379[?tenant=default]`; unset: SQLite in the state dir.
     pub checkpoints: Option<String>,
+    /// Where endpoints, batches and users live: `sqlite:DIR`, or `postgres://…` for a fleet
+    /// of services sharing them; unset: SQLite in the state dir.
+    pub state: Option<String>,
     /// Base64 of 32 random bytes; seals credentials in Redis (every process needs the same).
     pub secret_key: Option<SecretString>,
     /// Tasks a worker process works on at once (also its broker prefetch).
@@ -89,9 +92,10 @@ fn duration<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Duratio
 }
 
 /// The keys above, which are also the environment variables `MAILFLEET_<KEY>`.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 21] = [
     "queue",
     "checkpoints",
+    "state",
     "secret_key",
     "concurrency",
     "task_buffer_mb",
@@ -142,6 +146,7 @@ impl Settings {
         Settings {
             queue: flags.queue.or(self.queue),
             checkpoints: flags.checkpoints.or(self.checkpoints),
+            state: flags.state.or(self.state),
             secret_key: flags.secret_key.or(self.secret_key),
             concurrency: flags.concurrency.or(self.concurrency),
             task_buffer_mb: flags.task_buffer_mb.or(self.task_buffer_mb),
@@ -202,6 +207,7 @@ impl Settings {
         vec![
             ("queue", self.queue.as_ref().map(url)),
             ("checkpoints", self.checkpoints.as_ref().map(url)),
+            ("state", self.state.as_ref().map(url)),
             (
                 "secret_key",
                 self.secret_key.as_ref().map(|_| quoted("(hidden)")),

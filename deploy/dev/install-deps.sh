@@ -10,6 +10,10 @@
 #  - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest) for the distributed
 #    backends' tests: used as they are when something already listens there, else installed
 #    and started in the background.
+#  - PostgreSQL on 127.0.0.1:5432 for the PostgreSQL state store's tests (user postgres, trust
+#    auth over loopback TCP, a database `test` from which each test creates and drops its
+#    own): used as it is when something already listens there (CI has one), else Debian's
+#    cluster is installed, opened to loopback trust and started.
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -23,6 +27,7 @@ has_aiosmtpd() { python3 -c 'import aiosmtpd' 2>/dev/null; }
 if ! has_aiosmtpd && ! python3 -m pip --version >/dev/null 2>&1; then need+=(python3-aiosmtpd); fi
 if ! listening 6379 && ! command -v redis-server >/dev/null 2>&1; then need+=(redis-server); fi
 if ! listening 5672 && ! command -v rabbitmq-server >/dev/null 2>&1; then need+=(rabbitmq-server); fi
+if ! listening 5432 && ! command -v pg_ctlcluster >/dev/null 2>&1; then need+=(postgresql); fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -48,7 +53,22 @@ if ! listening 5672; then
   echo "install-deps: starting rabbitmq-server on 127.0.0.1:5672" >&2
   $sudo rabbitmq-server -detached
 fi
-for port in 6379 5672; do
+if ! listening 5432; then
+  echo "install-deps: starting PostgreSQL on 127.0.0.1:5432 (trust auth over loopback)" >&2
+  version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  [ -d "/etc/postgresql/$version/main" ] || $sudo pg_createcluster "$version" main
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  # pg_hba.conf is read top down, first match wins: loopback TCP trusted before any other rule.
+  if ! $sudo grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+    $sudo sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
+  $sudo pg_ctlcluster "$version" main start
+  for _ in $(seq 60); do listening 5432 && break; sleep 1; done
+  if ! psql -h 127.0.0.1 -U postgres -w -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -w -qc 'CREATE DATABASE test'
+  fi
+fi
+for port in 6379 5672 5432; do
   for _ in $(seq 120); do listening "$port" && break; sleep 1; done
   listening "$port" || { echo "install-deps: nothing listens on 127.0.0.1:$port" >&2; exit 1; }
 done

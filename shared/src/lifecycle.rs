@@ -267,6 +267,12 @@ pub struct BatchRecord {
     /// Set by completion: syncing continues until then, then the final sync runs.
     pub completion_deadline: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The row version this copy was read at (0: never stored). The state store writes a
+    /// changed copy only while the stored row is still at this version and then bumps it, so
+    /// a writer that read before another's write gets a conflict instead of undoing it; see
+    /// [`update_batch`](crate::state::update_batch).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl BatchRecord {
@@ -315,9 +321,11 @@ impl BatchRecord {
                     self.name, self.state
                 )));
             }
+            // Removing too: a removal cut short (the state stored, the rows not yet deleted)
+            // is finished by asking again.
             (
                 BatchCommand::Remove,
-                Created | Stopped | Completed | CompletedWithErrors | Failed,
+                Created | Stopped | Completed | CompletedWithErrors | Failed | Removing,
             ) => self.state = Removing,
             (BatchCommand::SyncNow, Synced | SyncedWithErrors | Completing) => {
                 self.next_sync_at = Some(now);
@@ -485,6 +493,9 @@ pub struct UserRecord {
     pub last_successful_sync: Option<DateTime<Utc>>,
     pub initial_sync_seconds: Option<f64>,
     pub last_incremental_sync_seconds: Option<f64>,
+    /// The row version this copy was read at (0: a new user); as [`BatchRecord::version`].
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl UserRecord {
@@ -507,6 +518,7 @@ impl UserRecord {
             last_successful_sync: None,
             initial_sync_seconds: None,
             last_incremental_sync_seconds: None,
+            version: 0,
         }
     }
 
@@ -558,6 +570,7 @@ mod tests {
             next_sync_at: None,
             completion_deadline: None,
             finished_at: None,
+            version: 0,
         }
     }
 
@@ -652,6 +665,12 @@ mod tests {
             assert!(b.apply(command, at(0)).is_err(), "{command}");
         }
         b.apply(BatchCommand::Remove, at(0)).unwrap();
+        b.apply(BatchCommand::Remove, at(1)).unwrap();
+        assert_eq!(
+            b.state,
+            BatchState::Removing,
+            "a removal cut short can be finished"
+        );
     }
 
     #[test]

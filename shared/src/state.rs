@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::lifecycle::{BatchRecord, UserRecord};
-use crate::store_error::StoreError;
+use crate::store_error::{StoreError, StoreErrorKind};
 
 /// A named migration endpoint: a server, how to log in to it, and how hard it may be pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,12 @@ pub fn batch_scope(name: &str) -> String {
     format!("batch:{name}")
 }
 
+/// Endpoints, batches and users. Batches and users are versioned (their `version` field):
+/// every write names the version it read, so of two writers that read the same version only
+/// the first succeeds and the second gets a [`Conflict`](StoreErrorKind::Conflict) to re-read
+/// and re-apply —
+/// [`update_batch`] does that. Endpoints are written only by `endpoint` commands and are
+/// simply replaced.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
@@ -39,20 +45,71 @@ pub trait StateStore: Send + Sync {
     async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
     async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Stores a new batch with its users; an error if the name is taken.
+    /// Stores a new batch with its users, all at version 1, whatever versions they carry; an
+    /// error if the name is taken.
     async fn create_batch(
         &self,
         batch: &BatchRecord,
         users: &[UserRecord],
     ) -> Result<(), StoreError>;
-    async fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError>;
+    /// Replaces the stored batch if it is still at `batch.version`, and moves `batch.version`
+    /// to the new one. A batch changed or removed since it was read is a conflict, and nothing
+    /// is written.
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError>;
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError>;
+    /// Every batch, by name.
     async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError>;
     /// Removes the batch and its users.
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Inserts or replaces these users of `batch`.
-    async fn put_users(&self, batch: &str, users: &[UserRecord]) -> Result<(), StoreError>;
-    /// The batch's users in CSV order.
+    /// Writes these users of `batch` in one transaction, each as [`put_batch`] writes a batch:
+    /// a user at version 0 is new and goes after the batch's other users (a conflict if the
+    /// batch has that address already); any other replaces the stored user if that is still at
+    /// its version. On success every user's `version` is the stored one; on a conflict nothing
+    /// is written. An error if there is no such batch.
+    ///
+    /// [`put_batch`]: StateStore::put_batch
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError>;
+    /// The batch's users in CSV order (users added later after them).
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError>;
+}
+
+/// Conflicts in a row after which [`update_batch`] gives up. Every conflict means another
+/// writer succeeded, so reaching this needs a hundred writers' updates to one batch within a
+/// single read-and-write of ours: a runaway, not contention.
+const UPDATE_ATTEMPTS: usize = 100;
+
+/// Reads batch `name`, lets `change` change it and writes it back; when another writer got
+/// there first, again from a fresh read, so neither change is lost. The lifecycle transitions
+/// are pure functions of the record, so applying one again costs nothing. `change` may refuse
+/// (its error is returned, nothing written); a batch it leaves as it was is not written.
+/// Returns the batch as stored and what `change` returned, or `None` if there is no such batch
+/// (or it was removed meanwhile).
+pub async fn update_batch<T, E>(
+    store: &dyn StateStore,
+    name: &str,
+    mut change: impl FnMut(&mut BatchRecord) -> Result<T, E> + Send,
+) -> Result<Option<(BatchRecord, T)>, E>
+where
+    E: From<StoreError>,
+{
+    for _ in 0..UPDATE_ATTEMPTS {
+        let Some(mut batch) = store.batch(name).await? else {
+            return Ok(None);
+        };
+        let before = batch.clone();
+        let outcome = change(&mut batch)?;
+        if batch == before {
+            return Ok(Some((batch, outcome)));
+        }
+        match store.put_batch(&mut batch).await {
+            Ok(()) => return Ok(Some((batch, outcome))),
+            Err(error) if error.kind() == StoreErrorKind::Conflict => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(StoreError::conflict(format!(
+        "batch {name} changed under each of {UPDATE_ATTEMPTS} attempts to update it"
+    ))
+    .into())
 }

@@ -14,6 +14,8 @@ use mailfleet_shared::queue::TaskQueue;
 use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod state_store;
+
 fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {
     FolderCheckpoint {
         source_uidvalidity: validity,

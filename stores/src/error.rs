@@ -1,8 +1,8 @@
 //! The stores' own error (opening `state.db`, loading the key), and the one place where each
 //! library's errors become the seams' [`StoreError`] with a [`StoreErrorKind`]:
-//! [`sqlite_error`], [`redis_error`], [`broker_error`] (lapin), [`encode_json`] and
-//! [`decode_json`] (serde_json), and sealed secrets through [`StoresError::Decrypt`]. Backends
-//! call these and nothing else, so a dropped connection is `Unavailable` (retried by the worker,
+//! [`sqlite_error`], [`postgres_error`] (sqlx), [`redis_error`], [`broker_error`] (lapin),
+//! [`encode_json`] and [`decode_json`] (serde_json), and sealed secrets through
+//! [`StoresError::Decrypt`]. Backends call these and nothing else, so a dropped connection is `Unavailable` (retried by the worker,
 //! ARCHITECTURE.md rule 5) whichever store dropped it.
 
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
@@ -25,6 +25,10 @@ pub enum StoresError {
     Decrypt,
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 impl From<StoresError> for StoreError {
@@ -36,6 +40,10 @@ impl From<StoresError> for StoreError {
             decrypt @ StoresError::Decrypt => StoreError::corrupt(decrypt.to_string()),
             StoresError::Join(error) => {
                 StoreError::other("background task failed").with_source(error)
+            }
+            StoresError::Postgres(error) => postgres_error(error),
+            StoresError::Migrate(error) => {
+                StoreError::other("postgres schema migration").with_source(error)
             }
         }
     }
@@ -61,6 +69,39 @@ pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
         _ => StoreErrorKind::Other,
     };
     StoreError::new(kind, "sqlite").with_source(error)
+}
+
+/// PostgreSQL (sqlx): the network, TLS, a pool with no free connection, and the server's
+/// "try again" classes (08 connection, 40 serialization/deadlock, 53 resources, 57P01-03
+/// shutting down) are `Unavailable`; a unique violation (23505) a `Conflict`; refused
+/// credentials (28), an unknown database (3D000) or a bad URL are `Invalid`; a column that does
+/// not decode is `Corrupt`.
+pub(crate) fn postgres_error(error: sqlx::Error) -> StoreError {
+    let kind = match &error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreErrorKind::Unavailable,
+        sqlx::Error::Configuration(_) => StoreErrorKind::Invalid,
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreErrorKind::Corrupt,
+        sqlx::Error::RowNotFound => StoreErrorKind::NotFound,
+        sqlx::Error::Database(database) => match database.code().as_deref().unwrap_or("") {
+            "23505" => StoreErrorKind::Conflict,
+            "3D000" => StoreErrorKind::Invalid,
+            "57P01" | "57P02" | "57P03" => StoreErrorKind::Unavailable,
+            code if code.starts_with("28") => StoreErrorKind::Invalid,
+            code if ["08", "40", "53"]
+                .iter()
+                .any(|class| code.starts_with(class)) =>
+            {
+                StoreErrorKind::Unavailable
+            }
+            _ => StoreErrorKind::Other,
+        },
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, "postgres").with_source(error)
 }
 
 /// Redis: anything on the wire (refused, dropped, timed out, an unparsable answer) and a server

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
 //! - [`sqlite`]: embedded mode's checkpoints, credentials and job specs in `state.db` (WAL).
-//! - [`sqlite_state`]: the state store (endpoints, batches, users) in the same file.
+//! - [`sqlite_state`]: the state store (endpoints, batches, users) in the same file;
+//!   [`postgres_state`]: the same in PostgreSQL, for a fleet sharing one state.
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
 //! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms);
 //!   `rabbitmq_link`: its connection, replaced with backoff when it breaks.
@@ -20,6 +21,7 @@ pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod memory_queue;
+pub mod postgres_state;
 mod rabbitmq_link;
 pub mod rabbitmq_queue;
 pub mod redis_store;

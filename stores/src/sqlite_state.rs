@@ -1,6 +1,8 @@
 //! The state store in SQLite: endpoints, batches and users in `state.db` beside the embedded
 //! checkpoints. Records are JSON documents keyed by name — the domain types evolve without a
-//! schema migration per field, and nothing queries inside them.
+//! schema migration per field, and nothing queries inside them. Batches and users carry a row
+//! version in a column of its own; reads put it into the record, writes compare it
+//! (`UPDATE … WHERE version = ?`).
 //!
 //! Several processes share the file (the service, `batch` commands, `report`): WAL mode and a
 //! busy timeout make their writes wait for each other instead of failing.
@@ -26,16 +28,21 @@ CREATE TABLE IF NOT EXISTS endpoints (
 );
 CREATE TABLE IF NOT EXISTS batches (
     name TEXT PRIMARY KEY,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS batch_users (
     batch TEXT NOT NULL,
     position INTEGER NOT NULL,
     email TEXT NOT NULL,
     record TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (batch, email)
 );
 ";
+
+/// Tables written before records were versioned lack the column; their rows start at 1.
+const VERSIONED_TABLES: [&str; 2] = ["batches", "batch_users"];
 
 #[derive(Clone)]
 pub struct SqliteStateStore {
@@ -51,6 +58,7 @@ impl SqliteStateStore {
         })?;
         let connection = open_connection(&state_dir.join("state.db"))?;
         connection.execute_batch(SCHEMA)?;
+        add_version_columns(&connection)?;
         Ok(SqliteStateStore {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -70,6 +78,27 @@ impl SqliteStateStore {
     }
 }
 
+fn add_version_columns(db: &Connection) -> Result<(), StoresError> {
+    for table in VERSIONED_TABLES {
+        let has_version: bool = db.query_row(
+            &format!(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'version'"
+            ),
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_version {
+            db.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN version INTEGER NOT NULL DEFAULT 1"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The record with its row version put in (the column is the truth, not the stored text).
+const VERSIONED_RECORD: &str = "json_set(record, '$.version', version)";
+
 /// The tables that hold one JSON record per name.
 #[derive(Clone, Copy)]
 enum Table {
@@ -78,45 +107,22 @@ enum Table {
 }
 
 impl Table {
-    fn upsert_sql(self) -> &'static str {
+    fn get_sql(self) -> String {
         match self {
-            Table::Endpoints => "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
-            Table::Batches => "INSERT OR REPLACE INTO batches (name, record) VALUES (?1, ?2)",
+            Table::Endpoints => "SELECT record FROM endpoints WHERE name = ?1".to_owned(),
+            Table::Batches => format!("SELECT {VERSIONED_RECORD} FROM batches WHERE name = ?1"),
         }
     }
 
-    fn get_sql(self) -> &'static str {
+    fn list_sql(self) -> String {
         match self {
-            Table::Endpoints => "SELECT record FROM endpoints WHERE name = ?1",
-            Table::Batches => "SELECT record FROM batches WHERE name = ?1",
-        }
-    }
-
-    fn list_sql(self) -> &'static str {
-        match self {
-            Table::Endpoints => "SELECT record FROM endpoints ORDER BY name",
-            Table::Batches => "SELECT record FROM batches ORDER BY name",
+            Table::Endpoints => "SELECT record FROM endpoints ORDER BY name".to_owned(),
+            Table::Batches => format!("SELECT {VERSIONED_RECORD} FROM batches ORDER BY name"),
         }
     }
 }
 
 impl SqliteStateStore {
-    /// Inserts or replaces the record stored under `name`.
-    async fn upsert(
-        &self,
-        table: Table,
-        name: &str,
-        record: &impl Serialize,
-    ) -> Result<(), StoreError> {
-        let (name, record) = (name.to_owned(), to_json(record)?);
-        self.with(move |db| {
-            db.execute(table.upsert_sql(), params![name, record])
-                .map_err(sql)?;
-            Ok(())
-        })
-        .await
-    }
-
     /// The record stored under `name`, if any.
     async fn get<T: DeserializeOwned + Send + 'static>(
         &self,
@@ -124,7 +130,7 @@ impl SqliteStateStore {
         name: &str,
     ) -> Result<Option<T>, StoreError> {
         let name = name.to_owned();
-        self.with(move |db| one(db, table.get_sql(), &name)).await
+        self.with(move |db| one(db, &table.get_sql(), &name)).await
     }
 
     /// Every record of the table, by name.
@@ -132,7 +138,7 @@ impl SqliteStateStore {
         &self,
         table: Table,
     ) -> Result<Vec<T>, StoreError> {
-        self.with(move |db| all(db, table.list_sql(), &[])).await
+        self.with(move |db| all(db, &table.list_sql(), &[])).await
     }
 }
 
@@ -175,11 +181,39 @@ fn all<T: DeserializeOwned>(
         .collect()
 }
 
+/// A user as written: its address, the version it was read at, and its record as JSON.
+struct UserRow {
+    email: String,
+    version: u64,
+    record: String,
+}
+
+fn user_rows(users: &[UserRecord]) -> Result<Vec<UserRow>, StoreError> {
+    users
+        .iter()
+        .map(|user| {
+            Ok(UserRow {
+                email: user.email.clone(),
+                version: user.version,
+                record: to_json(user)?,
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl StateStore for SqliteStateStore {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
-        self.upsert(Table::Endpoints, &endpoint.name, endpoint)
-            .await
+        let (name, record) = (endpoint.name.clone(), to_json(endpoint)?);
+        self.with(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
+                params![name, record],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
@@ -207,15 +241,12 @@ impl StateStore for SqliteStateStore {
     ) -> Result<(), StoreError> {
         let name = batch.name.clone();
         let record = to_json(batch)?;
-        let users = users
-            .iter()
-            .map(|u| Ok((u.email.clone(), to_json(u)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let users = user_rows(users)?;
         self.with(move |db| {
             let transaction = write_transaction(db)?;
             let inserted = transaction
                 .execute(
-                    "INSERT OR IGNORE INTO batches (name, record) VALUES (?1, ?2)",
+                    "INSERT OR IGNORE INTO batches (name, record, version) VALUES (?1, ?2, 1)",
                     params![name, record],
                 )
                 .map_err(sql)?;
@@ -224,14 +255,35 @@ impl StateStore for SqliteStateStore {
                     "a batch named {name} exists already"
                 )));
             }
-            insert_users(&transaction, &name, 0, &users)?;
+            for (position, user) in users.iter().enumerate() {
+                insert_user(&transaction, &name, position as i64, user)?;
+            }
             transaction.commit().map_err(sql)
         })
         .await
     }
 
-    async fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
-        self.upsert(Table::Batches, &batch.name, batch).await
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
+        let (name, read_at, record) = (batch.name.clone(), batch.version, to_json(batch)?);
+        let stored_at = self
+            .with(move |db| {
+                let updated = db
+                    .execute(
+                        "UPDATE batches SET record = ?2, version = version + 1
+                         WHERE name = ?1 AND version = ?3",
+                        params![name, record, read_at],
+                    )
+                    .map_err(sql)?;
+                if updated == 0 {
+                    return Err(StoreError::conflict(format!(
+                        "batch {name} was changed or removed since it was read at version {read_at}"
+                    )));
+                }
+                Ok(read_at + 1)
+            })
+            .await?;
+        batch.version = stored_at;
+        Ok(())
     }
 
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
@@ -257,25 +309,48 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
-    async fn put_users(&self, batch: &str, users: &[UserRecord]) -> Result<(), StoreError> {
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError> {
         let batch = batch.to_owned();
-        let users = users
-            .iter()
-            .map(|u| Ok((u.email.clone(), to_json(u)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.with(move |db| {
-            let transaction = write_transaction(db)?;
-            let next: i64 = transaction
-                .query_row(
-                    "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = ?1",
-                    [&batch],
-                    |row| row.get(0),
-                )
-                .map_err(sql)?;
-            insert_users(&transaction, &batch, next, &users)?;
-            transaction.commit().map_err(sql)
-        })
-        .await
+        let rows = user_rows(users)?;
+        let stored_at = self
+            .with(move |db| {
+                let transaction = write_transaction(db)?;
+                let exists = transaction
+                    .query_row(
+                        "SELECT 1 FROM batches WHERE name = ?1",
+                        [&batch],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(sql)?;
+                if exists.is_none() {
+                    return Err(StoreError::not_found(format!(
+                        "there is no batch named {batch}"
+                    )));
+                }
+                let mut next: i64 = transaction
+                    .query_row(
+                        "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = ?1",
+                        [&batch],
+                        |row| row.get(0),
+                    )
+                    .map_err(sql)?;
+                for user in &rows {
+                    if user.version == 0 {
+                        insert_user(&transaction, &batch, next, user)?;
+                        next += 1;
+                    } else {
+                        update_user(&transaction, &batch, user)?;
+                    }
+                }
+                transaction.commit().map_err(sql)?;
+                Ok(rows.iter().map(|user| user.version + 1).collect::<Vec<_>>())
+            })
+            .await?;
+        for (user, version) in users.iter_mut().zip(stored_at) {
+            user.version = version;
+        }
+        Ok(())
     }
 
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
@@ -283,7 +358,9 @@ impl StateStore for SqliteStateStore {
         self.with(move |db| {
             all(
                 db,
-                "SELECT record FROM batch_users WHERE batch = ?1 ORDER BY position",
+                &format!(
+                    "SELECT {VERSIONED_RECORD} FROM batch_users WHERE batch = ?1 ORDER BY position"
+                ),
                 &[&batch],
             )
         })
@@ -291,23 +368,43 @@ impl StateStore for SqliteStateStore {
     }
 }
 
-/// Inserts new users at positions from `first`; a user already there keeps its position.
-fn insert_users(
+/// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
+fn insert_user(
     db: &Connection,
     batch: &str,
-    first: i64,
-    users: &[(String, String)],
+    position: i64,
+    user: &UserRow,
 ) -> Result<(), StoreError> {
-    let mut statement = db
-        .prepare(
-            "INSERT INTO batch_users (batch, position, email, record) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (batch, email) DO UPDATE SET record = excluded.record",
+    let inserted = db
+        .execute(
+            "INSERT OR IGNORE INTO batch_users (batch, position, email, record, version)
+             VALUES (?1, ?2, ?3, ?4, 1)",
+            params![batch, position, user.email, user.record],
         )
         .map_err(sql)?;
-    for (offset, (email, record)) in users.iter().enumerate() {
-        statement
-            .execute(params![batch, first + offset as i64, email, record])
-            .map_err(sql)?;
+    if inserted == 0 {
+        return Err(StoreError::conflict(format!(
+            "user {} is in batch {batch} already",
+            user.email
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces a user still at the version it was read at.
+fn update_user(db: &Connection, batch: &str, user: &UserRow) -> Result<(), StoreError> {
+    let updated = db
+        .execute(
+            "UPDATE batch_users SET record = ?3, version = version + 1
+             WHERE batch = ?1 AND email = ?2 AND version = ?4",
+            params![batch, user.email, user.record, user.version],
+        )
+        .map_err(sql)?;
+    if updated == 0 {
+        return Err(StoreError::conflict(format!(
+            "user {} of batch {batch} was changed or removed since it was read at version {}",
+            user.email, user.version
+        )));
     }
     Ok(())
 }
@@ -320,82 +417,4 @@ fn insert_users(
 fn write_transaction(db: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Utc;
-    use mailfleet_shared::endpoint::Endpoint;
-    use mailfleet_shared::lifecycle::{BatchState, UserState};
-    use mailfleet_shared::store_error::StoreErrorKind;
-
-    fn batch(name: &str) -> BatchRecord {
-        BatchRecord {
-            name: name.into(),
-            source_endpoint: "old".into(),
-            target_endpoint: "new".into(),
-            include_folders: vec![],
-            exclude_folders: vec![],
-            received_after: None,
-            mirror_deletions: false,
-            max_message_size: 10,
-            notify: vec![],
-            target_mx: None,
-            policy: Default::default(),
-            state: BatchState::Created,
-            created_at: Utc::now(),
-            start_after: None,
-            complete_after: None,
-            initial_sync_finished_at: None,
-            last_sync_finished_at: None,
-            next_sync_at: None,
-            completion_deadline: None,
-            finished_at: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn batches_users_and_endpoints_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStateStore::open(dir.path()).unwrap();
-        let endpoint = EndpointRecord {
-            name: "old".into(),
-            endpoint: Endpoint::from_url("imaps://imap.example.com:993").unwrap(),
-            max_concurrent_migrations: 20,
-            max_concurrent_incremental_syncs: 10,
-        };
-        store.put_endpoint(&endpoint).await.unwrap();
-        assert_eq!(store.endpoint("old").await.unwrap(), Some(endpoint));
-
-        let users = [
-            UserRecord::queued("b@x.org", "b", None),
-            UserRecord::queued("a@x.org", "a", None),
-        ];
-        store.create_batch(&batch("w1"), &users).await.unwrap();
-        let error = store.create_batch(&batch("w1"), &[]).await.unwrap_err();
-        assert_eq!(error.to_string(), "a batch named w1 exists already");
-        assert_eq!(error.kind(), StoreErrorKind::Conflict);
-
-        let mut updated = users[0].clone();
-        updated.state = UserState::Synced;
-        let added = UserRecord::queued("c@x.org", "c", None);
-        store.put_users("w1", &[updated, added]).await.unwrap();
-        let stored = store.users("w1").await.unwrap();
-        let order: Vec<(&str, UserState)> =
-            stored.iter().map(|u| (u.email.as_str(), u.state)).collect();
-        assert_eq!(
-            order,
-            [
-                ("b@x.org", UserState::Synced),
-                ("a@x.org", UserState::Queued),
-                ("c@x.org", UserState::Queued)
-            ],
-            "CSV order kept, updates in place, additions at the end"
-        );
-
-        store.remove_batch("w1").await.unwrap();
-        assert!(store.batch("w1").await.unwrap().is_none());
-        assert!(store.users("w1").await.unwrap().is_empty());
-    }
 }

@@ -9,6 +9,7 @@
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
+//! - [`postgres`]: a database of its own per test on the machine's PostgreSQL.
 //! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
 //!   huge literals, trickles) and passes the others through to a real server.
 
@@ -18,6 +19,7 @@ pub mod corpus;
 pub mod dovecot;
 pub mod fault_proxy;
 pub mod identity;
+pub mod postgres;
 pub mod scripted_server;
 
 pub use client::{

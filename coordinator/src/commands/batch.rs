@@ -11,7 +11,7 @@ use mailfleet_shared::lifecycle::{
     validate_batch_name,
 };
 use mailfleet_shared::migration_csv::MigrationRow;
-use mailfleet_shared::state::{StateStore, batch_scope};
+use mailfleet_shared::state::batch_scope;
 use mailfleet_worker::job::Side;
 
 use super::print_json;
@@ -55,8 +55,8 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
     check_copy_rules(&args.rules)?;
     let rows = read_migration_csv(&args.csv)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let source = records::endpoint(&stores.state, &args.endpoint).await?;
-    records::endpoint(&stores.state, &args.target_endpoint).await?;
+    let source = records::endpoint(stores.state.as_ref(), &args.endpoint).await?;
+    records::endpoint(stores.state.as_ref(), &args.target_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
     if stores.state.batch(&args.name).await?.is_some() {
         return Err(CliError::Invalid(format!(
@@ -92,6 +92,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
         next_sync_at: None,
         completion_deadline: None,
         finished_at: None,
+        version: 0,
     };
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
     stores.state.create_batch(&batch, &users).await?;
@@ -111,7 +112,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
 /// (the MX switch is what completion means) unless `--force`.
 async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(&stores.state, &args.name).await?;
+    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
     if let Some(target_mx) = &batch.target_mx {
         let users = stores.state.users(&batch.name).await?;
         let domains: BTreeSet<String> = users
@@ -149,10 +150,16 @@ async fn transition(
     settings: &Settings,
 ) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let mut batch = records::batch(&stores.state, &args.name).await?;
-    batch
-        .apply(command, Utc::now())
-        .map_err(|e| CliError::Invalid(e.0))?;
+    // Re-applied to a fresh read if the service (or another command) wrote the batch between
+    // our read and our write, so neither change is lost.
+    let batch = records::update_batch(stores.state.as_ref(), &args.name, |batch| {
+        batch
+            .apply(command, Utc::now())
+            .map_err(|e| CliError::Invalid(e.0))
+    })
+    .await?;
+    // Removing is stored first: nothing starts a Removing batch, and a removal cut short is
+    // finished by running `batch remove` again.
     if batch.state == BatchState::Removing {
         stores
             .credentials
@@ -162,7 +169,6 @@ async fn transition(
         println!("batch {} removed", batch.name);
         return Ok(());
     }
-    stores.state.put_batch(&batch).await?;
     match command {
         Command::Complete => println!(
             "batch {} is {}: syncing goes on until {}, then a final sync",
@@ -195,7 +201,7 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 
 async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(&stores.state, &args.name).await?;
+    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
     let users = stores.state.users(&batch.name).await?;
     if args.json {
         print_json(&serde_json::json!({ "batch": batch, "users": users }));
@@ -230,14 +236,14 @@ async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
 async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let rows = read_migration_csv(&args.csv)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let mut batch = records::batch(&stores.state, &args.name).await?;
+    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
     if batch.is_finished() {
         return Err(CliError::Invalid(format!(
             "batch {} is {}; users can only be added before it completes",
             batch.name, batch.state
         )));
     }
-    let source = records::endpoint(&stores.state, &batch.source_endpoint).await?;
+    let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
     let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
@@ -256,12 +262,15 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
         &rows,
     )
     .await?;
-    let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
-    stores.state.put_users(&batch.name, &users).await?;
-    // Users added after the initial sync get theirs with the next pass, which is now.
-    if batch.apply(Command::SyncNow, Utc::now()).is_ok() {
-        stores.state.put_batch(&batch).await?;
-    }
+    let mut users: Vec<UserRecord> = rows.iter().map(user_record).collect();
+    stores.state.put_users(&batch.name, &mut users).await?;
+    // Users added after the initial sync get theirs with the next pass, which is now (a batch
+    // not synced yet refuses sync-now and syncs them with the others).
+    records::update_batch(stores.state.as_ref(), &batch.name, |batch| {
+        let _ = batch.apply(Command::SyncNow, Utc::now());
+        Ok(())
+    })
+    .await?;
     println!("{} users added to batch {}", users.len(), batch.name);
     Ok(())
 }

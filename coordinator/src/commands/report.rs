@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use mailfleet_shared::lifecycle::{BatchRecord, ConsistencyScore, UserRecord};
 use mailfleet_shared::messages::SkippedItem;
-use mailfleet_shared::state::StateStore;
 use serde::Serialize;
 
 use crate::backends::open_admin;
@@ -62,7 +61,7 @@ fn round(seconds: f64) -> f64 {
 
 pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(&stores.state, &args.batch).await?;
+    let batch = records::batch(stores.state.as_ref(), &args.batch).await?;
     let users = stores.state.users(&batch.name).await?;
     let rows: Vec<ReportRow> = users.iter().map(ReportRow::of).collect();
     let text = match args.format {

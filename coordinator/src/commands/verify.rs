@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use mailfleet_shared::state::StateStore;
 use mailfleet_worker::verify::{UserVerification, verify_user};
 use serde::Serialize;
 
@@ -28,10 +27,10 @@ struct Verified {
 
 pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(&stores.state, &args.batch).await?;
+    let batch = records::batch(stores.state.as_ref(), &args.batch).await?;
     let BatchJob { job, .. } = batch_job(
         &batch,
-        &stores.state,
+        stores.state.as_ref(),
         stores.checkpoints.clone(),
         stores.credentials.clone(),
         settings.tuning(),

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord};
 use mailfleet_shared::messages::MailboxUser;
-use mailfleet_shared::state::StateStore;
-use mailfleet_stores::sqlite_state::SqliteStateStore;
+use mailfleet_shared::state::{self, StateStore};
+use mailfleet_shared::store_error::StoreErrorKind;
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 
@@ -39,7 +39,7 @@ use notify::{Event, EventKind, Notifier};
 use outcome::{record_outcome, user_pass_kind};
 
 struct Service {
-    state: SqliteStateStore,
+    state: Arc<dyn StateStore>,
     backends: Backends,
     workers: usize,
     board: Arc<StatusBoard>,
@@ -64,12 +64,13 @@ pub async fn run(
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
+    let _scheduler = backends::lock_scheduler(settings, state_dir).await?;
     let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
     if let Some(broker) = &backends.dead_letters {
         dead_letters::report_as_failures(broker.clone());
     }
     let service = Service {
-        state: backends::open_state(state_dir)?,
+        state: backends::open_state(settings, state_dir).await?,
         backends,
         workers: args.workers,
         board,
@@ -102,24 +103,30 @@ pub async fn run(
 impl Service {
     /// Batches a killed service left mid-pass go back to where that pass starts again.
     async fn recover(&self) -> Result<(), CliError> {
-        for mut batch in self.state.batches().await? {
-            let before = batch.state;
-            batch.recover_after_restart();
-            if batch.state != before {
-                tracing::info!(batch = %batch.name, from = %before, to = %batch.state, "recovered after restart");
-                self.state.put_batch(&batch).await?;
+        for listed in self.state.batches().await? {
+            let recovered = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
+                batch.recover_after_restart();
+                Ok::<_, CliError>(())
+            })
+            .await?;
+            // Removed by a `batch remove` since the listing: nothing to recover.
+            let Some((recovered, ())) = recovered else {
+                continue;
+            };
+            if recovered.state != listed.state {
+                tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
             }
-            let mut users = self.state.users(&batch.name).await?;
+            let mut users = self.state.users(&recovered.name).await?;
             let mut changed = Vec::new();
             for user in &mut users {
-                let recovered = user.state.after_interrupted_pass(batch.state);
-                if recovered != user.state {
-                    user.state = recovered;
+                let state = user.state.after_interrupted_pass(recovered.state);
+                if state != user.state {
+                    user.state = state;
                     changed.push(user.clone());
                 }
             }
             if !changed.is_empty() {
-                self.state.put_users(&batch.name, &changed).await?;
+                self.state.put_users(&recovered.name, &mut changed).await?;
             }
         }
         Ok(())
@@ -129,13 +136,12 @@ impl Service {
     /// reached) are stored on the way.
     async fn next_due(&self) -> Result<Option<(BatchRecord, PassKind)>, CliError> {
         let now = Utc::now();
-        for mut batch in self.state.batches().await? {
-            let before = batch.clone();
-            let due = batch.due(now);
-            if batch != before {
-                self.state.put_batch(&batch).await?;
-            }
-            if let Some(kind) = due {
+        for listed in self.state.batches().await? {
+            let due = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
+                Ok::<_, CliError>(batch.due(now))
+            })
+            .await?;
+            if let Some((batch, Some(kind))) = due {
                 return Ok(Some((batch, kind)));
             }
         }
@@ -150,7 +156,7 @@ impl Service {
     ) -> Result<(), CliError> {
         let BatchJob { job, spec, source } = batch_job(
             &batch,
-            &self.state,
+            self.state.as_ref(),
             self.backends.checkpoints.clone(),
             self.backends.credentials.clone(),
             self.tuning.clone(),
@@ -159,13 +165,22 @@ impl Service {
         if let Some(job_specs) = &self.backends.job_specs {
             job_specs.put_job_spec(&spec).await?;
         }
-        let mut users = self.state.users(&batch.name).await?;
+        // The pass is ours only if the batch is still as we found it due: a `batch stop` since
+        // then (or another service that started the pass first) wins, and the loop looks again.
         batch.pass_started(kind);
-        self.state.put_batch(&batch).await?;
+        match self.state.put_batch(&mut batch).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == StoreErrorKind::Conflict => {
+                tracing::info!(batch = %batch.name, "changed since it was found due; looking again");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let mut users = self.state.users(&batch.name).await?;
         for user in &mut users {
             user.state = user_pass_kind(user, kind).user_running_state();
         }
-        self.state.put_users(&batch.name, &users).await?;
+        self.state.put_users(&batch.name, &mut users).await?;
         tracing::info!(batch = %batch.name, ?kind, users = users.len(), "pass started");
 
         let mailboxes: Vec<MailboxUser> = users.iter().map(UserRecord::mailbox_user).collect();
@@ -192,22 +207,26 @@ impl Service {
         .await?;
         // Every user is finished and the sender is gone with the pass. The records are written
         // once more in one transaction: a write during the pass that failed was only logged.
-        let users = recorder
+        let mut users = recorder
             .await
             .map_err(|crash| CliError::failed("recording users' results", crash))?;
-        self.state.put_users(&batch.name, &users).await?;
+        self.state.put_users(&batch.name, &mut users).await?;
         let now = Utc::now();
         let failed = results
             .iter()
             .filter(|r| r.status == UserStatus::Failed)
             .count();
         let outcome = PassOutcome::of(results.len(), failed);
-        // Reloaded: the batch may have been stopped or completed while the pass ran.
-        let Some(mut batch) = self.state.batch(&batch.name).await? else {
+        // On a fresh read, again after a conflict: the batch may have been stopped or completed
+        // while the pass ran, or just now, and that command must not be undone.
+        let finished = state::update_batch(self.state.as_ref(), &batch.name, |batch| {
+            batch.pass_finished(kind, outcome, now);
+            Ok::<_, CliError>(())
+        })
+        .await?;
+        let Some((batch, ())) = finished else {
             return Ok(());
         };
-        batch.pass_finished(kind, outcome, now);
-        self.state.put_batch(&batch).await?;
         self.notify(&batch, &users, kind, outcome.any_failed())
             .await;
         tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
@@ -263,7 +282,7 @@ impl Service {
                     continue;
                 };
                 record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
-                if let Err(error) = state.put_users(&batch, std::slice::from_ref(user)).await {
+                if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
                     tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
                 }
             }

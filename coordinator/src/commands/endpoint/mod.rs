@@ -7,7 +7,7 @@ mod test;
 use std::process::ExitCode;
 
 use mailfleet_shared::lifecycle::validate_batch_name;
-use mailfleet_shared::state::{EndpointRecord, StateStore, endpoint_scope};
+use mailfleet_shared::state::{EndpointRecord, endpoint_scope};
 
 use super::print_json;
 use crate::backends::open_admin;
@@ -96,7 +96,7 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 
 async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    let record = records::endpoint(&stores.state, &args.name).await?;
+    let record = records::endpoint(stores.state.as_ref(), &args.name).await?;
     if args.json {
         print_json(&record);
     } else {
@@ -107,7 +107,7 @@ async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
 
 async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_admin(settings, &args.state.state_dir).await?;
-    records::endpoint(&stores.state, &args.name).await?;
+    records::endpoint(stores.state.as_ref(), &args.name).await?;
     let users: Vec<String> = stores
         .state
         .batches()

@@ -39,7 +39,7 @@ async fn endpoint_to_test(
 ) -> Result<ServerInput, CliError> {
     if let Some(name) = &args.endpoint {
         let stores = open_admin(settings, &args.state.state_dir).await?;
-        let record = records::endpoint(&stores.state, name).await?;
+        let record = records::endpoint(stores.state.as_ref(), name).await?;
         let credentials = stores.credentials.as_ref();
         return Ok(ServerInput {
             admin_password: records::stored_admin_password(credentials, name).await?,

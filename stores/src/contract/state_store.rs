@@ -1,0 +1,469 @@
+//! The state store's contract (ARCHITECTURE.md, "Seams"): what the service and the `endpoint`,
+//! `batch` and `report` commands rely on, run by SQLite here and by PostgreSQL in its module.
+//! Every suite gets a store of its own (a fresh state dir, a fresh database), so names here are
+//! fixed.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use mailfleet_shared::endpoint::Endpoint;
+use mailfleet_shared::lifecycle::{
+    BatchCommand, BatchRecord, BatchState, PassKind, PassOutcome, UserRecord, UserState,
+};
+use mailfleet_shared::state::{EndpointRecord, StateStore, update_batch};
+use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
+
+/// A batch as `batch create` makes it, not stored yet.
+pub fn new_batch(name: &str) -> BatchRecord {
+    BatchRecord {
+        name: name.into(),
+        source_endpoint: "old".into(),
+        target_endpoint: "new".into(),
+        include_folders: vec!["INBOX".into()],
+        exclude_folders: vec![],
+        received_after: None,
+        mirror_deletions: true,
+        max_message_size: 10 << 20,
+        notify: vec![],
+        target_mx: None,
+        policy: Default::default(),
+        state: BatchState::Created,
+        created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        start_after: None,
+        complete_after: None,
+        initial_sync_finished_at: None,
+        last_sync_finished_at: None,
+        next_sync_at: None,
+        completion_deadline: None,
+        finished_at: None,
+        version: 0,
+    }
+}
+
+fn endpoint(name: &str, url: &str) -> EndpointRecord {
+    EndpointRecord {
+        name: name.into(),
+        endpoint: Endpoint::from_url(url).unwrap(),
+        max_concurrent_migrations: 20,
+        max_concurrent_incremental_syncs: 10,
+    }
+}
+
+fn is_conflict(error: &StoreError) -> bool {
+    error.kind() == StoreErrorKind::Conflict
+}
+
+fn names(batches: &[BatchRecord]) -> Vec<&str> {
+    batches.iter().map(|b| b.name.as_str()).collect()
+}
+
+fn emails(users: &[UserRecord]) -> Vec<&str> {
+    users.iter().map(|u| u.email.as_str()).collect()
+}
+
+/// The whole contract; `other` is a second handle on the same store (another process's
+/// connection), for the writers that race.
+pub async fn state_store_contract(store: Arc<dyn StateStore>, other: Arc<dyn StateStore>) {
+    endpoints_round_trip_in_name_order(store.as_ref()).await;
+    batches_and_users_round_trip_in_order(store.as_ref()).await;
+    batch_names_are_unique(store.as_ref()).await;
+    removing_a_batch_removes_its_users(store.as_ref()).await;
+    stale_versions_conflict_and_write_nothing(store.as_ref(), other.as_ref()).await;
+    a_stop_racing_the_end_of_a_pass_is_kept(store.as_ref(), other.as_ref()).await;
+    concurrent_updates_are_never_lost(store, other).await;
+}
+
+/// Endpoints are replaced by name and listed in byte order of their names.
+pub async fn endpoints_round_trip_in_name_order(store: &dyn StateStore) {
+    assert_eq!(store.endpoint("old").await.unwrap(), None);
+    for name in ["old", "New", "old-2"] {
+        store
+            .put_endpoint(&endpoint(name, "imaps://imap.example.com:993"))
+            .await
+            .unwrap();
+    }
+    let moved = endpoint("old", "imap://127.0.0.1:1143");
+    store.put_endpoint(&moved).await.unwrap();
+    assert_eq!(store.endpoint("old").await.unwrap(), Some(moved));
+    let listed: Vec<String> = store
+        .endpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(listed, ["New", "old", "old-2"]);
+    store.remove_endpoint("old-2").await.unwrap();
+    assert_eq!(store.endpoint("old-2").await.unwrap(), None);
+    assert_eq!(store.endpoints().await.unwrap().len(), 2);
+}
+
+/// Records come back as written, at version 1 once created; batches by name in byte order
+/// (upper case first, `-` before `_`, whatever the database's collation), users in CSV order
+/// with later additions after them, updated users where they were.
+pub async fn batches_and_users_round_trip_in_order(store: &dyn StateStore) {
+    for name in ["b", "a_1", "Z", "a-2", "A"] {
+        store.create_batch(&new_batch(name), &[]).await.unwrap();
+    }
+    assert_eq!(
+        names(&store.batches().await.unwrap()),
+        ["A", "Z", "a-2", "a_1", "b"]
+    );
+
+    let mut batch = new_batch("round-trip");
+    batch.notify = vec!["ops@example.com".into()];
+    batch.received_after = chrono::NaiveDate::from_ymd_opt(2024, 3, 1);
+    let users = [
+        UserRecord::queued("b@example.com", "b", Some("/b")),
+        UserRecord::queued("a@example.com", "a", None),
+    ];
+    store.create_batch(&batch, &users).await.unwrap();
+    let stored = store.batch("round-trip").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        BatchRecord {
+            version: 1,
+            ..batch
+        }
+    );
+    let stored_users = store.users("round-trip").await.unwrap();
+    assert_eq!(emails(&stored_users), ["b@example.com", "a@example.com"]);
+    assert_eq!(
+        stored_users[0],
+        UserRecord {
+            version: 1,
+            ..users[0].clone()
+        }
+    );
+
+    let mut updated = stored_users[0].clone();
+    updated.state = UserState::Synced;
+    updated.items_synced = 42;
+    updated.errors = vec!["INBOX: 1 message over the size limit".into()];
+    let mut written = [updated, UserRecord::queued("c@example.com", "c", None)];
+    store.put_users("round-trip", &mut written).await.unwrap();
+    assert_eq!(
+        (written[0].version, written[1].version),
+        (2, 1),
+        "the written copies know their stored versions"
+    );
+    let stored_users = store.users("round-trip").await.unwrap();
+    assert_eq!(
+        emails(&stored_users),
+        ["b@example.com", "a@example.com", "c@example.com"]
+    );
+    assert_eq!(stored_users[0], written[0]);
+    assert_eq!(stored_users[2], written[1]);
+    assert!(store.users("no-such-batch").await.unwrap().is_empty());
+    assert_eq!(store.batch("no-such-batch").await.unwrap(), None);
+}
+
+/// `create_batch` on a taken name fails and leaves the batch and its users as they were.
+pub async fn batch_names_are_unique(store: &dyn StateStore) {
+    let users = [UserRecord::queued("first@example.com", "first", None)];
+    store
+        .create_batch(&new_batch("taken"), &users)
+        .await
+        .unwrap();
+    let mut second = new_batch("taken");
+    second.source_endpoint = "elsewhere".into();
+    let error = store
+        .create_batch(
+            &second,
+            &[UserRecord::queued("second@example.com", "s", None)],
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("exists already"), "{error}");
+    assert!(is_conflict(&error), "{error}");
+    let stored = store.batch("taken").await.unwrap().unwrap();
+    assert_eq!(stored.source_endpoint, "old");
+    assert_eq!(
+        emails(&store.users("taken").await.unwrap()),
+        ["first@example.com"]
+    );
+}
+
+/// A removed batch takes its users along: a new batch of the same name starts empty.
+pub async fn removing_a_batch_removes_its_users(store: &dyn StateStore) {
+    let users = [
+        UserRecord::queued("x@example.com", "x", None),
+        UserRecord::queued("y@example.com", "y", None),
+    ];
+    store
+        .create_batch(&new_batch("removed"), &users)
+        .await
+        .unwrap();
+    store
+        .create_batch(&new_batch("kept"), &users)
+        .await
+        .unwrap();
+    store.remove_batch("removed").await.unwrap();
+    assert_eq!(store.batch("removed").await.unwrap(), None);
+    assert!(store.users("removed").await.unwrap().is_empty());
+    assert_eq!(
+        store.users("kept").await.unwrap().len(),
+        2,
+        "other batch kept"
+    );
+
+    store
+        .create_batch(&new_batch("removed"), &[])
+        .await
+        .unwrap();
+    assert!(store.users("removed").await.unwrap().is_empty());
+    let error = store
+        .put_users(
+            "never-created",
+            &mut [UserRecord::queued("z@example.com", "z", None)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::NotFound, "{error}");
+    assert!(error.to_string().contains("never-created"), "{error}");
+}
+
+/// A write of a record read at version N fails with a conflict once another writer moved it
+/// past N (or removed it), and writes nothing — of a users write, not even its other users.
+pub async fn stale_versions_conflict_and_write_nothing(
+    store: &dyn StateStore,
+    other: &dyn StateStore,
+) {
+    let users = [
+        UserRecord::queued("p@example.com", "p", None),
+        UserRecord::queued("q@example.com", "q", None),
+    ];
+    store
+        .create_batch(&new_batch("versioned"), &users)
+        .await
+        .unwrap();
+    let mut ours = store.batch("versioned").await.unwrap().unwrap();
+    let mut theirs = other.batch("versioned").await.unwrap().unwrap();
+    theirs.state = BatchState::Stopped;
+    other.put_batch(&mut theirs).await.unwrap();
+    assert_eq!(theirs.version, 2);
+    ours.state = BatchState::Syncing;
+    let error = store.put_batch(&mut ours).await.unwrap_err();
+    assert!(is_conflict(&error), "{error}");
+    assert!(error.to_string().contains("versioned"), "{error}");
+    assert_eq!(ours.version, 1, "a failed write leaves the copy's version");
+    assert_eq!(
+        store.batch("versioned").await.unwrap(),
+        Some(theirs.clone())
+    );
+
+    let mut our_users = store.users("versioned").await.unwrap();
+    let mut their_users = other.users("versioned").await.unwrap();
+    their_users[0].items_synced = 7;
+    other
+        .put_users("versioned", &mut their_users[..1])
+        .await
+        .unwrap();
+    our_users[1].items_synced = 1;
+    our_users[0].items_synced = 2;
+    // q (current) is written before p (stale): the transaction must undo q.
+    our_users.reverse();
+    let error = store
+        .put_users("versioned", &mut our_users)
+        .await
+        .unwrap_err();
+    assert!(is_conflict(&error), "{error}");
+    assert!(error.to_string().contains("p@example.com"), "{error}");
+    let stored: Vec<u64> = store
+        .users("versioned")
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.items_synced)
+        .collect();
+    assert_eq!(stored, [7, 0], "nothing of the conflicting write is stored");
+
+    let mut again = [UserRecord::queued("q@example.com", "q twice", None)];
+    let error = store.put_users("versioned", &mut again).await.unwrap_err();
+    assert!(is_conflict(&error), "{error}");
+    assert_eq!(store.users("versioned").await.unwrap()[1].user_name, "q");
+
+    store.remove_batch("versioned").await.unwrap();
+    let error = other.put_batch(&mut theirs).await.unwrap_err();
+    assert!(
+        is_conflict(&error),
+        "a removed batch is not written back: {error}"
+    );
+    assert_eq!(store.batch("versioned").await.unwrap(), None);
+    let gone = update_batch(store, "versioned", |b| {
+        b.state = BatchState::Stopped;
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(gone, None);
+}
+
+/// A change that lands between a writer's read and its write: the other writer's.
+type Interleaved = fn(&mut BatchRecord);
+
+/// `inner`, except that its first `put_batch` is preceded by `first` applied (through
+/// `other`): exactly the race of a `batch stop` and the service's end-of-pass write, made
+/// certain instead of likely.
+struct RaceBeforeWrite<'a> {
+    inner: &'a dyn StateStore,
+    other: &'a dyn StateStore,
+    first: std::sync::Mutex<Option<Interleaved>>,
+}
+
+#[async_trait::async_trait]
+impl StateStore for RaceBeforeWrite<'_> {
+    async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        self.inner.put_endpoint(endpoint).await
+    }
+    async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
+        self.inner.endpoint(name).await
+    }
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.inner.endpoints().await
+    }
+    async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.remove_endpoint(name).await
+    }
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        users: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.create_batch(batch, users).await
+    }
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
+        let first = self.first.lock().unwrap().take();
+        if let Some(change) = first {
+            update_batch(self.other, &batch.name, |stored| {
+                change(stored);
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        }
+        self.inner.put_batch(batch).await
+    }
+    async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
+        self.inner.batch(name).await
+    }
+    async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.inner.batches().await
+    }
+    async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.remove_batch(name).await
+    }
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError> {
+        self.inner.put_users(batch, users).await
+    }
+    async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.users(batch).await
+    }
+}
+
+/// `batch stop` during a pass and the pass's end, in both orders, each landing between the
+/// other's read and write: the loser re-reads and re-applies, and the batch ends Stopped —
+/// neither the stop nor the pass's record (its finish time) is lost.
+pub async fn a_stop_racing_the_end_of_a_pass_is_kept(
+    store: &dyn StateStore,
+    other: &dyn StateStore,
+) {
+    fn now() -> chrono::DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_100, 0).unwrap()
+    }
+    fn stop(batch: &mut BatchRecord) {
+        batch.apply(BatchCommand::Stop, now()).unwrap();
+    }
+    fn finish(batch: &mut BatchRecord) {
+        batch.pass_finished(PassKind::Initial, PassOutcome::NoneFailed, now());
+    }
+    let races: [(&str, Interleaved, Interleaved); 2] = [
+        ("stop-lands-first", finish, stop),
+        ("pass-ends-first", stop, finish),
+    ];
+    for (name, writer, interloper) in races {
+        store.create_batch(&new_batch(name), &[]).await.unwrap();
+        update_batch(store, name, |batch| {
+            batch.apply(BatchCommand::Start, now()).unwrap();
+            batch.pass_started(PassKind::Initial);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        let racing = RaceBeforeWrite {
+            inner: store,
+            other,
+            first: std::sync::Mutex::new(Some(interloper)),
+        };
+        let (stored, ()) = update_batch(&racing, name, |batch| {
+            writer(batch);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(racing.first.lock().unwrap().is_none(), "{name}: raced");
+        assert_eq!(stored.state, BatchState::Stopped, "{name}");
+        assert_eq!(stored.last_sync_finished_at, Some(now()), "{name}");
+        assert_eq!(
+            stored.version, 4,
+            "{name}: created, started, and both writes"
+        );
+        assert_eq!(store.batch(name).await.unwrap(), Some(stored));
+    }
+}
+
+/// Writes by each of two writers that race.
+const RACING_WRITES: usize = 40;
+
+/// Two tasks, each on its own handle, loop "read the batch, change it, write it" as the
+/// service and `batch` commands do (through [`update_batch`]); every write that succeeded is
+/// in the final record, none overwritten by the other task.
+pub async fn concurrent_updates_are_never_lost(
+    store: Arc<dyn StateStore>,
+    other: Arc<dyn StateStore>,
+) {
+    store.create_batch(&new_batch("raced"), &[]).await.unwrap();
+    let writer = |store: Arc<dyn StateStore>, who: &'static str| {
+        tokio::spawn(async move {
+            for n in 0..RACING_WRITES {
+                update_batch(store.as_ref(), "raced", |batch| {
+                    batch.notify.push(format!("{who}-{n}"));
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .unwrap()
+                .expect("the batch exists");
+            }
+        })
+    };
+    let (first, second) = (writer(store.clone(), "first"), writer(other, "second"));
+    first.await.unwrap();
+    second.await.unwrap();
+
+    let stored = store.batch("raced").await.unwrap().unwrap();
+    for who in ["first", "second"] {
+        let own: Vec<&String> = stored
+            .notify
+            .iter()
+            .filter(|m| m.starts_with(&format!("{who}-")))
+            .collect();
+        let expected: Vec<String> = (0..RACING_WRITES).map(|n| format!("{who}-{n}")).collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>(), "{who}'s writes");
+    }
+    assert_eq!(stored.version, 1 + 2 * RACING_WRITES as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite_state::SqliteStateStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_state_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two handles on one file, as the service and a `batch` command are.
+        let store = Arc::new(SqliteStateStore::open(dir.path()).unwrap());
+        let other = Arc::new(SqliteStateStore::open(dir.path()).unwrap());
+        state_store_contract(store, other).await;
+    }
+}

@@ -1,0 +1,377 @@
+//! The state store in PostgreSQL, for a fleet: several services and the `batch` commands of
+//! several operators share one database instead of a state dir's SQLite file. The same shape
+//! as [`SqliteStateStore`](crate::sqlite_state::SqliteStateStore) — each record a JSONB
+//! document, so the domain types evolve without a migration per field — plus real columns for
+//! what is looked up, ordered or compared (`migrations/postgres/`, applied at connect).
+//!
+//! Batches and users are versioned: a write is `UPDATE … WHERE version = $read`, so a writer
+//! that read a record before another's write gets a conflict instead of undoing that write.
+//! Records are read with their row version put in (`record || jsonb_build_object(…)`): the
+//! column is the truth, not the document. Names are ordered by bytes (`COLLATE "C"`), as
+//! SQLite orders them, whatever the database's collation.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
+use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::store_error::StoreError;
+use serde::de::DeserializeOwned;
+use sqlx::Connection;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+use crate::error::StoresError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections one process keeps open: a service writes users as they finish while `batch`
+/// commands and status reads come and go; more would only crowd a shared server.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a query waits for a free connection (or for the server to accept one).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The advisory lock key of the scheduler ("mailflee" in ASCII): one `mailfleet run` per
+/// database.
+const SCHEDULER_LOCK: i64 = 0x6d61_696c_666c_6565;
+
+/// Held by the one `mailfleet run` scheduling the batches of a database: a session advisory
+/// lock, gone with its connection — when the service ends, and when it is killed (the server
+/// notices the closed socket).
+pub struct SchedulerLock {
+    _session: PgConnection,
+}
+
+impl SchedulerLock {
+    /// The lock on `url`'s database, or `None` while another service holds it.
+    pub async fn try_take(url: &str) -> Result<Option<SchedulerLock>, StoresError> {
+        let mut session = PgConnection::connect_with(&PgConnectOptions::from_str(url)?).await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut session)
+            .await?;
+        Ok(taken.then_some(SchedulerLock { _session: session }))
+    }
+}
+
+#[derive(Clone)]
+pub struct PostgresStateStore {
+    pool: PgPool,
+}
+
+impl PostgresStateStore {
+    /// Connects to `url` (`postgres://user:password@host:5432/database`, TLS as its `sslmode`
+    /// says) and brings the schema up to date. Services starting at once are safe: the
+    /// migrator holds an advisory lock while it runs.
+    pub async fn connect(url: &str) -> Result<Self, StoresError> {
+        let options = PgConnectOptions::from_str(url)?;
+        // One plain connection first: a pool retries a refused connection until its acquire
+        // timeout and then reports only that it timed out; this says why, at once.
+        let mut first = PgConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut first).await?;
+        first.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(PostgresStateStore { pool })
+    }
+
+    async fn one<T: DeserializeOwned + Send + Unpin + 'static>(
+        &self,
+        query: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let row: Option<Json<T>> = sqlx::query_scalar(query)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|Json(record)| record))
+    }
+
+    async fn all<T: DeserializeOwned + Send + Unpin + 'static>(
+        &self,
+        query: &'static str,
+        key: Option<&str>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut query = sqlx::query_scalar::<_, Json<T>>(query);
+        if let Some(key) = key {
+            query = query.bind(key);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(pg)?;
+        Ok(rows.into_iter().map(|Json(record)| record).collect())
+    }
+}
+
+fn pg(error: sqlx::Error) -> StoreError {
+    StoresError::from(error).into()
+}
+
+/// Versions are `u64` in the records and `BIGINT` in the tables.
+fn column(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version)
+        .map_err(|_| StoreError::invalid(format!("row version {version} out of range")))
+}
+
+#[async_trait]
+impl StateStore for PostgresStateStore {
+    async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO endpoints (name, record) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&endpoint.name)
+        .bind(Json(endpoint))
+        .execute(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
+        self.one("SELECT record FROM endpoints WHERE name = $1", name)
+            .await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.all(
+            "SELECT record FROM endpoints ORDER BY name COLLATE \"C\"",
+            None,
+        )
+        .await
+    }
+
+    async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM endpoints WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        users: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await.map_err(pg)?;
+        let inserted = sqlx::query(
+            "INSERT INTO batches (name, state, version, record) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&batch.name)
+        .bind(batch.state.to_string())
+        .bind(Json(batch))
+        .execute(&mut *transaction)
+        .await
+        .map_err(pg)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::conflict(format!(
+                "a batch named {} exists already",
+                batch.name
+            )));
+        }
+        for (position, user) in (0..).zip(users) {
+            insert_user(&mut transaction, &batch.name, position, user).await?;
+        }
+        transaction.commit().await.map_err(pg)
+    }
+
+    async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE batches SET state = $2, record = $3, version = version + 1
+             WHERE name = $1 AND version = $4",
+        )
+        .bind(&batch.name)
+        .bind(batch.state.to_string())
+        .bind(Json(&*batch))
+        .bind(column(batch.version)?)
+        .execute(&self.pool)
+        .await
+        .map_err(pg)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::conflict(format!(
+                "batch {} was changed or removed since it was read at version {}",
+                batch.name, batch.version
+            )));
+        }
+        batch.version += 1;
+        Ok(())
+    }
+
+    async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
+        self.one(
+            "SELECT record || jsonb_build_object('version', version) FROM batches
+             WHERE name = $1",
+            name,
+        )
+        .await
+    }
+
+    async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.all(
+            "SELECT record || jsonb_build_object('version', version) FROM batches
+             ORDER BY name COLLATE \"C\"",
+            None,
+        )
+        .await
+    }
+
+    async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
+        // Its users go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM batches WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await.map_err(pg)?;
+        // Locking the batch's row makes writers of one batch's users take turns, so two that
+        // add users never pick the same positions.
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM batches WHERE name = $1 FOR UPDATE")
+                .bind(batch)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(pg)?;
+        if exists.is_none() {
+            return Err(StoreError::not_found(format!(
+                "there is no batch named {batch}"
+            )));
+        }
+        let mut next: i32 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = $1",
+        )
+        .bind(batch)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(pg)?;
+        for user in users.iter() {
+            if user.version == 0 {
+                insert_user(&mut transaction, batch, next, user).await?;
+                next += 1;
+            } else {
+                update_user(&mut transaction, batch, user).await?;
+            }
+        }
+        transaction.commit().await.map_err(pg)?;
+        for user in users {
+            user.version += 1;
+        }
+        Ok(())
+    }
+
+    async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
+        self.all(
+            "SELECT record || jsonb_build_object('version', version) FROM batch_users
+             WHERE batch = $1 ORDER BY position",
+            Some(batch),
+        )
+        .await
+    }
+}
+
+/// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
+async fn insert_user(
+    db: &mut PgConnection,
+    batch: &str,
+    position: i32,
+    user: &UserRecord,
+) -> Result<(), StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO batch_users (batch, email, position, state, version, record)
+         VALUES ($1, $2, $3, $4, 1, $5)
+         ON CONFLICT (batch, email) DO NOTHING",
+    )
+    .bind(batch)
+    .bind(&user.email)
+    .bind(position)
+    .bind(user.state.to_string())
+    .bind(Json(user))
+    .execute(db)
+    .await
+    .map_err(pg)?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::conflict(format!(
+            "user {} is in batch {batch} already",
+            user.email
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces a user still at the version it was read at.
+async fn update_user(
+    db: &mut PgConnection,
+    batch: &str,
+    user: &UserRecord,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE batch_users SET state = $3, record = $4, version = version + 1
+         WHERE batch = $1 AND email = $2 AND version = $5",
+    )
+    .bind(batch)
+    .bind(&user.email)
+    .bind(user.state.to_string())
+    .bind(Json(user))
+    .bind(column(user.version)?)
+    .execute(db)
+    .await
+    .map_err(pg)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::conflict(format!(
+            "user {} of batch {batch} was changed or removed since it was read at version {}",
+            user.email, user.version
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::contract::state_store::state_store_contract;
+    use mailfleet_shared::store_error::StoreErrorKind;
+    use mailfleet_testkit::postgres::TestDatabase;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_state_keeps_the_contract() {
+        let database = TestDatabase::create().await;
+        // Two pools, as two processes of a fleet have.
+        let store = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
+        let other = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
+        state_store_contract(store, other).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_an_unknown_database_invalid() {
+        let refused = PostgresStateStore::connect("postgres://postgres@127.0.0.1:1/none")
+            .await
+            .err()
+            .map(StoreError::from)
+            .expect("nothing listens on port 1");
+        assert_eq!(refused.kind(), StoreErrorKind::Unavailable, "{refused}");
+        let database = TestDatabase::create().await;
+        let (server, _) = database.url().rsplit_once('/').unwrap();
+        let unknown = PostgresStateStore::connect(&format!("{server}/mf_no_such_database"))
+            .await
+            .err()
+            .map(StoreError::from)
+            .expect("no such database");
+        assert_eq!(unknown.kind(), StoreErrorKind::Invalid, "{unknown}");
+        assert!(
+            unknown.to_string().contains("mf_no_such_database"),
+            "{unknown}"
+        );
+    }
+}
