@@ -4,12 +4,13 @@
 //! - [`dovecot`]: a self-contained Dovecot on a free loopback port per test, gone on drop.
 //! - [`client`]: a plain IMAP client for seeding and for snapshots compared by
 //!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
-//! - [`corpus`]: deterministic, realistic mailboxes.
+//! - [`corpus`]: deterministic, realistic mailboxes; [`bad_messages`]: broken ones.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
 
+pub mod bad_messages;
 pub mod broker;
 pub mod client;
 pub mod corpus;
