@@ -172,7 +172,7 @@ mod tests {
             Some(3000)
         );
         assert!(looks_throttled("[THROTTLED] slow down"));
-        // Found by fuzzing (fuzz/fuzz_targets/server_text.rs): this overflowed and panicked.
+        // Overflowed and panicked; found writing the server_text fuzz target, whose seeds keep it.
         assert_eq!(
             suggested_backoff_ms("Suggested Backoff Time: 18446744073709551615 seconds"),
             Some(u64::MAX)
