@@ -3,10 +3,11 @@
 //! Message-IDs and dates, sizes at and over the limit) seeded on a real Dovecot and migrated by
 //! the real binary: each message Dovecot stores arrives byte-identical with its flags and
 //! INTERNALDATE, except the one over `--max-message-size`, which is skipped and reported; a
-//! re-run copies nothing.
+//! re-run copies nothing, and `mailfleet verify` finds the two servers agree.
 
 mod common;
 
+use common::service::ServiceCli;
 use common::{Pair, run, user_result};
 use mailfleet_testkit::bad_messages::bad_messages;
 use mailfleet_testkit::{append_all, assert_same_mail, connect_login};
@@ -72,4 +73,22 @@ async fn broken_messages_arrive_byte_identical_or_are_reported() {
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
     assert_same_mail(&expected, &pair.target_snapshot(0).await, str::to_owned);
+
+    // `verify`, which works on a batch, compares the two servers the same way.
+    let service = ServiceCli::new(pair.dir.path().join("service"));
+    service.create_endpoints(&pair);
+    service.create_batch("broken", &csv, &["--max-message-size", &limit]);
+    let output = service.cli(&["verify", "broken", "--json"]);
+    let verified: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("verify: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(output.status.code(), Some(0), "{verified}");
+    let user = &verified["users"][0];
+    assert_eq!(user["exact"], true, "{user}");
+    assert_eq!(user["over_size_limit"], 1, "{user}");
+    assert_eq!(
+        user["source_messages"],
+        user["target_messages"].as_u64().unwrap() + 1
+    );
+    assert!(user["missing"].as_array().unwrap().is_empty(), "{user}");
+    assert!(user["duplicated"].as_array().unwrap().is_empty(), "{user}");
 }
