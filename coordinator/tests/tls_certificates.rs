@@ -141,22 +141,10 @@ fn migrate_from(
     source_url: &str,
     trusted: Option<&Path>,
 ) -> (i32, serde_json::Value, String) {
-    let csv = pair.write_csv();
-    let mut command = common::mailfleet();
+    let mut command = pair.migrate_from_command(source_url);
     if let Some(trusted) = trusted {
         command.env("SSL_CERT_FILE", trusted);
     }
-    command
-        .args(["migrate", "--json", "--csv"])
-        .arg(&csv)
-        .args([
-            "--source",
-            source_url,
-            "--target",
-            &pair.target.url(),
-            "--state-dir",
-        ])
-        .arg(pair.state_dir());
     run(&mut command)
 }
 

@@ -106,6 +106,25 @@ impl Pair {
         command
     }
 
+    /// `mailfleet migrate --json` for the pair's CSV with the source given as `source_url`
+    /// (another scheme or port of the same server), the target and state as usual.
+    pub fn migrate_from_command(&self, source_url: &str) -> Command {
+        let csv = self.write_csv();
+        let mut command = mailfleet();
+        command
+            .args(["migrate", "--json", "--csv"])
+            .arg(&csv)
+            .args([
+                "--source",
+                source_url,
+                "--target",
+                &self.target.url(),
+                "--state-dir",
+            ])
+            .arg(self.state_dir());
+        command
+    }
+
     pub async fn source_snapshot(&self, user: usize) -> MailboxSnapshot {
         let (login, password) = &self.users[user];
         snapshot(self.source.port(), login, password).await.unwrap()
