@@ -106,6 +106,11 @@ pub fn bad_messages(size_limit: usize) -> Vec<BadMessage> {
             crlf(&["Subject: ok", "this line is not a field", "From a@example.com", "", "x", ""]),
             &[],
         ),
+        (
+            "obsolete-space-before-colon",
+            crlf(&["Subject : spaced colon", "Message-ID\t: <spaced@example.com>", "", "x", ""]),
+            &[],
+        ),
         ("empty", Vec::new(), &[]),
         ("one-byte", b"x".to_vec(), &[]),
         ("megabyte-header-line", long_header_line(1024 * 1024), &[]),
