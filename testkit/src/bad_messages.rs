@@ -90,6 +90,16 @@ pub fn bad_messages(size_limit: usize) -> Vec<BadMessage> {
             crlf(&["Message-ID: <same@example.com>", "Subject: second of two", "", "two", ""]),
             &["\\Answered"],
         ),
+        (
+            "same-headers-and-size-1",
+            crlf(&["Message-ID: <twin@example.com>", "Subject: twin", "", "body A", ""]),
+            &[],
+        ),
+        (
+            "same-headers-and-size-2",
+            crlf(&["Message-ID: <twin@example.com>", "Subject: twin", "", "body B", ""]),
+            &[],
+        ),
         ("no-message-id", crlf(&["From: a@example.com", "Subject: no id", "", "x", ""]), &[]),
         (
             "no-date",
