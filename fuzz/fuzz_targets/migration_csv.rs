@@ -8,8 +8,17 @@ use libfuzzer_sys::fuzz_target;
 use mailfleet_shared::migration_csv::{MAX_ROWS, parse_migration_csv};
 
 fuzz_target!(|data: &[u8]| {
-    let lines_in_file = 1 + data.iter().filter(|&&b| b == b'\n').count();
-    let header = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    // CRLF, LF and a bare CR each end a line, as the csv crate reads them.
+    let line_ends = data
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')))
+        .count();
+    let lines_in_file = 1 + line_ends;
+    let header = data
+        .split(|&b| b == b'\n' || b == b'\r')
+        .next()
+        .unwrap_or_default();
     let header_has_user_root = String::from_utf8_lossy(header)
         .to_ascii_lowercase()
         .contains("userroot");
