@@ -14,20 +14,7 @@ fn tls_pair(user: (&str, &str)) -> Pair {
 
 /// `migrate` with the source replaced by `source_url`.
 fn migrate_from(pair: &Pair, source_url: &str) -> (i32, serde_json::Value, String) {
-    let csv = pair.write_csv();
-    let mut command = common::mailfleet();
-    command
-        .args(["migrate", "--json", "--csv"])
-        .arg(&csv)
-        .args([
-            "--source",
-            source_url,
-            "--target",
-            &pair.target.url(),
-            "--state-dir",
-        ])
-        .arg(pair.state_dir());
-    run(&mut command)
+    run(&mut pair.migrate_command_from(source_url, &pair.write_csv(), &[]))
 }
 
 #[tokio::test]

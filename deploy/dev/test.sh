@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (Dovecot), then
-# format check, clippy with warnings as errors, and every test (nextest, in parallel).
+# format check, clippy with warnings as errors, every test (nextest, in parallel), then every fuzz
+# target for 20 seconds (deploy/dev/fuzz.sh; about 4 minutes with its build on 2 cores).
 # Tests start their own Dovecot servers on loopback ports; nothing on the machine is changed
 # beyond the installed packages.
 set -euo pipefail
@@ -14,3 +15,4 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast
+deploy/dev/fuzz.sh 20s

@@ -99,10 +99,7 @@ pub fn parse_migration_csv(bytes: &[u8]) -> Result<Vec<MigrationRow>, CsvErrors>
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = 1 + line_ends(&bytes[..e.valid_up_to()]);
         return Err(fail(
             line,
             "the file is not UTF-8 (save it as UTF-8)".into(),
@@ -199,14 +196,21 @@ impl LineCounter<'_> {
         }
         let start = start.min(self.bytes.len());
         if start > self.offset {
-            self.line += self.bytes[self.offset..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
+            self.line += line_ends(&self.bytes[self.offset..start]);
             self.offset = start;
         }
         self.line
     }
+}
+
+/// Line ends in `bytes` as the csv crate reads them: CRLF, LF, and a bare CR (what Excel's
+/// "CSV (Macintosh)" writes) each end one line.
+fn line_ends(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count()
 }
 
 fn parse_header(header: &csv::StringRecord) -> Result<Vec<Column>, Vec<CsvError>> {
@@ -328,6 +332,24 @@ mod tests {
 
     fn errors_of(text: &[u8]) -> Vec<CsvError> {
         parse_migration_csv(text).unwrap_err().0
+    }
+
+    #[test]
+    fn bare_cr_line_ends_count_as_lines() {
+        // Excel's "CSV (Macintosh)": every line ends in a bare CR. Found by fuzz/migration_csv:
+        // every row was reported on line 1.
+        let text = b"EmailAddress,UserName,Password\ra@example.com,a,1\rnot-an-email,b,2\r";
+        assert_eq!(
+            errors_of(text),
+            vec![CsvError {
+                line: 3,
+                message: "'not-an-email' is not a valid email address: no @".into()
+            }]
+        );
+        let rows =
+            parse_migration_csv(b"EmailAddress,UserName,Password\ra@x.com,a,1\r\nb@x.com,b,2")
+                .unwrap();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[test]

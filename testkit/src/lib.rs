@@ -4,7 +4,7 @@
 //! - [`dovecot`]: a self-contained Dovecot on a free loopback port per test, gone on drop.
 //! - [`client`]: a plain IMAP client for seeding and for snapshots compared by
 //!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
-//! - [`corpus`]: deterministic, realistic mailboxes.
+//! - [`corpus`]: deterministic, realistic mailboxes; [`bad_messages`]: broken ones.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
 //! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
@@ -13,6 +13,7 @@
 //! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
 //!   huge literals, trickles) and passes the others through to a real server.
 
+pub mod bad_messages;
 pub mod broker;
 pub mod client;
 pub mod corpus;

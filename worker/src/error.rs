@@ -144,8 +144,10 @@ pub fn suggested_backoff_ms(text: &str) -> Option<u64> {
         .collect();
     let value: u64 = digits.parse().ok()?;
     let unit = rest.trim_start()[digits.len()..].trim_start();
+    // Saturating: a hostile or broken server may suggest more seconds than milliseconds fit
+    // in a u64; the retry policy caps the pause anyway.
     Some(if unit.starts_with("sec") {
-        value * 1000
+        value.saturating_mul(1000)
     } else {
         value
     })
@@ -268,6 +270,11 @@ mod tests {
             Some(3000)
         );
         assert!(looks_throttled("[THROTTLED] slow down"));
+        // Overflowed and panicked; found writing the server_text fuzz target, whose seeds keep it.
+        assert_eq!(
+            suggested_backoff_ms("Suggested Backoff Time: 18446744073709551615 seconds"),
+            Some(u64::MAX)
+        );
         assert!(!looks_throttled("[ALREADYEXISTS] Mailbox exists"));
     }
 

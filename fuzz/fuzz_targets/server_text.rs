@@ -1,0 +1,40 @@
+//! What a server sends back: any bytes as a response line through the parser async-imap uses
+//! (imap-proto), and any NO/BAD text through our classification (`worker/src/error.rs`), which
+//! decides between "throttled, retry after the suggested pause" and "refused".
+#![no_main]
+
+use async_imap::error::Error as ImapError;
+use libfuzzer_sys::fuzz_target;
+use mailfleet_worker::error::{WorkerError, from_imap, looks_throttled, suggested_backoff_ms};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((rest, response)) = imap_proto::Response::parse(data) {
+        assert!(rest.len() < data.len(), "a response parsed from no input");
+        // What async-imap keeps of a response outlives the read buffer.
+        let _ = response.into_owned();
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for error in [
+        ImapError::No(text.to_owned()),
+        ImapError::Bad(text.to_owned()),
+    ] {
+        let classified = from_imap("imap.example.com", "SELECT INBOX", error);
+        assert!(classified.to_string().contains("imap.example.com"));
+        match classified {
+            WorkerError::Throttled { reason, .. } => {
+                assert!(looks_throttled(text));
+                assert_eq!(reason, text);
+            }
+            WorkerError::Refused { reason, .. } => {
+                assert!(!looks_throttled(text));
+                assert_eq!(reason, text);
+            }
+            other => panic!("a NO/BAD answer became {other:?}"),
+        }
+    }
+    if suggested_backoff_ms(text).is_some() {
+        assert!(text.to_ascii_lowercase().contains("backoff time:"));
+    }
+});
