@@ -29,7 +29,7 @@ async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oau
         "one app-only token serves both mailboxes"
     );
     assert!(
-        setup.dovecot_log().contains("method=XOAUTH2"),
+        setup.logged("method=XOAUTH2").await,
         "{}",
         setup.dovecot_log()
     );
@@ -39,7 +39,7 @@ async fn microsoft_client_secret_one_app_token_for_every_mailbox_xoauth2_and_oau
         .await;
     open_mailbox(&forced, "alice@contoso.com").await.unwrap();
     assert!(
-        setup.dovecot_log().contains("method=OAUTHBEARER"),
+        setup.logged("method=OAUTHBEARER").await,
         "{}",
         setup.dovecot_log()
     );
@@ -77,7 +77,7 @@ async fn auto_takes_oauthbearer_when_the_server_offers_only_that() {
     let job = setup.job(file, SaslMechanism::Auto, None).await;
     open_mailbox(&job, "niaj@example.org").await.unwrap();
     assert!(
-        setup.dovecot_log().contains("method=OAUTHBEARER"),
+        setup.logged("method=OAUTHBEARER").await,
         "{}",
         setup.dovecot_log()
     );

@@ -144,6 +144,18 @@ impl Setup {
     pub fn dovecot_log(&self) -> String {
         std::fs::read_to_string(self.dovecot.base_dir().join("dovecot.log")).unwrap_or_default()
     }
+
+    /// Whether Dovecot's log holds `text`, waiting a little: its log process writes a login's
+    /// line after the client already has its answer.
+    pub async fn logged(&self, text: &str) -> bool {
+        for _ in 0..100 {
+            if self.dovecot_log().contains(text) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
 }
 
 pub fn own_folder(mailbox: &str) -> String {
