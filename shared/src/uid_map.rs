@@ -176,4 +176,27 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
         assert_eq!(round_trip, map);
     }
+
+    /// What a map costs per message in the store (BENCHMARKS.md, "Maps of copies"): a
+    /// mailbox of 10,000 messages whose flags change every few messages, as read mail,
+    /// answered and flagged mail interleave, and the worst case, every message in its own run.
+    #[test]
+    fn a_map_costs_a_few_bytes_per_message_and_at_most_one_run_each() {
+        let per_message = |flags_of: &dyn Fn(u32) -> &'static [&'static str]| {
+            let mut map = UidMap::new(1, 2);
+            map.set_entries((1..=10_000).map(|uid| entry(uid, uid, flags_of(uid))));
+            serde_json::to_string(&map).unwrap().len() as f64 / 10_000.0
+        };
+        // Every 7th message unread, every 13th answered, every 50th flagged.
+        let typical = per_message(&|uid| match (uid % 7, uid % 13, uid % 50) {
+            (0, _, _) => &[],
+            (_, 0, _) => &["\\Answered", "\\Seen"],
+            (_, _, 0) => &["\\Flagged", "\\Seen"],
+            _ => &["\\Seen"],
+        });
+        let worst = per_message(&|uid| if uid % 2 == 0 { &["\\Seen"] } else { &[] });
+        eprintln!("map of copies: {typical:.1} bytes a message typical, {worst:.1} worst");
+        assert!(typical < 8.0, "{typical}");
+        assert!(worst < 24.0, "{worst}");
+    }
 }
