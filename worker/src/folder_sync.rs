@@ -22,6 +22,7 @@ use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxU
 use crate::copy_map::record_copies;
 use crate::discovery::create_folder;
 use crate::error::{WorkerError, from_imap};
+use crate::flagged_repair::set_flagged_again;
 use crate::imap::ImapConnection;
 use crate::imap::append::Appendable;
 use crate::imap::date::append_date;
@@ -309,11 +310,13 @@ impl Copier<'_> {
     ) -> Result<(), WorkerError> {
         let mut appendables: Vec<Appendable> = Vec::with_capacity(messages.len());
         let mut not_kept: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut flagged: Vec<bool> = Vec::with_capacity(messages.len());
         for (index, (meta, body, _)) in messages.iter().enumerate() {
             let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
             if !flags.dropped.is_empty() {
                 not_kept.push((index, flags.dropped.clone()));
             }
+            flagged.push(flags.kept.iter().any(|f| f == "\\Flagged"));
             appendables.push(Appendable {
                 body,
                 flags: flags.to_imap_list(),
@@ -325,6 +328,7 @@ impl Copier<'_> {
             .append_batch(&self.plan.target_name, &appendables)
             .await;
         let mut failure = outcome.stopped;
+        let mut to_flag: Vec<(usize, Option<u32>)> = Vec::new();
         for (index, ((meta, body, fingerprint), answer)) in
             messages.iter().zip(outcome.answers).enumerate()
         {
@@ -333,6 +337,9 @@ impl Copier<'_> {
                     self.record_appended(*fingerprint, body.len() as u64);
                     if let Some((_, keywords)) = not_kept.iter().find(|(i, _)| *i == index) {
                         self.warn_keywords(meta, body, keywords);
+                    }
+                    if flagged[index] {
+                        to_flag.push((index, outcome.uids[index]));
                     }
                 }
                 // The target refuses this one message (size, content): report it, go on.
@@ -345,7 +352,38 @@ impl Copier<'_> {
                 None => {}
             }
         }
-        failure.map_or(Ok(()), Err)
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        if self.job.target_profile.rules().store_flagged_after_append {
+            self.set_flagged_again(messages, &to_flag).await?;
+        }
+        Ok(())
+    }
+
+    /// Where the target's profile says APPEND does not keep `\Flagged` reliably: sets it again
+    /// on the copies APPENDUID named, and reports each copy that still lacks it (or whose UID
+    /// the target did not say, so it could not be set).
+    async fn set_flagged_again(
+        &mut self,
+        messages: &[(&MessageMeta, &[u8], Fingerprint)],
+        appended: &[(usize, Option<u32>)],
+    ) -> Result<(), WorkerError> {
+        let uids: Vec<u32> = appended.iter().filter_map(|(_, uid)| *uid).collect();
+        let missing = set_flagged_again(self.target, &self.plan.target_name, &uids).await?;
+        for (index, uid) in appended {
+            let reason = match uid {
+                None => "\\Flagged may be missing: the target gave no APPENDUID to set it again",
+                Some(uid) if missing.contains(uid) => {
+                    "\\Flagged not kept: the target dropped it even when set again with STORE"
+                }
+                Some(_) => continue,
+            };
+            let (meta, body, _) = &messages[*index];
+            let item = self.report_item(meta, body, reason.to_owned());
+            self.run.outcome.warnings.push(item);
+        }
+        Ok(())
     }
 
     fn record_appended(&mut self, fingerprint: Fingerprint, bytes: u64) {
