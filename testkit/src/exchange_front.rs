@@ -1,0 +1,256 @@
+//! An Exchange Online personality in front of a real Dovecot: what Exchange Online does
+//! differently from Dovecot at the IMAP level, for the parts a migration meets when it writes.
+//!
+//! Reproduced (Microsoft's documentation, imapsync's FAQ):
+//! - no `MULTIAPPEND` in CAPABILITY (greeting, after login, and `CAPABILITY` answers);
+//! - `PERMANENTFLAGS (\Seen \Answered \Flagged \Deleted \Draft $MDNSent)`: no custom keywords,
+//!   no `\*`;
+//! - an APPEND whose flag list carries any other keyword is answered
+//!   `BAD Command Argument Error. 11`;
+//! - `\Flagged` in an APPEND flag list is dropped (Exchange does not keep it reliably; here it
+//!   never does, so only a later `STORE` sets it);
+//! - `CREATE` of a top-level `Files` (any case) is answered `NO Folder name is reserved`.
+//!
+//! Not reproduced: XOAUTH2-only logins (the front passes Dovecot's LOGIN through), throttling
+//! and `* BYE Connection closed. 14`, disconnection after 10 errors, "User is authenticated but
+//! not connected", `Server Unavailable. 15`, case-insensitive names, `$MDNSent` shown as a
+//! category, size limits. Only synchronizing literals are understood from the client (`{n}`,
+//! what mailfleet sends), and a literal is read as soon as its line is forwarded: a server refusing
+//! an APPEND at its command line (instead of `+`) would leave the front waiting.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// What Exchange Online lists as PERMANENTFLAGS.
+pub const EXCHANGE_PERMANENT_FLAGS: &str =
+    "(\\Seen \\Answered \\Flagged \\Deleted \\Draft $MDNSent)";
+
+pub struct ExchangeFront {
+    address: SocketAddr,
+    accept_loop: JoinHandle<()>,
+}
+
+impl ExchangeFront {
+    /// Listens on a free loopback port and forwards each connection to `upstream` (Dovecot).
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let accept_loop = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = serve(client, upstream).await;
+                });
+            }
+        });
+        Ok(ExchangeFront {
+            address,
+            accept_loop,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("imap://127.0.0.1:{}", self.address.port())
+    }
+}
+
+impl Drop for ExchangeFront {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+async fn serve(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+    let server = TcpStream::connect(upstream).await?;
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    // The front answers some commands itself, so both directions write to the client.
+    let client_write = std::sync::Arc::new(Mutex::new(client_write));
+    let to_client = tokio::spawn(server_to_client(server_read, client_write.clone()));
+    let result = client_to_server(client_read, server_write, client_write).await;
+    to_client.abort();
+    result
+}
+
+/// Reads one line (through CRLF) and, when it announces a literal, that literal's bytes too.
+async fn read_line<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut raw = Vec::new();
+    if reader.read_until(b'\n', &mut raw).await? == 0 {
+        return Ok(None);
+    }
+    let line = String::from_utf8_lossy(&raw).into_owned();
+    let mut literal = Vec::new();
+    if let Some(size) = literal_size(&line) {
+        literal.resize(size, 0);
+        reader.read_exact(&mut literal).await?;
+    }
+    Ok(Some((line, literal)))
+}
+
+/// `n` of a line ending in `{n}` (or `{n+}`).
+fn literal_size(line: &str) -> Option<usize> {
+    let body = line.trim_end_matches(['\r', '\n']);
+    let inner = body.strip_suffix('}')?;
+    let open = inner.rfind('{')?;
+    inner[open + 1..].trim_end_matches('+').parse().ok()
+}
+
+async fn server_to_client(
+    server: OwnedReadHalf,
+    client: std::sync::Arc<Mutex<OwnedWriteHalf>>,
+) -> std::io::Result<()> {
+    let mut server = BufReader::new(server);
+    while let Some((line, literal)) = read_line(&mut server).await? {
+        let line = exchange_answer(&line);
+        let mut client = client.lock().await;
+        client.write_all(line.as_bytes()).await?;
+        client.write_all(&literal).await?;
+        client.flush().await?;
+    }
+    Ok(())
+}
+
+/// A server line as Exchange Online would write it.
+fn exchange_answer(line: &str) -> String {
+    let mut line = line.to_owned();
+    if line.to_ascii_uppercase().contains("CAPABILITY") {
+        line = line.replace(" MULTIAPPEND", "");
+    }
+    if let Some(start) = line.find("[PERMANENTFLAGS (") {
+        let list_start = start + "[PERMANENTFLAGS ".len();
+        if let Some(length) = line[list_start..].find(')') {
+            line.replace_range(list_start..=list_start + length, EXCHANGE_PERMANENT_FLAGS);
+        }
+    }
+    line
+}
+
+async fn client_to_server(
+    client: OwnedReadHalf,
+    mut server: OwnedWriteHalf,
+    client_write: std::sync::Arc<Mutex<OwnedWriteHalf>>,
+) -> std::io::Result<()> {
+    let mut client = BufReader::new(client);
+    loop {
+        let mut raw = Vec::new();
+        if client.read_until(b'\n', &mut raw).await? == 0 {
+            return Ok(());
+        }
+        let line = String::from_utf8_lossy(&raw).into_owned();
+        match exchange_command(&line) {
+            Command::Forward(line) => {
+                server.write_all(line.as_bytes()).await?;
+                // A synchronizing literal: the client sends it after the server's `+`.
+                if let Some(size) = literal_size(&line) {
+                    server.flush().await?;
+                    let mut literal = vec![0; size];
+                    client.read_exact(&mut literal).await?;
+                    server.write_all(&literal).await?;
+                }
+                server.flush().await?;
+            }
+            Command::Answer(answer) => {
+                let mut writer = client_write.lock().await;
+                writer.write_all(answer.as_bytes()).await?;
+                writer.flush().await?;
+            }
+        }
+    }
+}
+
+enum Command {
+    /// Send this line on to Dovecot.
+    Forward(String),
+    /// Answer the client with this line instead (the literal, if any, is never sent).
+    Answer(String),
+}
+
+/// A client line as Exchange Online would take it.
+fn exchange_command(line: &str) -> Command {
+    let mut words = line.splitn(3, ' ');
+    let (Some(tag), Some(verb), Some(rest)) = (words.next(), words.next(), words.next()) else {
+        return Command::Forward(line.to_owned());
+    };
+    if verb.eq_ignore_ascii_case("CREATE") {
+        let name = rest.trim_end().trim_matches('"');
+        if name.eq_ignore_ascii_case("Files") {
+            return Command::Answer(format!("{tag} NO Folder name is reserved\r\n"));
+        }
+    }
+    if verb.eq_ignore_ascii_case("APPEND")
+        && let (Some(open), Some(close)) = (rest.find(" ("), rest.find(')'))
+        && open < close
+    {
+        let flags: Vec<&str> = rest[open + 2..close].split(' ').collect();
+        if flags
+            .iter()
+            .any(|f| !f.is_empty() && !f.starts_with('\\') && *f != "$MDNSent")
+        {
+            return Command::Answer(format!("{tag} BAD Command Argument Error. 11\r\n"));
+        }
+        let kept: Vec<&str> = flags
+            .into_iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Flagged"))
+            .collect();
+        let rest = format!(
+            "{} ({}){}",
+            &rest[..open],
+            kept.join(" "),
+            &rest[close + 1..]
+        );
+        return Command::Forward(format!("{tag} {verb} {rest}"));
+    }
+    Command::Forward(line.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(line: &str) -> String {
+        match exchange_command(line) {
+            Command::Forward(line) => line,
+            Command::Answer(answer) => panic!("answered {answer}"),
+        }
+    }
+
+    #[test]
+    fn appends_lose_flagged_and_keywords_are_refused() {
+        assert_eq!(
+            forwarded(
+                "A1 APPEND \"INBOX\" (\\Seen \\Flagged) \"01-Jan-2024 00:00:00 +0000\" {5}\r\n"
+            ),
+            "A1 APPEND \"INBOX\" (\\Seen) \"01-Jan-2024 00:00:00 +0000\" {5}\r\n"
+        );
+        assert!(matches!(
+            exchange_command("A2 APPEND \"INBOX\" (\\Seen Work) {5}\r\n"),
+            Command::Answer(a) if a == "A2 BAD Command Argument Error. 11\r\n"
+        ));
+        assert!(matches!(
+            exchange_command("A3 CREATE \"files\"\r\n"),
+            Command::Answer(a) if a.contains("NO Folder name is reserved")
+        ));
+        assert_eq!(
+            forwarded("A4 CREATE \"Files (migrated)\"\r\n"),
+            "A4 CREATE \"Files (migrated)\"\r\n"
+        );
+    }
+
+    #[test]
+    fn answers_lose_multiappend_and_keywords() {
+        assert_eq!(
+            exchange_answer("* CAPABILITY IMAP4rev1 UIDPLUS MULTIAPPEND MOVE\r\n"),
+            "* CAPABILITY IMAP4rev1 UIDPLUS MOVE\r\n"
+        );
+        assert_eq!(
+            exchange_answer("* OK [PERMANENTFLAGS (\\Seen $Forwarded \\*)] Flags permitted.\r\n"),
+            format!("* OK [PERMANENTFLAGS {EXCHANGE_PERMANENT_FLAGS}] Flags permitted.\r\n")
+        );
+    }
+}
