@@ -184,9 +184,11 @@ fn exchange_command(line: &str) -> Command {
         }
     }
     if verb.eq_ignore_ascii_case("APPEND")
-        && let (Some(open), Some(close)) = (rest.find(" ("), rest.find(')'))
-        && open < close
+        && let Some(after_name) = mailbox_end(rest)
+        && rest[after_name..].starts_with(" (")
+        && let Some(length) = rest[after_name..].find(')')
     {
+        let (open, close) = (after_name, after_name + length);
         let flags: Vec<&str> = rest[open + 2..close].split(' ').collect();
         if flags
             .iter()
@@ -207,6 +209,24 @@ fn exchange_command(line: &str) -> Command {
         return Command::Forward(format!("{tag} {verb} {rest}"));
     }
     Command::Forward(line.to_owned())
+}
+
+/// Where the mailbox argument at the start of `rest` ends: a quoted string (with `\` escapes)
+/// or an atom.
+fn mailbox_end(rest: &str) -> Option<usize> {
+    let Some(quoted) = rest.strip_prefix('"') else {
+        return rest.find(' ').or(Some(rest.len()));
+    };
+    let mut escaped = false;
+    for (index, c) in quoted.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(index + 2),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
