@@ -2,12 +2,13 @@
 //! front of a real Dovecot): keywords Exchange cannot keep, `\Flagged` it drops from APPEND,
 //! `$MDNSent` and its reserved `Files`. Every message arrives once,
 //! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
-//! copies nothing.
+//! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
+//! user with words a person can act on.
 
 mod common;
 
 use common::{Pair, mailfleet, run, user_result};
-use mailfleet_testkit::exchange_front::ExchangeFront;
+use mailfleet_testkit::exchange_front::{Condition, ExchangeFront};
 use mailfleet_testkit::{Layout, NewMessage, StartOptions, append_all, connect_login};
 use serde_json::Value;
 
@@ -168,4 +169,67 @@ async fn m365_profile_keeps_every_message_and_reports_each_rule_it_applied() {
     assert_eq!(again["items_copied"], 0, "{again}");
     assert_eq!(again["items_synced"], 6, "{again}");
     assert_eq!(pair.target_snapshot(0).await.message_count(), 6);
+}
+
+/// A source seeded as [`seed`] does, and the front in `condition` before the target.
+async fn pair_and_front(condition: Condition) -> (Pair, ExchangeFront) {
+    let pair = Pair::from_servers(
+        StartOptions::users(&[USER]).with_layout(Layout::CyrusLike),
+        StartOptions::users(&[USER]),
+        &[USER],
+    );
+    seed(&pair).await;
+    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
+    let front = ExchangeFront::start_with(upstream, condition)
+        .await
+        .unwrap();
+    (pair, front)
+}
+
+fn only_error(result: &Value) -> String {
+    let errors = result["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{result}");
+    errors[0].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_target_mailbox_fails_the_user_at_once_as_quota_exceeded() {
+    let (pair, front) = pair_and_front(Condition::FullAfterAppends(2)).await;
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 1, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "Failed", "{result}");
+    // Each folder that met the full mailbox says so (folders are copied side by side).
+    let errors = result["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{result}");
+    for error in errors {
+        let error = error.as_str().unwrap();
+        assert!(
+            error.contains("mailbox quota exceeded on the target"),
+            "{error}"
+        );
+        assert!(error.contains("Server Unavailable. 15"), "{error}");
+    }
+    // Not a skip per message: the refusal fails the user; what went in is there once.
+    assert_eq!(result["items_skipped"], 0, "{result}");
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_but_not_connected_is_retried_then_names_the_likely_causes() {
+    let (pair, front) = pair_and_front(Condition::NotConnected).await;
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 1, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "Failed", "{result}");
+    let error = only_error(result);
+    for words in [
+        "User is authenticated but not connected",
+        "FullAccess",
+        "IMAP is disabled",
+        "tried 3 times",
+    ] {
+        assert!(error.contains(words), "{words}: {error}");
+    }
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 0);
 }

@@ -11,14 +11,19 @@
 //!   never does, so only a later `STORE` sets it);
 //! - `CREATE` of a top-level `Files` (any case) is answered `NO Folder name is reserved`.
 //!
+//! On request ([`Condition`]): a mailbox that is full (`NO Server Unavailable. 15` to every
+//! APPEND after the first few) or that is "authenticated but not connected" (every command
+//! after login answered so).
+//!
 //! Not reproduced: XOAUTH2-only logins (the front passes Dovecot's LOGIN through), throttling
-//! and `* BYE Connection closed. 14`, disconnection after 10 errors, "User is authenticated but
-//! not connected", `Server Unavailable. 15`, case-insensitive names, `$MDNSent` shown as a
+//! and `* BYE Connection closed. 14`, disconnection after 10 errors, case-insensitive names, `$MDNSent` shown as a
 //! category, size limits. Only synchronizing literals are understood from the client (`{n}`,
 //! what mailfleet sends), and a literal is read as soon as its line is forwarded: a server refusing
 //! an APPEND at its command line (instead of `+`) would leave the front waiting.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -35,15 +40,36 @@ pub struct ExchangeFront {
     accept_loop: JoinHandle<()>,
 }
 
+/// A state of the mailbox behind the front, on top of Exchange's ordinary behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Healthy,
+    /// This many APPENDs (over all connections) go in; every later one is answered
+    /// `NO Server Unavailable. 15`, as Exchange does for a mailbox over its quota.
+    FullAfterAppends(usize),
+    /// Every command after login is answered `NO User is authenticated but not connected.`
+    NotConnected,
+}
+
 impl ExchangeFront {
     /// Listens on a free loopback port and forwards each connection to `upstream` (Dovecot).
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(upstream, Condition::Healthy).await
+    }
+
+    /// As [`ExchangeFront::start`], with the mailbox in `condition`.
+    pub async fn start_with(upstream: SocketAddr, condition: Condition) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
+        let appends = Arc::new(AtomicUsize::new(0));
         let accept_loop = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let mailbox = Mailbox {
+                    condition,
+                    appends: appends.clone(),
+                };
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream).await;
+                    let _ = serve(client, upstream, mailbox).await;
                 });
             }
         });
@@ -64,14 +90,39 @@ impl Drop for ExchangeFront {
     }
 }
 
-async fn serve(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+/// The condition and what counts toward it, shared by every connection.
+#[derive(Clone)]
+struct Mailbox {
+    condition: Condition,
+    appends: Arc<AtomicUsize>,
+}
+
+impl Mailbox {
+    /// The answer this condition gives `verb` instead of the server, if any.
+    fn refusal(&self, tag: &str, verb: &str) -> Option<String> {
+        let verb = verb.to_ascii_uppercase();
+        match self.condition {
+            Condition::Healthy => None,
+            Condition::FullAfterAppends(allowed) => (verb == "APPEND"
+                && self.appends.fetch_add(1, Ordering::SeqCst) >= allowed)
+                .then(|| format!("{tag} NO Server Unavailable. 15\r\n")),
+            Condition::NotConnected => (!matches!(
+                verb.as_str(),
+                "CAPABILITY" | "LOGIN" | "AUTHENTICATE" | "LOGOUT" | "ID" | "NOOP"
+            ))
+            .then(|| format!("{tag} NO User is authenticated but not connected.\r\n")),
+        }
+    }
+}
+
+async fn serve(client: TcpStream, upstream: SocketAddr, mailbox: Mailbox) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     // The front answers some commands itself, so both directions write to the client.
     let client_write = std::sync::Arc::new(Mutex::new(client_write));
     let to_client = tokio::spawn(server_to_client(server_read, client_write.clone()));
-    let result = client_to_server(client_read, server_write, client_write).await;
+    let result = client_to_server(client_read, server_write, client_write, mailbox).await;
     to_client.abort();
     result
 }
@@ -135,6 +186,7 @@ async fn client_to_server(
     client: OwnedReadHalf,
     mut server: OwnedWriteHalf,
     client_write: std::sync::Arc<Mutex<OwnedWriteHalf>>,
+    mailbox: Mailbox,
 ) -> std::io::Result<()> {
     let mut client = BufReader::new(client);
     loop {
@@ -143,7 +195,13 @@ async fn client_to_server(
             return Ok(());
         }
         let line = String::from_utf8_lossy(&raw).into_owned();
-        match exchange_command(&line) {
+        let mut words = line.split(' ');
+        let refusal = match (words.next(), words.next()) {
+            (Some(tag), Some(verb)) => mailbox.refusal(tag, verb.trim_end()),
+            _ => None,
+        };
+        let command = refusal.map_or_else(|| exchange_command(&line), Command::Answer);
+        match command {
             Command::Forward(line) => {
                 server.write_all(line.as_bytes()).await?;
                 // A synchronizing literal: the client sends it after the server's `+`.
