@@ -323,9 +323,12 @@ impl Copier<'_> {
                 date: meta.internal_date.as_ref().map(append_date),
             });
         }
+        // Setting \Flagged again needs each copy's UID (`flagged_repair.rs`).
+        let store_flagged =
+            self.job.target_profile.rules().store_flagged_after_append && flagged.contains(&true);
         let outcome = self
             .target
-            .append_batch(&self.plan.target_name, &appendables)
+            .append_batch(&self.plan.target_name, &appendables, store_flagged)
             .await;
         let mut failure = outcome.stopped;
         let mut to_flag: Vec<(usize, Option<u32>)> = Vec::new();
@@ -355,7 +358,7 @@ impl Copier<'_> {
         if let Some(failure) = failure {
             return Err(failure);
         }
-        if self.job.target_profile.rules().store_flagged_after_append {
+        if store_flagged {
             self.set_flagged_again(messages, &to_flag).await?;
         }
         Ok(())

@@ -52,12 +52,15 @@ pub struct AppendOutcome {
 impl ImapConnection {
     /// Appends `messages` to `folder`, in order: as one MULTIAPPEND command where the server
     /// offers it, else (or when the server refuses the MULTIAPPEND) one APPEND per message.
+    /// `each_uid`: one APPEND per message all the same, because the caller needs each copy's
+    /// UID (a MULTIAPPEND's APPENDUID names a set, not which message got which UID).
     pub async fn append_batch(
         &mut self,
         folder: &str,
         messages: &[Appendable<'_>],
+        each_uid: bool,
     ) -> AppendOutcome {
-        if messages.len() > 1 && self.has_capability("MULTIAPPEND") {
+        if messages.len() > 1 && !each_uid && self.has_capability("MULTIAPPEND") {
             let all_at_once = self
                 .run("APPEND", |session| {
                     append_all_at_once(session, folder, messages)
