@@ -7,7 +7,6 @@ use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
 use mailfleet_shared::lifecycle::BatchRecord;
-use mailfleet_shared::server_profile::ServerProfile;
 use mailfleet_shared::state::{EndpointRecord, StateStore, batch_scope};
 use mailfleet_worker::{Job, NoProgress, Tuning};
 
@@ -36,8 +35,7 @@ pub async fn batch_job(
     let spec = JobSpec {
         batch: batch_scope(&batch.name),
         source: source.endpoint.clone(),
-        // Batches do not store a profile yet: the target endpoint decides (`auto`).
-        target_profile: ServerProfile::detect(&target.endpoint),
+        target_profile: target.target_profile(),
         target: target.endpoint,
         include_folders: batch.include_folders.clone(),
         exclude_folders: batch.exclude_folders.clone(),
