@@ -58,13 +58,17 @@ async fn seed(pair: &Pair) {
 }
 
 fn migrate(pair: &Pair, front: &ExchangeFront) -> (i32, Value, String) {
+    migrate_as(pair, front, "m365")
+}
+
+fn migrate_as(pair: &Pair, front: &ExchangeFront, profile: &str) -> (i32, Value, String) {
     let csv = pair.write_csv();
     let mut command = mailfleet();
     command
         .args(["migrate", "--json", "--csv"])
         .arg(&csv)
         .args(["--source", &pair.source.url(), "--target", &front.url()])
-        .args(["--target-profile", "m365", "--state-dir"])
+        .args(["--target-profile", profile, "--state-dir"])
         .arg(pair.state_dir());
     // The front runs on this runtime's other thread while this one waits.
     tokio::task::block_in_place(|| run(&mut command))
@@ -130,6 +134,8 @@ async fn m365_profile_keeps_every_message_and_reports_each_rule_it_applied() {
     assert_eq!(result["status"], "CompletedWithWarnings", "{result}");
     assert_eq!(result["items_copied"], 6, "{result}");
     assert_eq!(result["items_skipped"], 0, "{result}");
+    // \Flagged was set right after APPEND, so the copy map's flag sync found nothing to fix.
+    assert_eq!(result["flags_updated"], 0, "{result}");
 
     assert_eq!(
         target_folder(&pair, "INBOX").await,
@@ -232,4 +238,25 @@ async fn authenticated_but_not_connected_is_retried_then_names_the_likely_causes
         assert!(error.contains(words), "{words}: {error}");
     }
     assert_eq!(pair.target_snapshot(0).await.message_count(), 0);
+}
+
+/// The control: without the profile the front refuses `Files` as Exchange does (the folder is
+/// skipped), and `\Flagged`, dropped at APPEND, comes back only through the copy map's flag
+/// sync after the folder is copied (counted as a flag update), not at APPEND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generic_profile_loses_files_on_the_exchange_personality() {
+    let (pair, front) = pair_and_front(Condition::Healthy).await;
+    let (code, json, stderr) = migrate_as(&pair, &front, "generic");
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    let skipped = result["skipped"].to_string();
+    assert!(skipped.contains("Folder name is reserved"), "{result}");
+    assert_eq!(result["items_copied"], 5, "{result}");
+    assert_eq!(result["flags_updated"], 1, "{result}");
+    let inbox = target_folder(&pair, "INBOX").await;
+    assert_eq!(
+        inbox[0],
+        ("flagged".to_owned(), strings(&["\\Flagged", "\\Seen"])),
+        "{result}"
+    );
 }
