@@ -1,6 +1,7 @@
 //! What a server sends back: any bytes as a response line through the parser async-imap uses
 //! (imap-proto), and any NO/BAD text through our classification (`worker/src/error.rs`), which
-//! decides between "throttled, retry after the suggested pause" and "refused".
+//! decides between "throttled, retry after the suggested pause", Exchange Online's quota and
+//! "not connected" answers, and "refused".
 #![no_main]
 
 use async_imap::error::Error as ImapError;
@@ -34,6 +35,14 @@ fuzz_target!(|data: &[u8]| {
                     Some(start) if reason != text => assert!(text.starts_with(start)),
                     _ => assert_eq!(reason, text),
                 }
+            }
+            // Exchange Online's words for a full mailbox and an unopenable one.
+            WorkerError::QuotaExceeded { .. } => {
+                assert!(text.to_ascii_lowercase().contains("server unavailable. 15"));
+            }
+            WorkerError::NotConnected { .. } => {
+                let lower = text.to_ascii_lowercase();
+                assert!(lower.contains("authenticated but not connected"));
             }
             other => panic!("a NO/BAD answer became {other:?}"),
         }

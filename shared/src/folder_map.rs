@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::mutf7;
+use crate::server_profile::{ServerProfile, ServerRules};
 
 /// A server's personal namespace (RFC 2342): `prefix` raw as the server writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +122,9 @@ pub struct MappedFolder {
     pub special_use: Option<SpecialUse>,
     /// False for hierarchy-only parents (`\Noselect`, or created only to hold children).
     pub selectable: bool,
+    /// Why the target name is not the source name, when the target's rules renamed it
+    /// (reserved name, separator inside a name): reported, never silent.
+    pub renamed: Option<String>,
 }
 
 /// A source folder that is not migrated, with a reason a person can act on.
@@ -137,6 +141,7 @@ pub struct FolderMapper {
     target: Namespace,
     /// The target's own special folders: use → decoded path.
     target_special: BTreeMap<SpecialUse, Vec<String>>,
+    rules: &'static ServerRules,
 }
 
 impl FolderMapper {
@@ -151,6 +156,7 @@ impl FolderMapper {
             user_root,
             target,
             target_special: BTreeMap::new(),
+            rules: ServerProfile::Generic.rules(),
         };
         // Attribute-marked folders win over folders that merely have a well-known name.
         let mut by_name = BTreeMap::new();
@@ -170,6 +176,12 @@ impl FolderMapper {
             mapper.target_special.entry(usage).or_insert(path);
         }
         mapper
+    }
+
+    /// Applies the target's naming rules (reserved names, what replaces its separator).
+    pub fn with_rules(mut self, rules: &'static ServerRules) -> Self {
+        self.rules = rules;
+        self
     }
 
     pub fn map(&self, folder: &ListedFolder) -> Result<MappedFolder, FolderSkip> {
@@ -204,6 +216,7 @@ impl FolderMapper {
         let target_name = self
             .target_name(&target_path)
             .map_err(|reason| skip(&display, reason))?;
+        let renamed = self.rename_reason(&target_path);
         Ok(MappedFolder {
             source_name: folder.raw_name.clone(),
             target_name,
@@ -211,6 +224,7 @@ impl FolderMapper {
             path: target_path,
             special_use,
             selectable: folder.selectable(),
+            renamed,
         })
     }
 
@@ -241,6 +255,7 @@ impl FolderMapper {
                         path: parent.to_vec(),
                         special_use: None,
                         selectable: false,
+                        renamed: None,
                     });
                 }
             }
@@ -261,7 +276,7 @@ impl FolderMapper {
                 path.join("/")
             ));
         }
-        let components: Vec<String> = path.iter().map(|c| c.replace(separator, "_")).collect();
+        let components = self.target_components(path, separator);
         let joined = components.join(&separator.to_string());
         let inbox_prefix = self
             .target
@@ -273,6 +288,59 @@ impl FolderMapper {
             self.target.prefix.as_str()
         };
         Ok(format!("{prefix}{}", mutf7::encode(&joined)))
+    }
+}
+
+impl FolderMapper {
+    /// The path's components as the target can hold them: a reserved top-level name replaced,
+    /// the target's separator inside a name replaced.
+    fn target_components(&self, path: &[String], separator: char) -> Vec<String> {
+        path.iter()
+            .enumerate()
+            .map(|(depth, component)| {
+                let reserved = (depth == 0)
+                    .then(|| self.reserved_replacement(component))
+                    .flatten();
+                reserved
+                    .unwrap_or(component)
+                    .replace(separator, self.rules.separator_replacement)
+            })
+            .collect()
+    }
+
+    fn reserved_replacement(&self, name: &str) -> Option<&'static str> {
+        self.rules
+            .reserved_names
+            .iter()
+            .find(|(reserved, _)| reserved.eq_ignore_ascii_case(name))
+            .map(|(_, replacement)| *replacement)
+    }
+
+    /// Says why `path` lands under another name, or `None` when it keeps its own.
+    fn rename_reason(&self, path: &[String]) -> Option<String> {
+        let separator = self.target.separator?;
+        let components = self.target_components(path, separator);
+        if components == path {
+            return None;
+        }
+        let mut why = Vec::new();
+        if path
+            .first()
+            .is_some_and(|top| self.reserved_replacement(top).is_some())
+        {
+            why.push(format!("the target reserves the name {}", path[0]));
+        }
+        if path.iter().any(|c| c.contains(separator)) {
+            why.push(format!(
+                "the target cannot have '{separator}' inside a folder name"
+            ));
+        }
+        Some(format!(
+            "folder {} renamed to {} on the target: {}",
+            path.join("/"),
+            components.join("/"),
+            why.join("; ")
+        ))
     }
 }
 
@@ -465,6 +533,28 @@ mod tests {
         assert_eq!(skipped.len(), 2);
         assert!(skipped[0].reason.contains("empty level"));
         assert!(skipped[1].reason.contains("modified UTF-7"));
+    }
+
+    #[test]
+    fn m365_rules_rename_reserved_names_and_separators_and_say_so() {
+        let mapper = FolderMapper::new(ns("", '.'), None, ns("", '/'), &[])
+            .with_rules(ServerProfile::M365.rules());
+        let (mapped, _) = mapper.map_all(&[
+            listed("Files", '.', &[]),
+            listed("Files.Sub", '.', &[]),
+            listed("A/B", '.', &[]),
+            listed("Work", '.', &[]),
+        ]);
+        let names: Vec<(&str, Option<&str>)> = mapped
+            .iter()
+            .map(|m| (m.target_name.as_str(), m.renamed.as_deref()))
+            .collect();
+        assert_eq!(names[0].0, "A-B");
+        assert!(names[0].1.unwrap().contains("'/' inside a folder name"));
+        assert_eq!(names[1].0, "Files (migrated)");
+        assert!(names[1].1.unwrap().contains("reserves the name Files"));
+        assert_eq!(names[2].0, "Files (migrated)/Sub");
+        assert_eq!(names[3], ("Work", None));
     }
 
     #[test]

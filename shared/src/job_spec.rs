@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::folder_filter::{FilterError, FolderFilter};
+use crate::server_profile::ServerProfile;
 use crate::store_error::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,10 @@ pub struct JobSpec {
     /// (`--mirror-deletions`); without it they are kept and reported (ARCHITECTURE.md, rule 6).
     #[serde(default)]
     pub mirror_deletions: bool,
+    /// The target's personality: which rules of `ServerRules` the engine applies. Specs stored
+    /// before profiles existed load as `generic`.
+    #[serde(default)]
+    pub target_profile: ServerProfile,
 }
 
 /// Small enough that a part takes a few minutes at worst, far inside RabbitMQ's 30-minute

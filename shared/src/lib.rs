@@ -10,6 +10,7 @@
 //!   separators and special-use folders; [`folder_filter`]: the include/exclude rules of a batch.
 //! - [`fingerprint`]: the identity of a message that does not depend on UIDs (correctness rule 1).
 //! - [`job_spec`]: what workers need to know about a batch (endpoints, rules, limits).
+//! - [`server_profile`]: what a target server will not store (Exchange Online), as rules.
 //! - [`lifecycle`]: batches, their states and transitions, the scheduler's decisions.
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
 //! - [`uid_map`]: which target message is mailfleet's copy of which source message, with the
@@ -33,6 +34,7 @@ pub mod messages;
 pub mod migration_csv;
 pub mod mutf7;
 pub mod queue;
+pub mod server_profile;
 pub mod state;
 pub mod store_error;
 pub mod uid_map;

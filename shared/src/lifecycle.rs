@@ -489,6 +489,10 @@ pub struct UserRecord {
     /// As of the latest pass: deleted on the source, kept on the target.
     #[serde(default)]
     pub deleted_on_source_kept: Vec<SkippedItem>,
+    /// As of the latest pass: migrated, but not exactly as on the source (a keyword the
+    /// target cannot keep, a folder renamed by its rules).
+    #[serde(default)]
+    pub warnings: Vec<SkippedItem>,
     pub errors: Vec<String>,
     pub last_successful_sync: Option<DateTime<Utc>>,
     pub initial_sync_seconds: Option<f64>,
@@ -514,6 +518,7 @@ impl UserRecord {
             moved_total: 0,
             deleted_total: 0,
             deleted_on_source_kept: Vec::new(),
+            warnings: Vec::new(),
             errors: Vec::new(),
             last_successful_sync: None,
             initial_sync_seconds: None,

@@ -196,6 +196,10 @@ pub struct FolderOutcome {
     /// Folders renamed on the target because they were renamed on the source.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub renamed_folders: u64,
+    /// What was migrated but not exactly as on the source, because the target's rules
+    /// (`server_profile`) or its PERMANENTFLAGS say so: a keyword not kept, a folder renamed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SkippedItem>,
 }
 
 impl FolderOutcome {
@@ -213,6 +217,7 @@ impl FolderOutcome {
         self.moved += other.moved;
         self.deleted += other.deleted;
         self.renamed_folders += other.renamed_folders;
+        self.warnings.extend(other.warnings);
         self.deleted_on_source_kept
             .extend(other.deleted_on_source_kept);
     }

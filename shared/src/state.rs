@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::lifecycle::{BatchRecord, UserRecord};
+use crate::server_profile::ServerProfile;
 use crate::store_error::{StoreError, StoreErrorKind};
 
 /// A named migration endpoint: a server, how to log in to it, and how hard it may be pushed.
@@ -19,6 +20,18 @@ pub struct EndpointRecord {
     pub max_concurrent_migrations: usize,
     /// Users in an incremental sync at once (Microsoft's default: 10).
     pub max_concurrent_incremental_syncs: usize,
+    /// The server's profile when a batch migrates into it (`endpoint create --profile`);
+    /// `None`: detected from the endpoint (`auto`). Records written before profiles load so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ServerProfile>,
+}
+
+impl EndpointRecord {
+    /// The profile a batch migrating into this endpoint uses.
+    pub fn target_profile(&self) -> ServerProfile {
+        self.profile
+            .unwrap_or_else(|| ServerProfile::detect(&self.endpoint))
+    }
 }
 
 /// The credential scope of an endpoint's admin password.

@@ -149,6 +149,7 @@ fn job_spec(batch: &str, source: &str) -> JobSpec {
         folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
         received_after: chrono::NaiveDate::from_ymd_opt(2024, 1, 31),
         mirror_deletions: true,
+        target_profile: mailfleet_shared::server_profile::ServerProfile::M365,
     }
 }
 

@@ -6,7 +6,8 @@
 //!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
 //! - [`corpus`]: deterministic, realistic mailboxes; [`bad_messages`]: broken ones.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
-//! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections.
+//! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections;
+//!   [`exchange_front`]: an Exchange Online personality in front of a real Dovecot.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
 //! - [`postgres`]: a database of its own per test on the machine's PostgreSQL.
@@ -18,6 +19,7 @@ pub mod broker;
 pub mod client;
 pub mod corpus;
 pub mod dovecot;
+pub mod exchange_front;
 pub mod fault_proxy;
 pub mod identity;
 pub mod postgres;

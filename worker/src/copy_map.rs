@@ -195,7 +195,8 @@ async fn record_attempt(
         job.release(Side::Target, user, target);
         return Ok(0);
     }
-    let permanent = PermanentFlags::from_mailbox(&target_box.permanent_flags);
+    let permanent = PermanentFlags::from_mailbox(&target_box.permanent_flags)
+        .withholding(job.target_profile.rules());
     let (target_first, target_last) = (map.target_covered + 1, checkpoint.target_uid_mark);
     let mapped_targets: HashSet<u32> = map.entries().iter().map(|e| e.target_uid).collect();
     let candidates = if target_first <= target_last {

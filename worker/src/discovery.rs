@@ -53,6 +53,8 @@ pub struct FolderSelection {
     pub target_folders: HashSet<String>,
     /// Folders not migrated, with the reason.
     pub skipped: Vec<SkippedItem>,
+    /// Folders migrated under another name by the target's rules, with the reason.
+    pub renamed: Vec<SkippedItem>,
 }
 
 /// LIST and NAMESPACE on both sides, names mapped, the batch's rules applied.
@@ -72,11 +74,17 @@ pub async fn select_user_folders(
         user.user_root.clone(),
         target_namespace,
         &target_folders,
-    );
+    )
+    .with_rules(job.target_profile.rules());
     let (mapped, unmappable) = mapper.map_all(&source_folders);
     let mut skipped: Vec<SkippedItem> = unmappable
         .into_iter()
         .map(|skip| folder_skip(&skip.display_name, skip.reason))
+        .collect();
+    // A folder the target's rules renamed is copied, and the report says where it went.
+    let renamed = mapped
+        .iter()
+        .filter_map(|m| Some(folder_skip(&m.display_name, m.renamed.clone()?)))
         .collect();
     let mapped = drop_unsendable(mapped, &mut skipped);
     let wanted = select_folders(&job.filter, &source_folders, mapped, &mut skipped);
@@ -84,6 +92,7 @@ pub async fn select_user_folders(
         wanted,
         target_folders: target_folders.into_iter().map(|f| f.raw_name).collect(),
         skipped,
+        renamed,
     })
 }
 
@@ -94,6 +103,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
         wanted,
         target_folders: mut existing,
         skipped,
+        renamed,
     } = select_user_folders(job, user, &mut source, &mut target).await?;
     let mut discovery = Discovery {
         skipped,
@@ -137,6 +147,7 @@ pub async fn discover(job: &Job, user: &MailboxUser) -> Result<Discovery, Worker
     let renamed_folders = discovery.mirrored.renamed_folders;
     discovery.mirrored = mirror_user(job, user, &mut source, &mut target, &on_target).await?;
     discovery.mirrored.renamed_folders = renamed_folders;
+    discovery.mirrored.warnings.extend(renamed);
     job.release(Side::Source, user, source);
     job.release(Side::Target, user, target);
     Ok(discovery)
@@ -433,6 +444,7 @@ mod tests {
             path: display.split('/').map(str::to_owned).collect(),
             special_use: None,
             selectable,
+            renamed: None,
         }
     }
 

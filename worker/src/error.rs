@@ -27,6 +27,23 @@ pub enum WorkerError {
     Throttled { server: String, reason: String },
     #[error("connection to {server} lost: {reason}")]
     ConnectionLost { server: String, reason: String },
+    /// Exchange Online's "User is authenticated but not connected": the login worked, the
+    /// mailbox cannot be opened. Sometimes passing (too many reconnects), so retried a few
+    /// times ([`NOT_CONNECTED_ATTEMPTS`]), then the likely causes go to the report.
+    #[error(
+        "{server}: {reason} (likely causes: the login lacks FullAccess to the mailbox, IMAP is \
+         disabled for the mailbox, or it reconnected too often; tried {NOT_CONNECTED_ATTEMPTS} \
+         times)"
+    )]
+    NotConnected { server: String, reason: String },
+    /// Exchange Online's "Server Unavailable. 15" to APPEND: the mailbox is full. Every further
+    /// message would meet it, so the user fails at once instead of skipping each message.
+    #[error("{server} refused {context}: {reason}: mailbox quota exceeded on the target")]
+    QuotaExceeded {
+        server: String,
+        context: String,
+        reason: String,
+    },
     /// The server kept us waiting past a limit (retried: ARCHITECTURE.md, rule 5).
     #[error("{server} timed out during {operation}: {reason}")]
     Timeout {
@@ -97,6 +114,7 @@ impl WorkerError {
         match self {
             WorkerError::Throttled { .. }
             | WorkerError::ConnectionLost { .. }
+            | WorkerError::NotConnected { .. }
             | WorkerError::Timeout { .. }
             | WorkerError::Unparsable { .. }
             | WorkerError::Incomplete { .. }
@@ -106,12 +124,50 @@ impl WorkerError {
             WorkerError::Connect { transient, .. } => *transient,
             WorkerError::LoginRejected { .. }
             | WorkerError::Refused { .. }
+            | WorkerError::QuotaExceeded { .. }
             | WorkerError::UnquotableName { .. }
             | WorkerError::TokenRefused { .. }
             | WorkerError::OAuth2Setup(_)
             | WorkerError::Misbehaved { .. }
             | WorkerError::MissingCredentials(_) => false,
         }
+    }
+}
+
+/// Attempts at a mailbox Exchange Online says is "authenticated but not connected".
+pub const NOT_CONNECTED_ATTEMPTS: u32 = 3;
+
+impl WorkerError {
+    /// At most this many attempts, whatever the retry policy allows.
+    pub fn attempt_limit(&self) -> u32 {
+        match self {
+            WorkerError::NotConnected { .. } => NOT_CONNECTED_ATTEMPTS,
+            _ => u32::MAX,
+        }
+    }
+}
+
+/// A NO or BAD whose words name a condition of the server rather than of the command:
+/// throttling (retried with its backoff), Exchange Online's "not connected" (retried a few
+/// times) and its quota answer (fails the user). `None` for an ordinary refusal.
+pub fn server_condition(server: &str, context: &str, reason: &str) -> Option<WorkerError> {
+    let (server, context, reason) = (server.to_owned(), context.to_owned(), reason.to_owned());
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("server unavailable. 15") {
+        Some(WorkerError::QuotaExceeded {
+            server,
+            context,
+            reason: cut(&reason),
+        })
+    } else if lower.contains("authenticated but not connected") {
+        Some(WorkerError::NotConnected {
+            server,
+            reason: cut(&reason),
+        })
+    } else if looks_throttled(&reason) {
+        Some(WorkerError::Throttled { server, reason })
+    } else {
+        None
     }
 }
 
@@ -161,14 +217,12 @@ pub fn from_imap(server: &str, context: &str, error: async_imap::error::Error) -
     let server = server.to_owned();
     let context = context.to_owned();
     match error {
-        E::No(reason) | E::Bad(reason) if looks_throttled(&reason) => {
-            WorkerError::Throttled { server, reason }
-        }
-        E::No(reason) | E::Bad(reason) => WorkerError::Refused {
-            server,
-            context,
-            reason: cut(&reason),
-        },
+        E::No(reason) | E::Bad(reason) => server_condition(&server, &context, &reason)
+            .unwrap_or_else(|| WorkerError::Refused {
+                server,
+                context,
+                reason: cut(&reason),
+            }),
         E::Io(e) => from_io(&server, &context, e),
         E::ConnectionLost => WorkerError::ConnectionLost {
             server,
@@ -259,6 +313,23 @@ fn cut(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_conditions_are_told_apart_from_refusals() {
+        let quota = server_condition("t", "APPEND", "Server Unavailable. 15").unwrap();
+        assert!(!quota.is_transient());
+        assert!(
+            quota
+                .to_string()
+                .contains("mailbox quota exceeded on the target")
+        );
+        let not_connected =
+            server_condition("t", "SELECT", "User is authenticated but not connected.").unwrap();
+        assert!(not_connected.is_transient());
+        assert_eq!(not_connected.attempt_limit(), NOT_CONNECTED_ATTEMPTS);
+        assert!(not_connected.to_string().contains("FullAccess"));
+        assert!(server_condition("t", "CREATE", "Folder name is reserved").is_none());
+    }
 
     #[test]
     fn exchange_throttling_text_is_recognised_with_its_backoff() {

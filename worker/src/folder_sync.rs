@@ -22,6 +22,7 @@ use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxU
 use crate::copy_map::record_copies;
 use crate::discovery::create_folder;
 use crate::error::{WorkerError, from_imap};
+use crate::flagged_repair::set_flagged_again;
 use crate::imap::ImapConnection;
 use crate::imap::append::Appendable;
 use crate::imap::date::append_date;
@@ -134,7 +135,8 @@ async fn attempt(
     let target_name = quotable(&plan.target_name)?;
     let target_box = target.run("EXAMINE", |s| s.examine(target_name)).await?;
     let target_validity = target_box.uid_validity.unwrap_or(0);
-    let permanent_flags = PermanentFlags::from_mailbox(&target_box.permanent_flags);
+    let permanent_flags = PermanentFlags::from_mailbox(&target_box.permanent_flags)
+        .withholding(job.target_profile.rules());
 
     let (from_uid, target_from_uid) = resume_points(
         job.checkpoints.load(&key).await?,
@@ -306,29 +308,43 @@ impl Copier<'_> {
         &mut self,
         messages: &[(&MessageMeta, &[u8], Fingerprint)],
     ) -> Result<(), WorkerError> {
-        let appendables: Vec<Appendable> = messages
-            .iter()
-            .map(|(meta, body, _)| {
-                let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
-                if !flags.dropped.is_empty() {
-                    tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid,
-                        dropped = ?flags.dropped, "target cannot store these flags");
-                }
-                Appendable {
-                    body,
-                    flags: flags.to_imap_list(),
-                    date: meta.internal_date.as_ref().map(append_date),
-                }
-            })
-            .collect();
+        let mut appendables: Vec<Appendable> = Vec::with_capacity(messages.len());
+        let mut not_kept: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut flagged: Vec<bool> = Vec::with_capacity(messages.len());
+        for (index, (meta, body, _)) in messages.iter().enumerate() {
+            let flags = AppendFlags::select(&meta.flags, &self.permanent_flags);
+            if !flags.dropped.is_empty() {
+                not_kept.push((index, flags.dropped.clone()));
+            }
+            flagged.push(flags.kept.iter().any(|f| f == "\\Flagged"));
+            appendables.push(Appendable {
+                body,
+                flags: flags.to_imap_list(),
+                date: meta.internal_date.as_ref().map(append_date),
+            });
+        }
+        // Setting \Flagged again needs each copy's UID (`flagged_repair.rs`).
+        let store_flagged =
+            self.job.target_profile.rules().store_flagged_after_append && flagged.contains(&true);
         let outcome = self
             .target
-            .append_batch(&self.plan.target_name, &appendables)
+            .append_batch(&self.plan.target_name, &appendables, store_flagged)
             .await;
         let mut failure = outcome.stopped;
-        for ((meta, body, fingerprint), answer) in messages.iter().zip(outcome.answers) {
+        let mut to_flag: Vec<(usize, Option<u32>)> = Vec::new();
+        for (index, ((meta, body, fingerprint), answer)) in
+            messages.iter().zip(outcome.answers).enumerate()
+        {
             match answer.map(|a| a.map_err(|e| from_imap(&self.target.server, "APPEND", e))) {
-                Some(Ok(())) => self.record_appended(*fingerprint, body.len() as u64),
+                Some(Ok(())) => {
+                    self.record_appended(*fingerprint, body.len() as u64);
+                    if let Some((_, keywords)) = not_kept.iter().find(|(i, _)| *i == index) {
+                        self.warn_keywords(meta, body, keywords);
+                    }
+                    if flagged[index] {
+                        to_flag.push((index, outcome.uids[index]));
+                    }
+                }
                 // The target refuses this one message (size, content): report it, go on.
                 Some(Err(WorkerError::Refused { reason, .. }))
                     if RefusalCode::of(&reason) != Some(RefusalCode::TryCreate) =>
@@ -339,7 +355,38 @@ impl Copier<'_> {
                 None => {}
             }
         }
-        failure.map_or(Ok(()), Err)
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        if store_flagged {
+            self.set_flagged_again(messages, &to_flag).await?;
+        }
+        Ok(())
+    }
+
+    /// Where the target's profile says APPEND does not keep `\Flagged` reliably: sets it again
+    /// on the copies APPENDUID named, and reports each copy that still lacks it (or whose UID
+    /// the target did not say, so it could not be set).
+    async fn set_flagged_again(
+        &mut self,
+        messages: &[(&MessageMeta, &[u8], Fingerprint)],
+        appended: &[(usize, Option<u32>)],
+    ) -> Result<(), WorkerError> {
+        let uids: Vec<u32> = appended.iter().filter_map(|(_, uid)| *uid).collect();
+        let missing = set_flagged_again(self.target, &self.plan.target_name, &uids).await?;
+        for (index, uid) in appended {
+            let reason = match uid {
+                None => "\\Flagged may be missing: the target gave no APPENDUID to set it again",
+                Some(uid) if missing.contains(uid) => {
+                    "\\Flagged not kept: the target dropped it even when set again with STORE"
+                }
+                Some(_) => continue,
+            };
+            let (meta, body, _) = &messages[*index];
+            let item = self.report_item(meta, body, reason.to_owned());
+            self.run.outcome.warnings.push(item);
+        }
+        Ok(())
     }
 
     fn record_appended(&mut self, fingerprint: Fingerprint, bytes: u64) {
@@ -450,18 +497,35 @@ impl Copier<'_> {
         if !self.run.skipped_uids.insert(meta.uid) {
             return;
         }
+        tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "message skipped");
+        metrics::engine().messages_skipped.inc();
+        let item = self.report_item(meta, header, reason);
+        self.run.outcome.skipped.push(item);
+    }
+
+    /// The message went in, without the keywords the target cannot keep: one warning each, so
+    /// a person sees which message lost which keyword (ARCHITECTURE.md, rule 4).
+    fn warn_keywords(&mut self, meta: &MessageMeta, header: &[u8], keywords: &[String]) {
+        for keyword in keywords {
+            let reason = self.permanent_flags.refusal_reason(keyword);
+            tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "keyword not carried");
+            let item = self.report_item(meta, header, reason);
+            self.run.outcome.warnings.push(item);
+        }
+    }
+
+    /// A report line naming the message by folder, subject, date and size.
+    fn report_item(&self, meta: &MessageMeta, header: &[u8], reason: String) -> SkippedItem {
         let text = |name| {
             header_value(header, name).map(|v| String::from_utf8_lossy(&v).trim().to_owned())
         };
-        tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "message skipped");
-        metrics::engine().messages_skipped.inc();
-        self.run.outcome.skipped.push(SkippedItem {
+        SkippedItem {
             folder: self.plan.display_name.clone(),
             subject: text("Subject"),
             date: text("Date").or_else(|| meta.internal_date.map(|d| d.to_rfc2822())),
             size: Some(meta.size),
             reason,
-        });
+        }
     }
 }
 

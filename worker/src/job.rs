@@ -12,6 +12,7 @@ use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{Endpoint, OAuth2};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::MailboxUser;
+use mailfleet_shared::server_profile::ServerProfile;
 
 use crate::connection_pool::ConnectionPool;
 use crate::error::WorkerError;
@@ -37,6 +38,8 @@ pub struct Job {
     pub received_after: Option<chrono::NaiveDate>,
     /// Remove copies of messages deleted on the source (see `mirror`).
     pub mirror_deletions: bool,
+    /// The target's personality (ARCHITECTURE.md, "Servers differ").
+    pub target_profile: ServerProfile,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub tuning: Tuning,

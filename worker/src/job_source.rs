@@ -52,6 +52,7 @@ impl Job {
             folder_part_messages: spec.folder_part_messages,
             received_after: spec.received_after,
             mirror_deletions: spec.mirror_deletions,
+            target_profile: spec.target_profile,
             checkpoints,
             credentials,
             tuning,

@@ -16,7 +16,8 @@
 //! - [`mirror`]: what users did on the source since the last pass (flags, moves, deletions),
 //!   done to mailfleet's copies, per user in discovery; [`copy_map`]: which target message is
 //!   which source message's copy, recorded after each folder copy; [`flag_sync`]: the merge;
-//!   [`renames`]: folders renamed on the source renamed on the target.
+//!   [`renames`]: folders renamed on the source renamed on the target; [`flagged_repair`]:
+//!   `\Flagged` set again after APPEND where the target's profile asks.
 //! - [`runner`]: the task loop (take, do, report, ack) with poison-task handling.
 //! - [`retry`], [`error`], [`shutdown`]: backoff for transient failures, the error type that
 //!   decides what is transient, and the graceful-shutdown token.
@@ -28,6 +29,7 @@ pub mod copy_map;
 pub mod discovery;
 pub mod error;
 pub mod flag_sync;
+pub mod flagged_repair;
 pub mod folder_sync;
 pub mod imap;
 pub mod job;

@@ -521,7 +521,8 @@ async fn apply_in_folder(
     if target_box.uid_validity != Some(map.target_uidvalidity) {
         return leave_selected(target, &folder.target_name).await;
     }
-    let permanent = PermanentFlags::from_mailbox(&target_box.permanent_flags);
+    let permanent = PermanentFlags::from_mailbox(&target_box.permanent_flags)
+        .withholding(job.target_profile.rules());
     let uidplus = target.has_capability("UIDPLUS");
 
     let mut dropped: HashSet<u32> = HashSet::new();

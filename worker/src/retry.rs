@@ -59,7 +59,7 @@ impl RetryPolicy {
     /// worth making, `false` when the error is permanent or the attempts are used up. For loops
     /// that keep state across attempts, which a closure passed to [`RetryPolicy::run`] cannot.
     pub async fn backoff(&self, what: &str, attempt: u32, error: &WorkerError) -> bool {
-        if !error.is_transient() || attempt >= self.attempts {
+        if !error.is_transient() || attempt >= self.attempts.min(error.attempt_limit()) {
             return false;
         }
         let delay = self.delay_before(attempt - 1, error);

@@ -90,6 +90,7 @@ mod tests {
             folder_part_messages: DEFAULT_FOLDER_PART_MESSAGES,
             received_after: None,
             mirror_deletions: false,
+            target_profile: Default::default(),
         }
     }
 

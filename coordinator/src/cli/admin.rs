@@ -46,6 +46,10 @@ pub struct EndpointCreateArgs {
     pub max_concurrent_migrations: usize,
     #[arg(long, default_value_t = 10)]
     pub max_concurrent_incremental_syncs: usize,
+    /// auto | generic | m365: the rules batches apply when migrating into this endpoint (see
+    /// migrate --target-profile); auto detects Exchange Online from the host or OAuth2 login.
+    #[arg(long, default_value = "auto")]
+    pub profile: mailfleet_shared::server_profile::ProfileChoice,
     #[command(flatten)]
     pub oauth2: EndpointOAuth2Args,
     #[command(flatten)]

@@ -42,6 +42,11 @@ pub struct RunArgs {
     pub target_oauth2: TargetOAuth2Args,
     #[command(flatten)]
     pub rules: CopyRuleArgs,
+    /// auto | generic | m365: the target's rules (reserved names, keywords it cannot keep,
+    /// `\Flagged` set again after APPEND). auto picks m365 for outlook.office365.com or a
+    /// Microsoft OAuth2 login.
+    #[arg(long, default_value = "auto")]
+    pub target_profile: mailfleet_shared::server_profile::ProfileChoice,
     /// Folders with more messages are copied in parts of this many, one task each, so every
     /// task stays short and a huge folder moves on whichever worker is free.
     #[arg(long, default_value_t = mailfleet_shared::job_spec::DEFAULT_FOLDER_PART_MESSAGES)]

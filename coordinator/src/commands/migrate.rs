@@ -95,6 +95,7 @@ async fn migrate(
         folder_part_messages: args.folder_part_messages,
         received_after: args.rules.received_after,
         mirror_deletions: args.rules.mirror_deletions,
+        target_profile: args.target_profile.resolve(&plan.target.endpoint),
     };
     let batch = spec.batch.clone();
     plan.seal_passwords(credentials.as_ref(), &batch).await?;

@@ -31,6 +31,8 @@ struct ReportRow<'a> {
     moved: u64,
     deleted: u64,
     deleted_on_source_kept: &'a [SkippedItem],
+    #[serde(skip_serializing_if = "<[SkippedItem]>::is_empty")]
+    warnings: &'a [SkippedItem],
     errors: &'a [String],
 }
 
@@ -50,6 +52,7 @@ impl<'a> ReportRow<'a> {
             moved: user.moved_total,
             deleted: user.deleted_total,
             deleted_on_source_kept: &user.deleted_on_source_kept,
+            warnings: &user.warnings,
             errors: &user.errors,
         }
     }

@@ -55,6 +55,10 @@ pub struct UserResult {
     pub deleted_on_source_kept: Vec<SkippedItem>,
     /// Folders renamed on the target because they were renamed on the source.
     pub renamed_folders: u64,
+    /// Migrated, but not exactly as on the source: keywords the target cannot keep, folders
+    /// renamed by the target's rules (`--target-profile`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SkippedItem>,
     pub errors: Vec<String>,
     /// From the user's admission (its discovery task published) to its last report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ impl UserResult {
         self.moved += outcome.moved;
         self.deleted += outcome.deleted;
         self.renamed_folders += outcome.renamed_folders;
+        self.warnings.extend(outcome.warnings);
         self.deleted_on_source_kept
             .extend(outcome.deleted_on_source_kept);
     }
@@ -127,6 +132,7 @@ impl Collector {
                         deleted: 0,
                         deleted_on_source_kept: Vec::new(),
                         renamed_folders: 0,
+                        warnings: Vec::new(),
                         errors: Vec::new(),
                         seconds: None,
                     },
@@ -230,7 +236,7 @@ fn status_of(user: &UserProgress) -> UserStatus {
         UserStatus::Syncing
     } else if !user.result.errors.is_empty() {
         UserStatus::Failed
-    } else if user.result.items_skipped > 0 {
+    } else if user.result.items_skipped > 0 || !user.result.warnings.is_empty() {
         UserStatus::CompletedWithWarnings
     } else {
         UserStatus::Completed

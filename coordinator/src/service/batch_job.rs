@@ -35,6 +35,7 @@ pub async fn batch_job(
     let spec = JobSpec {
         batch: batch_scope(&batch.name),
         source: source.endpoint.clone(),
+        target_profile: target.target_profile(),
         target: target.endpoint,
         include_folders: batch.include_folders.clone(),
         exclude_folders: batch.exclude_folders.clone(),

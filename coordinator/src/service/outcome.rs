@@ -22,7 +22,8 @@ pub fn record_outcome(
     now: chrono::DateTime<Utc>,
 ) {
     let failed = result.status == UserStatus::Failed;
-    user.state = kind.user_outcome(failed, result.items_skipped > 0);
+    let warned = result.items_skipped > 0 || !result.warnings.is_empty();
+    user.state = kind.user_outcome(failed, warned);
     user.items_synced = result.items_synced;
     user.items_skipped = result.items_skipped;
     user.items_copied_total += result.items_copied;
@@ -32,6 +33,7 @@ pub fn record_outcome(
     user.moved_total += result.moved;
     user.deleted_total += result.deleted;
     user.deleted_on_source_kept = result.deleted_on_source_kept.clone();
+    user.warnings = result.warnings.clone();
     user.errors = result.errors.clone();
     if !failed {
         user.last_successful_sync = Some(now);

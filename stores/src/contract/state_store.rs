@@ -46,6 +46,7 @@ fn endpoint(name: &str, url: &str) -> EndpointRecord {
         endpoint: Endpoint::from_url(url).unwrap(),
         max_concurrent_migrations: 20,
         max_concurrent_incremental_syncs: 10,
+        profile: Some(mailfleet_shared::server_profile::ServerProfile::M365),
     }
 }
 

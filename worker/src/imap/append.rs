@@ -17,7 +17,8 @@
 //! of any message a late arrival duplicates.
 
 use async_imap::error::Error as ImapError;
-use async_imap::imap_proto::Response;
+use async_imap::imap_proto::rfc4315::UidSetMember;
+use async_imap::imap_proto::{Response, ResponseCode};
 use tokio::io::AsyncWriteExt;
 
 use super::ImapConnection;
@@ -42,18 +43,24 @@ pub struct Appendable<'a> {
 #[derive(Debug, Default)]
 pub struct AppendOutcome {
     pub answers: Vec<Option<Result<(), ImapError>>>,
+    /// The target UID of each appended message, where the server said it (APPENDUID, RFC
+    /// 4315) to a one-message APPEND; what a later `UID STORE` on the copy needs.
+    pub uids: Vec<Option<u32>>,
     pub stopped: Option<WorkerError>,
 }
 
 impl ImapConnection {
     /// Appends `messages` to `folder`, in order: as one MULTIAPPEND command where the server
     /// offers it, else (or when the server refuses the MULTIAPPEND) one APPEND per message.
+    /// `each_uid`: one APPEND per message all the same, because the caller needs each copy's
+    /// UID (a MULTIAPPEND's APPENDUID names a set, not which message got which UID).
     pub async fn append_batch(
         &mut self,
         folder: &str,
         messages: &[Appendable<'_>],
+        each_uid: bool,
     ) -> AppendOutcome {
-        if messages.len() > 1 && self.has_capability("MULTIAPPEND") {
+        if messages.len() > 1 && !each_uid && self.has_capability("MULTIAPPEND") {
             let all_at_once = self
                 .run("APPEND", |session| {
                     append_all_at_once(session, folder, messages)
@@ -64,6 +71,7 @@ impl ImapConnection {
                 Ok(Ok(())) => {
                     return AppendOutcome {
                         answers: messages.iter().map(|_| Some(Ok(()))).collect(),
+                        uids: messages.iter().map(|_| None).collect(),
                         stopped: None,
                     };
                 }
@@ -75,6 +83,7 @@ impl ImapConnection {
                 Err(stopped) => {
                     return AppendOutcome {
                         answers: messages.iter().map(|_| None).collect(),
+                        uids: messages.iter().map(|_| None).collect(),
                         stopped: Some(stopped),
                     };
                 }
@@ -90,14 +99,19 @@ impl ImapConnection {
     ) -> AppendOutcome {
         let mut answers: Vec<Option<Result<(), ImapError>>> =
             messages.iter().map(|_| None).collect();
+        let mut uids: Vec<Option<u32>> = messages.iter().map(|_| None).collect();
         let stopped = self
             .run("APPEND", |session| {
-                append_overlapped(session, folder, messages, &mut answers)
+                append_overlapped(session, folder, messages, &mut answers, &mut uids)
             })
             .await
             .err();
         self.discard_unsolicited();
-        AppendOutcome { answers, stopped }
+        AppendOutcome {
+            answers,
+            uids,
+            stopped,
+        }
     }
 }
 
@@ -111,6 +125,7 @@ async fn append_overlapped(
     folder: &str,
     messages: &[Appendable<'_>],
     answers: &mut [Option<Result<(), ImapError>>],
+    uids: &mut [Option<u32>],
 ) -> async_imap::error::Result<()> {
     let Some(first) = messages.first() else {
         return Ok(());
@@ -126,9 +141,10 @@ async fn append_overlapped(
         let go_ahead = loop {
             match next_event(session).await? {
                 Event::GoAhead => break true,
-                Event::Answer(tag, result) => {
+                Event::Answer(tag, result, uid) => {
                     if let Some(answered) = message_index(&tag, messages.len()) {
                         answers[answered] = Some(result);
+                        uids[answered] = uid;
                         if answered == index {
                             break false;
                         }
@@ -149,10 +165,11 @@ async fn append_overlapped(
         stream.flush().await?;
     }
     while answers.iter().any(Option::is_none) {
-        if let Event::Answer(tag, result) = next_event(session).await?
+        if let Event::Answer(tag, result, uid) = next_event(session).await?
             && let Some(answered) = message_index(&tag, messages.len())
         {
             answers[answered] = Some(result);
+            uids[answered] = uid;
         }
     }
     Ok(())
@@ -181,10 +198,10 @@ async fn append_all_at_once(
         line.clear();
         match next_event(session).await? {
             Event::GoAhead => {}
-            Event::Answer(_, Ok(())) => {
+            Event::Answer(_, Ok(()), _) => {
                 return Err(protocol_error("APPEND completed before all its messages"));
             }
-            Event::Answer(_, Err(refusal)) => return Ok(Err(refusal)),
+            Event::Answer(_, Err(refusal), _) => return Ok(Err(refusal)),
         }
         session.get_mut().write_all(message.body).await?;
     }
@@ -192,7 +209,7 @@ async fn append_all_at_once(
     stream.write_all(b"\r\n").await?;
     stream.flush().await?;
     match next_event(session).await? {
-        Event::Answer(_, result) => Ok(result),
+        Event::Answer(_, result, _) => Ok(result),
         Event::GoAhead => Err(protocol_error("a continuation after the last message")),
     }
 }
@@ -215,8 +232,8 @@ fn protocol_error(what: &str) -> ImapError {
 enum Event {
     /// `+`: send the literal.
     GoAhead,
-    /// The tagged answer to one APPEND.
-    Answer(String, Result<(), ImapError>),
+    /// The tagged answer to one APPEND, with the UID its APPENDUID gave a single message.
+    Answer(String, Result<(), ImapError>, Option<u32>),
 }
 
 /// Reads up to the next continuation request or tagged answer; untagged data (EXISTS, RECENT)
@@ -232,7 +249,16 @@ async fn next_event(session: &mut Session) -> async_imap::error::Result<Event> {
                 tag,
                 status,
                 outcome,
-            } => return Ok(Event::Answer(tag.0.clone(), answer(status, outcome)?)),
+            } => {
+                let uid = match &outcome.code {
+                    Some(ResponseCode::AppendUid(_, set)) => match set.as_slice() {
+                        [UidSetMember::Uid(uid)] => Some(*uid),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                return Ok(Event::Answer(tag.0.clone(), answer(status, outcome)?, uid));
+            }
             _ => {}
         }
     }

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use super::guard::ImapLimits;
 use super::sasl::{BearerLogin, authenticate_bearer};
 use super::stream::ImapStream;
-use crate::error::{WorkerError, from_imap, from_io, looks_throttled};
+use crate::error::{WorkerError, from_imap, from_io, server_condition};
 
 pub type Session = async_imap::Session<ImapStream>;
 
@@ -269,8 +269,10 @@ pub(super) fn login_error(
     use async_imap::error::Error as E;
     let server = server.to_owned();
     match error {
-        E::No(reason) | E::Bad(reason) if looks_throttled(&reason) => {
-            WorkerError::Throttled { server, reason }
+        E::No(reason) | E::Bad(reason)
+            if let Some(condition) = server_condition(&server, "login", &reason) =>
+        {
+            condition
         }
         E::No(reason) | E::Bad(reason) => WorkerError::LoginRejected {
             login: login.to_owned(),

@@ -3,9 +3,11 @@
 //! Strict servers (Cyrus) answer `BAD Invalid flag` to a doubled space or to `\Recent`, which the
 //! RFC forbids in APPEND; Dovecot tolerates both, so tests against Dovecot alone would not notice.
 //! Keywords survive only where the target can store them permanently (PERMANENTFLAGS), and only
-//! when they are valid atoms.
+//! when they are valid atoms; a server profile may withhold more (Exchange Online turns
+//! `$MDNSent` into a category on every message).
 
 use async_imap::types::Flag;
+use mailfleet_shared::server_profile::ServerRules;
 
 /// The system flags a client may set (RFC 3501 §2.3.2, without `\Recent`).
 const SETTABLE_SYSTEM_FLAGS: [&str; 5] =
@@ -17,6 +19,8 @@ pub struct PermanentFlags {
     /// `\*` present (or PERMANENTFLAGS absent, which RFC 3501 says means "all").
     pub any_keyword: bool,
     pub listed: Vec<String>,
+    /// Keywords the target's profile says never to send, with the reason.
+    pub withheld: &'static [(&'static str, &'static str)],
 }
 
 impl PermanentFlags {
@@ -24,17 +28,42 @@ impl PermanentFlags {
         if flags.is_empty() {
             return PermanentFlags {
                 any_keyword: true,
-                listed: Vec::new(),
+                ..PermanentFlags::default()
             };
         }
         PermanentFlags {
             any_keyword: flags.iter().any(|f| matches!(f, Flag::MayCreate)),
             listed: flags.iter().map(flag_text).collect(),
+            withheld: &[],
         }
     }
 
+    /// Also never sends the keywords `rules` withhold.
+    pub fn withholding(mut self, rules: &ServerRules) -> Self {
+        self.withheld = rules.withheld_keywords;
+        self
+    }
+
     fn allows_keyword(&self, keyword: &str) -> bool {
-        self.any_keyword || self.listed.iter().any(|f| f.eq_ignore_ascii_case(keyword))
+        self.withheld_reason(keyword).is_none()
+            && (self.any_keyword || self.listed.iter().any(|f| f.eq_ignore_ascii_case(keyword)))
+    }
+
+    /// Why `keyword` does not reach the target, in words for the report.
+    pub fn refusal_reason(&self, keyword: &str) -> String {
+        match self.withheld_reason(keyword) {
+            Some(reason) => format!("keyword {keyword} not carried: {reason}"),
+            None => format!(
+                "keyword {keyword} not kept: the target cannot store it (not in its PERMANENTFLAGS)"
+            ),
+        }
+    }
+
+    fn withheld_reason(&self, keyword: &str) -> Option<&'static str> {
+        self.withheld
+            .iter()
+            .find(|(withheld, _)| withheld.eq_ignore_ascii_case(keyword))
+            .map(|(_, reason)| *reason)
     }
 }
 
@@ -110,7 +139,7 @@ mod tests {
     fn recent_is_never_sent_and_list_has_single_spaces() {
         let all = PermanentFlags {
             any_keyword: true,
-            listed: vec![],
+            ..PermanentFlags::default()
         };
         let flags = AppendFlags::select(
             &strings(&["\\Recent", "\\Seen", "$Label1", "\\Flagged"]),
@@ -125,6 +154,7 @@ mod tests {
         let fixed = PermanentFlags {
             any_keyword: false,
             listed: strings(&["\\Seen", "$Forwarded"]),
+            withheld: &[],
         };
         let flags = AppendFlags::select(&strings(&["\\Seen", "ProjectX", "$forwarded"]), &fixed);
         assert_eq!(flags.kept, strings(&["\\Seen", "$forwarded"]));
@@ -132,10 +162,23 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_withholds_keywords_the_server_would_take() {
+        let exchange = PermanentFlags {
+            any_keyword: true,
+            ..PermanentFlags::default()
+        }
+        .withholding(mailfleet_shared::server_profile::ServerProfile::M365.rules());
+        let flags = AppendFlags::select(&strings(&["\\Seen", "$MDNSent", "$Label1"]), &exchange);
+        assert_eq!(flags.kept, strings(&["\\Seen", "$Label1"]));
+        assert_eq!(flags.dropped, strings(&["$MDNSent"]));
+        assert!(exchange.refusal_reason("$mdnsent").contains("category"));
+    }
+
+    #[test]
     fn invalid_atoms_and_unknown_system_flags_are_dropped() {
         let all = PermanentFlags {
             any_keyword: true,
-            listed: vec![],
+            ..PermanentFlags::default()
         };
         let flags = AppendFlags::select(&strings(&["bad flag", "a]b", "\\Unknown"]), &all);
         assert!(flags.kept.is_empty());

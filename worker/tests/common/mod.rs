@@ -104,6 +104,7 @@ impl Setup {
             folder_part_messages: 100,
             received_after: None,
             mirror_deletions: false,
+            target_profile: Default::default(),
         };
         if let Some(secret) = secret {
             let id = CredentialId::oauth2(&spec.batch, "target");

@@ -7,6 +7,7 @@ mod test;
 use std::process::ExitCode;
 
 use mailfleet_shared::lifecycle::validate_batch_name;
+use mailfleet_shared::server_profile::ProfileChoice;
 use mailfleet_shared::state::{EndpointRecord, endpoint_scope};
 
 use super::print_json;
@@ -75,6 +76,10 @@ async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), Cl
         endpoint: server.endpoint,
         max_concurrent_migrations: args.max_concurrent_migrations.max(1),
         max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs.max(1),
+        profile: match args.profile {
+            ProfileChoice::Auto => None,
+            ProfileChoice::Fixed(profile) => Some(profile),
+        },
     };
     stores.state.put_endpoint(&record).await?;
     println!("endpoint {} created: {}", record.name, describe(&record));

@@ -1,0 +1,262 @@
+//! The m365 target profile against testkit's Exchange Online personality (`ExchangeFront` in
+//! front of a real Dovecot): keywords Exchange cannot keep, `\Flagged` it drops from APPEND,
+//! `$MDNSent` and its reserved `Files`. Every message arrives once,
+//! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
+//! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
+//! user with words a person can act on.
+
+mod common;
+
+use common::{Pair, mailfleet, run, user_result};
+use mailfleet_testkit::exchange_front::{Condition, ExchangeFront};
+use mailfleet_testkit::{Layout, NewMessage, StartOptions, append_all, connect_login};
+use serde_json::Value;
+
+const USER: (&str, &str) = ("alice@exprofile.test", "exprofile-pw");
+
+fn message(subject: &str, flags: &[&str]) -> NewMessage {
+    NewMessage {
+        bytes: format!(
+            "Message-ID: <{subject}@exchange-profile.test>\r\nDate: Tue, 1 Mar 2022 10:00:00 \
+             +0000\r\nFrom: sender@example.com\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n"
+        )
+        .into_bytes(),
+        flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        internal_date: chrono::DateTime::parse_from_rfc3339("2022-03-01T10:00:00+00:00").unwrap(),
+    }
+}
+
+/// The source uses `.` as its separator (Cyrus-like). A source name holding a `/` cannot be
+/// made on this Dovecot (its storage refuses `/`), so that rename is covered by `folder_map`'s
+/// unit tests only.
+async fn seed(pair: &Pair) {
+    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    let inbox = [
+        message("flagged", &["\\Seen", "\\Flagged"]),
+        message("mdn", &["\\Seen", "$MDNSent"]),
+        message("keyword", &["ProjectX"]),
+        message("plain", &[]),
+    ];
+    append_all(&mut session, "INBOX", &inbox).await.unwrap();
+    append_all(
+        &mut session,
+        "INBOX.Files",
+        &[message("in-files", &["\\Flagged"])],
+    )
+    .await
+    .unwrap();
+    append_all(
+        &mut session,
+        "INBOX.Work",
+        &[message("in-work", &["\\Answered"])],
+    )
+    .await
+    .unwrap();
+    session.logout().await.unwrap();
+}
+
+fn migrate(pair: &Pair, front: &ExchangeFront) -> (i32, Value, String) {
+    migrate_as(pair, front, "m365")
+}
+
+fn migrate_as(pair: &Pair, front: &ExchangeFront, profile: &str) -> (i32, Value, String) {
+    let csv = pair.write_csv();
+    let mut command = mailfleet();
+    command
+        .args(["migrate", "--json", "--csv"])
+        .arg(&csv)
+        .args(["--source", &pair.source.url(), "--target", &front.url()])
+        .args(["--target-profile", profile, "--state-dir"])
+        .arg(pair.state_dir());
+    // The front runs on this runtime's other thread while this one waits.
+    tokio::task::block_in_place(|| run(&mut command))
+}
+
+/// Subject → sorted flags of every message in `folder` on the target (read past the front).
+async fn target_folder(pair: &Pair, folder: &str) -> Vec<(String, Vec<String>)> {
+    let snapshot = pair.target_snapshot(0).await;
+    let Some(found) = snapshot.folder(folder) else {
+        panic!(
+            "no folder {folder} on the target: {:?}",
+            snapshot.folders.keys()
+        );
+    };
+    let mut messages: Vec<(String, Vec<String>)> = found
+        .messages
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(&m.bytes);
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap()
+                .to_owned();
+            (subject, m.flags.clone())
+        })
+        .collect();
+    messages.sort();
+    messages
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn reasons(result: &Value) -> Vec<String> {
+    result["warnings"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|w| w["reason"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m365_profile_keeps_every_message_and_reports_each_rule_it_applied() {
+    let pair = Pair::from_servers(
+        StartOptions::users(&[USER]).with_layout(Layout::CyrusLike),
+        StartOptions::users(&[USER]),
+        &[USER],
+    );
+    seed(&pair).await;
+    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
+        .await
+        .unwrap();
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "CompletedWithWarnings", "{result}");
+    assert_eq!(result["items_copied"], 6, "{result}");
+    assert_eq!(result["items_skipped"], 0, "{result}");
+    // \Flagged was set right after APPEND, so the copy map's flag sync found nothing to fix.
+    assert_eq!(result["flags_updated"], 0, "{result}");
+
+    assert_eq!(
+        target_folder(&pair, "INBOX").await,
+        vec![
+            ("flagged".to_owned(), strings(&["\\Flagged", "\\Seen"])),
+            ("keyword".to_owned(), vec![]),
+            ("mdn".to_owned(), strings(&["\\Seen"])),
+            ("plain".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(
+        target_folder(&pair, "Files (migrated)").await,
+        vec![("in-files".to_owned(), strings(&["\\Flagged"]))]
+    );
+    assert_eq!(
+        target_folder(&pair, "Work").await,
+        vec![("in-work".to_owned(), strings(&["\\Answered"]))]
+    );
+
+    let reasons = reasons(result);
+    let has = |words: &[&str]| reasons.iter().any(|r| words.iter().all(|w| r.contains(w)));
+    assert!(has(&["keyword ProjectX", "PERMANENTFLAGS"]), "{reasons:?}");
+    assert!(has(&["keyword $MDNSent", "category"]), "{reasons:?}");
+    assert!(
+        has(&["Files", "Files (migrated)", "reserves"]),
+        "{reasons:?}"
+    );
+    assert!(!reasons.iter().any(|r| r.contains("Work")), "{reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r.contains("Flagged")),
+        "{reasons:?}"
+    );
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let again = user_result(&json, USER.0);
+    assert_eq!(again["items_copied"], 0, "{again}");
+    assert_eq!(again["items_synced"], 6, "{again}");
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 6);
+}
+
+/// A source seeded as [`seed`] does, and the front in `condition` before the target.
+async fn pair_and_front(condition: Condition) -> (Pair, ExchangeFront) {
+    let pair = Pair::from_servers(
+        StartOptions::users(&[USER]).with_layout(Layout::CyrusLike),
+        StartOptions::users(&[USER]),
+        &[USER],
+    );
+    seed(&pair).await;
+    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
+    let front = ExchangeFront::start_with(upstream, condition)
+        .await
+        .unwrap();
+    (pair, front)
+}
+
+fn only_error(result: &Value) -> String {
+    let errors = result["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{result}");
+    errors[0].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_target_mailbox_fails_the_user_at_once_as_quota_exceeded() {
+    let (pair, front) = pair_and_front(Condition::FullAfterAppends(2)).await;
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 1, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "Failed", "{result}");
+    // Each folder that met the full mailbox says so (folders are copied side by side).
+    let errors = result["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{result}");
+    for error in errors {
+        let error = error.as_str().unwrap();
+        assert!(
+            error.contains("mailbox quota exceeded on the target"),
+            "{error}"
+        );
+        assert!(error.contains("Server Unavailable. 15"), "{error}");
+    }
+    // Not a skip per message: the refusal fails the user; what went in is there once.
+    assert_eq!(result["items_skipped"], 0, "{result}");
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_but_not_connected_is_retried_then_names_the_likely_causes() {
+    let (pair, front) = pair_and_front(Condition::NotConnected).await;
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 1, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "Failed", "{result}");
+    let error = only_error(result);
+    for words in [
+        "User is authenticated but not connected",
+        "FullAccess",
+        "IMAP is disabled",
+        "tried 3 times",
+    ] {
+        assert!(error.contains(words), "{words}: {error}");
+    }
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 0);
+}
+
+/// The control: without the profile the front refuses `Files` as Exchange does (the folder is
+/// skipped), and `\Flagged`, dropped at APPEND, comes back only through the copy map's flag
+/// sync after the folder is copied (counted as a flag update), not at APPEND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generic_profile_loses_files_on_the_exchange_personality() {
+    let (pair, front) = pair_and_front(Condition::Healthy).await;
+    let (code, json, stderr) = migrate_as(&pair, &front, "generic");
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    let skipped = result["skipped"].to_string();
+    assert!(skipped.contains("Folder name is reserved"), "{result}");
+    assert_eq!(result["items_copied"], 5, "{result}");
+    assert_eq!(result["flags_updated"], 1, "{result}");
+    let inbox = target_folder(&pair, "INBOX").await;
+    assert_eq!(
+        inbox[0],
+        ("flagged".to_owned(), strings(&["\\Flagged", "\\Seen"])),
+        "{result}"
+    );
+}
