@@ -16,8 +16,9 @@ use crate::messages::{MailboxUser, SkippedItem};
 
 /// A batch's status, by Microsoft's names. `Failed`: its initial sync failed for every user,
 /// so nothing was migrated and incremental syncs would fail alike; `start` retries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchState {
+    #[default]
     Created,
     Starting,
     Syncing,
@@ -233,8 +234,10 @@ impl fmt::Display for BatchCommand {
     }
 }
 
-/// A migration batch as the state store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A migration batch as the state store keeps it. The default is a batch just created: nothing
+/// synced, nothing scheduled, never stored; `batch create` fills in its settings with struct
+/// update syntax (`BatchRecord { name, …, ..BatchRecord::default() }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRecord {
     pub name: String,
     /// Names of the source and target endpoints.
@@ -555,27 +558,13 @@ mod tests {
             name: "wave-1".into(),
             source_endpoint: "old".into(),
             target_endpoint: "new".into(),
-            include_folders: vec![],
-            exclude_folders: vec![],
-            received_after: None,
-            mirror_deletions: false,
             max_message_size: 1,
-            notify: vec![],
-            target_mx: None,
             policy: LifecyclePolicy {
                 incremental_interval: Duration::from_secs(100),
                 completion_window: Duration::from_secs(1000),
             },
-            state: BatchState::Created,
             created_at: at(0),
-            start_after: None,
-            complete_after: None,
-            initial_sync_finished_at: None,
-            last_sync_finished_at: None,
-            next_sync_at: None,
-            completion_deadline: None,
-            finished_at: None,
-            version: 0,
+            ..BatchRecord::default()
         }
     }
 

@@ -83,16 +83,10 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
             incremental_interval: args.incremental_interval,
             completion_window: args.completion_window,
         },
-        state: BatchState::Created,
         created_at: now,
         start_after,
         complete_after,
-        initial_sync_finished_at: None,
-        last_sync_finished_at: None,
-        next_sync_at: None,
-        completion_deadline: None,
-        finished_at: None,
-        version: 0,
+        ..BatchRecord::default()
     };
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
     stores.state.create_batch(&batch, &users).await?;

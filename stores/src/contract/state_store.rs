@@ -21,22 +21,10 @@ pub fn new_batch(name: &str) -> BatchRecord {
         target_endpoint: "new".into(),
         include_folders: vec!["INBOX".into()],
         exclude_folders: vec![],
-        received_after: None,
         mirror_deletions: true,
         max_message_size: 10 << 20,
-        notify: vec![],
-        target_mx: None,
-        policy: Default::default(),
-        state: BatchState::Created,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
-        start_after: None,
-        complete_after: None,
-        initial_sync_finished_at: None,
-        last_sync_finished_at: None,
-        next_sync_at: None,
-        completion_deadline: None,
-        finished_at: None,
-        version: 0,
+        ..BatchRecord::default()
     }
 }
 
