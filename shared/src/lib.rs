@@ -15,6 +15,8 @@
 //! - [`messages`]: the tasks workers consume and the reports they publish (serde_json).
 //! - [`uid_map`]: which target message is mailfleet's copy of which source message, with the
 //!   flags as last synced (what incremental passes mirror).
+//! - [`tenancy`]: tenants, API tokens (stored as hashes) and the audit log, and the
+//!   `ControlStore` seam that scopes every tenant's records in the store layer.
 //! - [`queue`], [`checkpoint`], [`credentials`], [`state`], [`job_spec`]'s `JobSpecStore`: the
 //!   seams whose backends live in `mailfleet-stores`; [`store_error`]: the error they all return,
 //!   with a kind that says whether retrying can help.
@@ -37,4 +39,5 @@ pub mod queue;
 pub mod server_profile;
 pub mod state;
 pub mod store_error;
+pub mod tenancy;
 pub mod uid_map;
