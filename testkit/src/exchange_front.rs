@@ -35,10 +35,10 @@
 //! APPEND), or tokens that expire after the Nth APPEND.
 //!
 //! Not reproduced: OAUTHBEARER, the `Request is throttled` replies, case-insensitivity beyond
-//! CREATE, `$MDNSent` shown as a category, size limits. Only synchronizing literals are understood from
-//! the client (`{n}`, what mailfleet sends), and a literal is read as soon as its line is
-//! forwarded: a server refusing an APPEND at its command line (instead of `+`) would leave the
-//! front waiting.
+//! CREATE, `$MDNSent` shown as a category, size limits. Only synchronizing literals are
+//! understood from the client (`{n}`, what mailfleet sends), and a literal is read as soon as
+//! its line is forwarded: a server refusing an APPEND at its command line (instead of `+`)
+//! would leave the front waiting.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
