@@ -1,6 +1,7 @@
 //! The m365 target profile against testkit's Exchange Online personality (`ExchangeFront` in
 //! front of a real Dovecot): keywords Exchange cannot keep, `\Flagged` it drops from APPEND,
-//! `$MDNSent` and its reserved `Files`. Every message arrives once,
+//! `$MDNSent`, its reserved `Files`, `/` inside a name and names equal but for case. Every
+//! message arrives once,
 //! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
 //! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
 //! user with words a person can act on.
@@ -26,9 +27,7 @@ fn message(subject: &str, flags: &[&str]) -> NewMessage {
     }
 }
 
-/// The source uses `.` as its separator (Cyrus-like). A source name holding a `/` cannot be
-/// made on this Dovecot (its storage refuses `/`), so that rename is covered by `folder_map`'s
-/// unit tests only.
+/// The source uses `.` as its separator (Cyrus-like).
 async fn seed(pair: &Pair) {
     let mut session = connect_login(pair.source.port(), USER.0, USER.1)
         .await
@@ -259,4 +258,61 @@ async fn the_generic_profile_loses_files_on_the_exchange_personality() {
         ("flagged".to_owned(), strings(&["\\Flagged", "\\Seen"])),
         "{result}"
     );
+}
+
+/// Exchange cannot hold `/` inside a name and takes `work` for `Work`: under m365 `Plans/2024`
+/// lands as `Plans-2024`, and `work` (with its subfolder) as `work (2)` beside `Work` — each
+/// message in its own folder once, each rename a warning; a re-run copies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m365_renames_slashes_and_names_equal_but_for_case_without_losing_mail() {
+    // Names kept in Dovecot's index, so a level may hold `/` (its fs layout refuses it).
+    let source = StartOptions::users(&[USER])
+        .with_layout(Layout::CyrusLike)
+        .with_config("mail_location = sdbox:~/box:LAYOUT=index");
+    let pair = Pair::from_servers(source, StartOptions::users(&[USER]), &[USER]);
+    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    let folders = [
+        ("INBOX.Plans/2024", "Plans-2024", "plans"),
+        ("INBOX.Work", "Work", "upper"),
+        ("INBOX.work", "work (2)", "lower"),
+        ("INBOX.work.Notes", "work (2)/Notes", "notes"),
+    ];
+    for (source, _, subject) in folders {
+        let messages = [message(subject, &["\\Seen"])];
+        append_all(&mut session, source, &messages).await.unwrap();
+    }
+    session.logout().await.unwrap();
+    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
+        .await
+        .unwrap();
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["items_copied"], 4, "{result}");
+    for (_, target, subject) in folders {
+        assert_eq!(
+            target_folder(&pair, target).await,
+            vec![(subject.to_owned(), strings(&["\\Seen"]))],
+            "{target}"
+        );
+    }
+    let reasons = reasons(result);
+    let has = |words: &[&str]| reasons.iter().any(|r| words.iter().all(|w| r.contains(w)));
+    assert!(has(&["Plans/2024", "Plans-2024", "'/'"]), "{reasons:?}");
+    assert!(
+        has(&["work renamed to work (2)", "case-insensitive"]),
+        "{reasons:?}"
+    );
+    assert!(
+        has(&["work/Notes renamed to work (2)/Notes"]),
+        "{reasons:?}"
+    );
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
+    assert_eq!(pair.target_snapshot(0).await.message_count(), 4);
 }

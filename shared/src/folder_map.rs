@@ -9,7 +9,7 @@
 //! Two source folders of the same special use (`Sent` and `Sent Items`) both land in the target's
 //! one sent folder; that merge is intended — a user has one sent folder after the migration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::mutf7;
 use crate::server_profile::{ServerProfile, ServerRules};
@@ -239,6 +239,9 @@ impl FolderMapper {
                 Err(skip) => skipped.push(skip),
             }
         }
+        if self.rules.case_insensitive_names {
+            self.separate_names_equal_but_for_case(&mut mapped);
+        }
         let mut parents = Vec::new();
         for folder in &mapped {
             for depth in 1..folder.path.len() {
@@ -306,6 +309,57 @@ impl FolderMapper {
                     .replace(separator, self.rules.separator_replacement)
             })
             .collect()
+    }
+
+    /// On a target whose names are case-insensitive, `Work` and `work` would be one folder
+    /// (Exchange refuses the second CREATE as existing and fills the first with both). In path
+    /// order (so `Work` before `work`, the same on every run over the same folders), a level
+    /// that meets an earlier folder's level but for case becomes `work (2)` (the next free
+    /// number), its subfolders with it, and the rename is reported. Folders that map to exactly
+    /// the same name (two sent folders into the target's one) still merge, as intended.
+    fn separate_names_equal_but_for_case(&self, mapped: &mut [MappedFolder]) {
+        let separator = self.target.separator.unwrap_or('/');
+        let folded = |path: &[String]| -> Vec<String> {
+            let components = self.target_components(path, separator);
+            components.iter().map(|c| c.to_lowercase()).collect()
+        };
+        mapped.sort_by(|a, b| a.path.cmp(&b.path));
+        // Case-folded target path → the exact path that claimed it.
+        let mut claimed: HashMap<Vec<String>, Vec<String>> = HashMap::new();
+        for folder in mapped.iter_mut() {
+            let mut path: Vec<String> = Vec::new();
+            for component in &folder.path {
+                let mut candidate = component.clone();
+                for number in 2.. {
+                    path.push(candidate.clone());
+                    let exact = claimed.entry(folded(&path)).or_insert_with(|| path.clone());
+                    if *exact == path {
+                        break;
+                    }
+                    path.pop();
+                    candidate = format!("{component} ({number})");
+                }
+            }
+            if path == folder.path {
+                continue;
+            }
+            let Ok(target_name) = self.target_name(&path) else {
+                continue;
+            };
+            let rename = format!(
+                "folder {} renamed to {} on the target: the target's folder names are \
+                 case-insensitive and another folder has this name but for case",
+                folder.path.join("/"),
+                path.join("/")
+            );
+            folder.renamed = Some(match folder.renamed.take() {
+                Some(earlier) => format!("{earlier}; {rename}"),
+                None => rename,
+            });
+            folder.target_name = target_name;
+            folder.display_name = path.join("/");
+            folder.path = path;
+        }
     }
 
     fn reserved_replacement(&self, name: &str) -> Option<&'static str> {
@@ -555,6 +609,45 @@ mod tests {
         assert!(names[1].1.unwrap().contains("reserves the name Files"));
         assert_eq!(names[2].0, "Files (migrated)/Sub");
         assert_eq!(names[3], ("Work", None));
+    }
+
+    #[test]
+    fn m365_rules_give_names_equal_but_for_case_distinct_names() {
+        let mapper = FolderMapper::new(ns("", '/'), None, ns("", '/'), &[])
+            .with_rules(ServerProfile::M365.rules());
+        let (mapped, _) = mapper.map_all(&[
+            listed("work", '/', &[]),
+            listed("work/Notes", '/', &[]),
+            listed("Work", '/', &[]),
+            listed("WORK", '/', &[]),
+            listed("Sent", '/', &[]),
+            listed("Sent Items", '/', &[]),
+        ]);
+        let names: Vec<(&str, &str, bool)> = mapped
+            .iter()
+            .map(|m| {
+                let renamed = m
+                    .renamed
+                    .as_deref()
+                    .is_some_and(|r| r.contains("case-insensitive"));
+                (m.source_name.as_str(), m.target_name.as_str(), renamed)
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Sent", "Sent", false),
+                ("Sent Items", "Sent", false),
+                ("WORK", "WORK", false),
+                ("Work", "Work (2)", true),
+                ("work", "work (3)", true),
+                ("work/Notes", "work (3)/Notes", true),
+            ]
+        );
+        // Without the rule (generic), each keeps its name.
+        let generic = FolderMapper::new(ns("", '/'), None, ns("", '/'), &[]);
+        let (mapped, _) = generic.map_all(&[listed("work", '/', &[]), listed("Work", '/', &[])]);
+        assert!(mapped.iter().all(|m| m.renamed.is_none()));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct ServerRules {
     pub withheld_keywords: &'static [(&'static str, &'static str)],
     /// `\Flagged` is set again with `UID STORE` after APPEND, and checked.
     pub store_flagged_after_append: bool,
+    /// Folder names equal but for case are one folder on the target: source folders that
+    /// would meet there get distinct names (see `FolderMapper::map_all`).
+    pub case_insensitive_names: bool,
 }
 
 const GENERIC: ServerRules = ServerRules {
@@ -40,11 +43,13 @@ const GENERIC: ServerRules = ServerRules {
     separator_replacement: "_",
     withheld_keywords: &[],
     store_flagged_after_append: false,
+    case_insensitive_names: false,
 };
 
 /// Microsoft's documentation and imapsync's FAQ: `NO Folder name is reserved` for `Files`; `/`
 /// cannot appear inside a name; `$MDNSent` shows up as a category on every message; `\Flagged`
-/// on APPEND is not kept reliably (imapsync sets it again with STORE).
+/// on APPEND is not kept reliably (imapsync sets it again with STORE); names are
+/// case-insensitive (CREATE `work` next to `Work`: "Mailbox already exists").
 const M365: ServerRules = ServerRules {
     reserved_names: &[("Files", "Files (migrated)")],
     separator_replacement: "-",
@@ -53,6 +58,7 @@ const M365: ServerRules = ServerRules {
         "Exchange Online shows $MDNSent as a category on every message",
     )],
     store_flagged_after_append: true,
+    case_insensitive_names: true,
 };
 
 impl ServerProfile {

@@ -29,8 +29,9 @@
 //!
 //! What it does not reproduce: tokens are opaque random strings (Entra ID's are JWTs; clients
 //! must treat both as opaque), no throttling of the token endpoint, no tenant discovery or
-//! national-cloud hosts, no consent or mailbox permission model beyond "the app's domain" and
-//! "the mailboxes a service account may act as", no `x5t#S256`/PS256. Introspection answers an
+//! national-cloud hosts, no consent model; mailbox permissions are "the app's domain" for
+//! introspection, a FullAccess grant list for [`TokenChecker`] (testkit's Exchange front), and
+//! "the mailboxes a service account may act as"; no `x5t#S256`/PS256. Introspection answers an
 //! inactive token with `"active": false` *and* the token's username (empty for an unknown
 //! token), because Dovecot 2.3 reports a response without its username attribute as a
 //! temporary failure rather than a refused login.
@@ -149,6 +150,9 @@ struct Registry {
     token_requests: usize,
     /// The address, for the `aud` claims.
     base_url: String,
+    /// (client id, mailbox): Exchange's `Add-MailboxPermission -AccessRights FullAccess` for
+    /// the app's service principal; only [`TokenChecker::app_may_open`] looks at it.
+    full_access: HashSet<(String, String)>,
 }
 
 struct App {
@@ -167,6 +171,8 @@ struct ServiceAccount {
 struct Issued {
     /// What introspection reports as `username`.
     username: String,
+    /// The Entra ID app an app-only token was issued to.
+    client_id: Option<String>,
     expires: Instant,
     revoked: bool,
 }
@@ -259,9 +265,22 @@ impl IdentityProvider {
         }
     }
 
+    /// Exchange's FullAccess for app `client_id` on `mailbox` (see [`TokenChecker`]).
+    pub fn grant_full_access(&self, client_id: &str, mailbox: &str) {
+        let grant = (client_id.to_owned(), mailbox.to_owned());
+        self.registry().full_access.insert(grant);
+    }
+
+    /// What a resource server in the same process (testkit's Exchange front) asks about tokens.
+    pub fn checker(&self) -> TokenChecker {
+        TokenChecker {
+            state: self.state.clone(),
+        }
+    }
+
     /// Issues a token for `username` directly, as another tool would have fetched it.
     pub fn issue_token(&self, username: &str) -> String {
-        issue(&mut self.registry(), username)["access_token"]
+        issue(&mut self.registry(), username, None)["access_token"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
@@ -282,9 +301,53 @@ impl IdentityProvider {
     }
 }
 
+/// The provider's view of its tokens for a resource server running in the test's process: what
+/// Exchange Online asks Entra ID (is the token live, may its app open this mailbox) without
+/// introspection over HTTP.
+#[derive(Clone)]
+pub struct TokenChecker {
+    state: Arc<Mutex<Registry>>,
+}
+
+impl TokenChecker {
+    /// Whether `token` is issued, unexpired and unrevoked.
+    pub fn is_live(&self, token: &str) -> bool {
+        let registry = self.registry();
+        registry
+            .tokens
+            .get(token)
+            .is_some_and(|t| !t.revoked && Instant::now() < t.expires)
+    }
+
+    /// Whether `token` is a live app-only token whose app was granted FullAccess to `mailbox`
+    /// ([`IdentityProvider::grant_full_access`]).
+    pub fn app_may_open(&self, token: &str, mailbox: &str) -> bool {
+        let registry = self.registry();
+        let app = match registry.tokens.get(token) {
+            Some(issued) if !issued.revoked && Instant::now() < issued.expires => {
+                issued.client_id.clone()
+            }
+            _ => None,
+        };
+        app.is_some_and(|app| registry.full_access.contains(&(app, mailbox.to_owned())))
+    }
+
+    /// Every token issued so far expires now (as their lifetime running out would).
+    pub fn expire_all(&self) {
+        let now = Instant::now();
+        for issued in self.registry().tokens.values_mut() {
+            issued.expires = issued.expires.min(now);
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 type Shared = State<Arc<Mutex<Registry>>>;
 
-fn issue(registry: &mut Registry, username: &str) -> Value {
+fn issue(registry: &mut Registry, username: &str, client_id: Option<&str>) -> Value {
     let lifetime = registry.lifetime.unwrap_or(Duration::from_secs(3600));
     let token: String = rand::rng()
         .sample_iter(&rand::distr::Alphanumeric)
@@ -295,6 +358,7 @@ fn issue(registry: &mut Registry, username: &str) -> Value {
         token.clone(),
         Issued {
             username: username.to_owned(),
+            client_id: client_id.map(str::to_owned),
             expires: Instant::now() + lifetime,
             revoked: false,
         },
@@ -432,7 +496,7 @@ async fn microsoft_token(
         return entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 700023, text);
     }
     let username = format!("{client_id}@{}", app.domain);
-    Json(issue(&mut registry, &username)).into_response()
+    Json(issue(&mut registry, &username, Some(client_id))).into_response()
 }
 
 async fn google_token(State(state): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
@@ -481,7 +545,7 @@ async fn google_token(State(state): Shared, Form(form): Form<HashMap<String, Str
     if !account.mailboxes.contains(&subject) {
         return google_error("invalid_grant", "Invalid email or User ID");
     }
-    Json(issue(&mut registry, &subject)).into_response()
+    Json(issue(&mut registry, &subject, None)).into_response()
 }
 
 async fn introspect(State(state): Shared, Form(form): Form<HashMap<String, String>>) -> Response {

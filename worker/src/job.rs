@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore};
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
-use mailfleet_shared::endpoint::{Endpoint, OAuth2};
+use mailfleet_shared::endpoint::{Endpoint, OAuth2, TokenProviderKind};
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::server_profile::ServerProfile;
@@ -203,6 +203,24 @@ impl Job {
                         .refused(side, provider.as_ref(), mailbox, &token)
                         .await;
                     refused_once = true;
+                }
+                Err(WorkerError::LoginRejected {
+                    login,
+                    server,
+                    reason,
+                }) if matches!(oauth2.provider, TokenProviderKind::Microsoft { .. }) => {
+                    // A fresh app-only token was refused for this mailbox only: Exchange says
+                    // no more than "AUTHENTICATE failed", so name what an admin checks.
+                    return Err(WorkerError::LoginRejected {
+                        login,
+                        server,
+                        reason: format!(
+                            "{reason}; a fresh app-only token was refused for this mailbox: \
+                             grant the app FullAccess to it (Add-MailboxPermission \
+                             -AccessRights FullAccess for the app's service principal) and \
+                             check that the app has IMAP.AccessAsApp"
+                        ),
+                    });
                 }
                 outcome => return outcome,
             }

@@ -114,10 +114,12 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
             "Moved",
             "Deleted",
             "DeletedOnSourceKept",
+            "Warnings",
         ])
         .map_err(failed)?;
     for row in rows {
         let skipped: Vec<String> = row.skipped.iter().map(describe_skipped).collect();
+        let warnings: Vec<String> = row.warnings.iter().map(describe_skipped).collect();
         writer
             .write_record([
                 row.email.to_owned(),
@@ -134,6 +136,7 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
                 row.moved.to_string(),
                 row.deleted.to_string(),
                 row.deleted_on_source_kept.len().to_string(),
+                warnings.join("; "),
             ])
             .map_err(failed)?;
     }
@@ -207,8 +210,25 @@ fn html(batch: &BatchRecord, rows: &[ReportRow]) -> String {
         "</ul>\n<h2>Skipped items</h2>\n<table><thead><tr><th>User</th><th>Folder</th>\
         <th>Date</th><th>Subject</th><th>Size</th><th>Reason</th></tr></thead><tbody>\n",
     );
+    item_rows(&mut page, rows, |row| row.skipped);
+    // Migrated, but not exactly as on the source (CompletedWithWarnings).
+    page.push_str(
+        "</tbody></table>\n<h2>Warnings</h2>\n<table><thead><tr><th>User</th><th>Folder</th>\
+        <th>Date</th><th>Subject</th><th>Size</th><th>Reason</th></tr></thead><tbody>\n",
+    );
+    item_rows(&mut page, rows, |row| row.warnings);
+    page.push_str("</tbody></table>\n</body></html>\n");
+    page
+}
+
+/// One table row per item `items` picks from each user (skipped items, warnings).
+fn item_rows<'a>(
+    page: &mut String,
+    rows: &'a [ReportRow<'a>],
+    items: impl Fn(&'a ReportRow<'a>) -> &'a [SkippedItem],
+) {
     for row in rows {
-        for item in row.skipped {
+        for item in items(row) {
             let _ = writeln!(
                 page,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -221,6 +241,38 @@ fn html(batch: &BatchRecord, rows: &[ReportRow]) -> String {
             );
         }
     }
-    page.push_str("</tbody></table>\n</body></html>\n");
-    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keyword the target could not keep reaches every format, not only JSON.
+    #[test]
+    fn warnings_are_in_the_csv_and_html_reports() {
+        let mut user = UserRecord::queued("ann@contoso.com", "ann", None);
+        user.warnings.push(SkippedItem {
+            folder: "INBOX".into(),
+            subject: Some("Plans".into()),
+            date: None,
+            size: None,
+            reason: "keyword ProjectX not in the target's PERMANENTFLAGS".into(),
+        });
+        let rows = [ReportRow::of(&user)];
+        let text = csv(&rows).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let record = reader.records().next().unwrap().unwrap();
+        let column = headers.iter().position(|h| h == "Warnings").unwrap();
+        assert!(record[column].contains("INBOX | - | Plans"), "{text}");
+        assert!(record[column].contains("keyword ProjectX"), "{text}");
+
+        let batch = BatchRecord::default();
+        let page = html(&batch, &rows);
+        let warnings = &page[page.find("<h2>Warnings</h2>").expect("a warnings section")..];
+        assert!(
+            warnings.contains("<td>Plans</td><td></td><td>keyword ProjectX"),
+            "{page}"
+        );
+    }
 }
