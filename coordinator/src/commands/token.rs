@@ -2,7 +2,7 @@
 //! once, alone on stdout (for `TOKEN=$(mailfleet token create …)`); the store keeps only its
 //! SHA-256.
 
-use mailfleet_shared::tenancy::{CLI_ACTOR, DEFAULT_TENANT, Role};
+use mailfleet_shared::tenancy::{CLI_ACTOR, Role};
 
 use super::print_json;
 use crate::backends::open_provider;
@@ -75,10 +75,6 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 async fn revoke(args: &TokenIdArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_provider(settings, &args.state.state_dir).await?;
     let token = tenants::revoke_token(stores.control.as_ref(), &args.id, CLI_ACTOR).await?;
-    println!(
-        "token {} revoked ({})",
-        token.id,
-        token.tenant.as_deref().unwrap_or(DEFAULT_TENANT)
-    );
+    println!("token {} revoked", token.id);
     Ok(())
 }
