@@ -71,7 +71,7 @@ pub struct Settings {
     pub imap_max_folders: Option<usize>,
     /// Attempts at an operation that fails transiently, the first included (default 8).
     pub retry_attempts: Option<u32>,
-    /// The tenant whose endpoints and batches the admin commands work on (`--tenant`, env
+    /// The tenant whose endpoints and batches the admin commands work on (`--as-tenant`, env
     /// `MAILFLEET_TENANT`); not a key of the file: a choice per command, like a batch name.
     #[serde(skip)]
     pub tenant: Option<String>,
@@ -175,7 +175,7 @@ impl Settings {
 }
 
 impl Settings {
-    /// The tenant the admin commands work on: `--tenant`, else the default tenant.
+    /// The tenant the admin commands work on: `--as-tenant`, else the default tenant.
     pub fn tenant(&self) -> &str {
         self.tenant
             .as_deref()

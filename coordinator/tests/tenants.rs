@@ -13,7 +13,7 @@ use mailfleet_stores::sqlite_state::SqliteStateStore;
 use mailfleet_testkit::corpus::CorpusSpec;
 use serde_json::Value;
 
-/// The commands of one tenant: every command gets `--tenant NAME`.
+/// The commands of one tenant: every command gets `MAILFLEET_TENANT=NAME` (`--as-tenant NAME`).
 fn as_tenant(pair: &Pair, tenant: &str) -> ServiceCli {
     ServiceCli::new(pair.state_dir()).with_env("MAILFLEET_TENANT", tenant)
 }

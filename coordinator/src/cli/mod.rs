@@ -39,7 +39,13 @@ pub struct Cli {
     pub log_json: bool,
     /// The tenant whose endpoints, batches and reports the endpoint, batch, report and verify
     /// commands work on (default: `default`); the tenant of `token create` and `token list`.
-    #[arg(long, global = true, env = "MAILFLEET_TENANT")]
+    /// (`--as-tenant`, because `endpoint create --tenant` is an OAuth2 directory's tenant.)
+    #[arg(
+        id = "as_tenant",
+        long = "as-tenant",
+        global = true,
+        env = "MAILFLEET_TENANT"
+    )]
     pub tenant: Option<String>,
     #[command(subcommand)]
     pub command: Command,

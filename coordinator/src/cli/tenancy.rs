@@ -1,5 +1,5 @@
 //! The arguments of the provider's commands (ARCHITECTURE.md, "Tenants"): tenants and API
-//! tokens. The tenant of `token create` and `token list` is the global `--tenant`.
+//! tokens. The tenant of `token create` and `token list` is the global `--as-tenant`.
 
 use clap::{Args, Subcommand};
 use mailfleet_shared::tenancy::Role;
@@ -38,10 +38,10 @@ pub struct TenantNameArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an API token of the tenant named by --tenant, or a provider token; the token is
+    /// Create an API token of the tenant named by --as-tenant, or a provider token; the token is
     /// printed once, on stdout, and only its SHA-256 is kept.
     Create(TokenCreateArgs),
-    /// List tokens (never their text): of --tenant if given, else all.
+    /// List tokens (never their text): of --as-tenant if given, else all.
     List(ListArgs),
     /// Revoke a token by its id; it stays listed, revoked.
     Revoke(TokenIdArgs),
