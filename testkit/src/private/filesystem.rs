@@ -53,15 +53,14 @@ impl SmallFilesystem {
         let mut file = std::fs::File::create(self.filler()).expect("the filler file");
         let block = vec![0u8; 4096];
         loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => {}
+            match file.write_all(&block) {
+                Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
                 Err(e) => panic!("filling {}: {e}", self.path().display()),
             }
         }
-        // The last partial block may have fit: try byte by byte until truly full.
-        while file.write(&[0u8]).is_ok_and(|n| n == 1) {}
+        // Part of the last block may have fit: go on byte by byte until truly full.
+        while file.write_all(&[0u8]).is_ok() {}
     }
 
     /// Removes the filler file: the space is back.
