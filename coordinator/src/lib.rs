@@ -13,7 +13,8 @@
 //! - [`tenants`]: tenants and API tokens as operations the commands and the API share.
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
 //!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
-//!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line.
+//!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line;
+//!   [`hardening`]: the process made non-dumpable, for the secrets it holds.
 //!
 //! ARCHITECTURE.md at the repository root says how the crates fit together.
 
@@ -21,6 +22,7 @@ pub mod backends;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod hardening;
 pub mod input;
 pub mod observe;
 pub mod records;

@@ -7,10 +7,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailfleet::cli::Cli;
 use mailfleet::commands;
+use mailfleet::hardening;
 use mailfleet::observe::telemetry;
 use mailfleet::settings::Settings;
 
 fn main() -> ExitCode {
+    // Before any password, key or token is read (the environment, the CSV, the state).
+    if let Err(error) = hardening::forbid_memory_dumps() {
+        eprintln!("mailfleet: warning: cannot make the process non-dumpable: {error}");
+    }
     let cli = Cli::parse();
     let started = Settings::load(cli.config.as_deref())
         .map(|settings| settings.overridden_by(cli.flag_settings()))

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::error::CliError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// `rabbitmq://user:pass@host:5672/%2f[?prefix=mailfleet]`; unset: in-process queue.
@@ -260,6 +260,20 @@ impl Settings {
     }
 }
 
+/// What `mailfleet config` shows, so a `{:?}` in a log or a failed test never prints the
+/// secret key or a password inside a broker, Redis, database or SMTP URL.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut set = f.debug_struct("Settings");
+        for (key, value) in self.describe() {
+            if let Some(value) = value {
+                set.field(key, &format_args!("{value}"));
+            }
+        }
+        set.finish()
+    }
+}
+
 /// `url` with its password (if any) replaced by `***`; unparsable text is left as it is.
 fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
@@ -302,6 +316,30 @@ fn settings_variables(
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn debug_output_hides_the_secret_key_and_url_passwords() {
+        let settings = Settings {
+            queue: Some("rabbitmq://mq:Queue-Pw-1@broker:5672/%2f".into()),
+            checkpoints: Some("redis://:Redis-Pw-2@cache:6379".into()),
+            state: Some("postgres://svc:Pg-Pw-3@db:5432/mailfleet".into()),
+            smtp_url: Some("smtps://mailer:Smtp-Pw-4@smtp:465".into()),
+            secret_key: Some(SecretString::from("Key-Material-5")),
+            concurrency: Some(7),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        for secret in [
+            "Queue-Pw-1",
+            "Redis-Pw-2",
+            "Pg-Pw-3",
+            "Smtp-Pw-4",
+            "Key-Material-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("broker:5672") && shown.contains("concurrency: 7"));
+    }
 
     #[test]
     fn file_values_are_read_and_unknown_keys_rejected() {

@@ -335,6 +335,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_a_row_hides_its_password() {
+        let rows =
+            parse_migration_csv(b"EmailAddress,UserName,Password\na@example.com,a,Row-Secret-1\n")
+                .unwrap();
+        let shown = format!("{rows:?}");
+        assert!(!shown.contains("Row-Secret-1"), "{shown}");
+        assert!(
+            shown.contains("a@example.com") && shown.contains("REDACTED"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn bare_cr_line_ends_count_as_lines() {
         // Excel's "CSV (Macintosh)": every line ends in a bare CR. Found by fuzz/migration_csv:
         // every row was reported on line 1.

@@ -20,6 +20,7 @@ use mailfleet_shared::store_error::StoreError;
 use rand::RngCore;
 use ring::hkdf;
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 use crate::error::StoresError;
 
@@ -69,6 +70,7 @@ impl SecretBox {
     pub fn from_base64(key: &str) -> Result<Self, StoresError> {
         let bytes = STANDARD
             .decode(key.trim())
+            .map(Zeroizing::new)
             .map_err(|_| StoresError::Key("the key is not valid base64".into()))?;
         Self::from_key_bytes(&bytes)
     }
@@ -90,11 +92,11 @@ impl SecretBox {
             .open(path)
         {
             Ok(mut file) => {
-                let mut key = [0u8; KEY_LEN];
-                rand::rng().fill_bytes(&mut key);
-                file.write_all(&key).map_err(io)?;
+                let mut key = Zeroizing::new([0u8; KEY_LEN]);
+                rand::rng().fill_bytes(key.as_mut());
+                file.write_all(key.as_ref()).map_err(io)?;
                 file.sync_all().map_err(io)?;
-                return Self::from_key_bytes(&key);
+                return Self::from_key_bytes(key.as_ref());
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(e)),
@@ -108,7 +110,7 @@ impl SecretBox {
                 mode & 0o777
             )));
         }
-        let mut key = Vec::new();
+        let mut key = Zeroizing::new(Vec::new());
         file.read_to_end(&mut key).map_err(io)?;
         Self::from_key_bytes(&key)
     }
@@ -157,6 +159,12 @@ impl SecretBox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let sealer = SecretBox::from_key_bytes(&[0xA7u8; 32]).unwrap();
+        assert_eq!(format!("{sealer:?}"), "SecretBox(..)");
+    }
 
     #[test]
     fn seal_open_round_trip_with_fresh_nonces_and_tamper_detection() {

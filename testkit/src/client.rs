@@ -187,19 +187,15 @@ pub fn mail_differences(
     rename: impl Fn(&str) -> String,
 ) -> Vec<String> {
     let mut differences = Vec::new();
-    let mut expected: BTreeMap<String, Vec<&MessageSnapshot>> = BTreeMap::new();
-    for (name, folder) in &source.folders {
+    for name in source.folders.keys() {
         let target_name = rename(name);
         if !target.folders.contains_key(&target_name) {
             differences.push(format!(
                 "folder {target_name} (source {name}) missing on the target"
             ));
         }
-        expected
-            .entry(target_name)
-            .or_default()
-            .extend(&folder.messages);
     }
+    let expected = expected_by_target_folder(source, &rename);
     for (name, wanted) in &expected {
         let found: Vec<&MessageSnapshot> = target
             .folders
@@ -219,6 +215,84 @@ pub fn mail_differences(
     differences
 }
 
+/// Messages the target lacks and messages it holds too often (or never had), over every
+/// folder, compared as [`mail_differences`] compares them: what a soak run counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailCount {
+    pub missing: u64,
+    pub extra: u64,
+}
+
+/// Counts what [`mail_differences`] lists: missing and extra (duplicated) messages.
+pub fn count_differences(
+    source: &MailboxSnapshot,
+    target: &MailboxSnapshot,
+    rename: impl Fn(&str) -> String,
+) -> MailCount {
+    let mut count = MailCount::default();
+    let expected = expected_by_target_folder(source, &rename);
+    let empty = FolderSnapshot::default();
+    for (name, wanted) in &expected {
+        let found: Vec<&MessageSnapshot> = target
+            .folders
+            .get(name)
+            .unwrap_or(&empty)
+            .messages
+            .iter()
+            .collect();
+        for balance in balances(wanted, &found).into_values() {
+            if balance > 0 {
+                count.missing += balance as u64;
+            } else {
+                count.extra += balance.unsigned_abs();
+            }
+        }
+    }
+    for (name, folder) in &target.folders {
+        if !expected.contains_key(name) {
+            count.extra += folder.messages.len() as u64;
+        }
+    }
+    count
+}
+
+/// The source's messages grouped by the target folder they belong in.
+fn expected_by_target_folder<'a>(
+    source: &'a MailboxSnapshot,
+    rename: &impl Fn(&str) -> String,
+) -> BTreeMap<String, Vec<&'a MessageSnapshot>> {
+    let mut expected: BTreeMap<String, Vec<&MessageSnapshot>> = BTreeMap::new();
+    for (name, folder) in &source.folders {
+        expected
+            .entry(rename(name))
+            .or_default()
+            .extend(&folder.messages);
+    }
+    expected
+}
+
+/// A message as the comparison sees it: bytes, flags, instant — not its UID or position.
+type MessageKey = (Vec<u8>, Vec<String>, Option<i64>);
+
+/// For each distinct message: how many `wanted` has minus how many `found` has.
+fn balances(wanted: &[&MessageSnapshot], found: &[&MessageSnapshot]) -> BTreeMap<MessageKey, i64> {
+    let key = |m: &MessageSnapshot| -> MessageKey {
+        (
+            m.bytes.clone(),
+            m.flags.clone(),
+            m.internal_date.map(|d| d.timestamp()),
+        )
+    };
+    let mut counts: BTreeMap<MessageKey, i64> = BTreeMap::new();
+    for m in wanted {
+        *counts.entry(key(m)).or_default() += 1;
+    }
+    for m in found {
+        *counts.entry(key(m)).or_default() -= 1;
+    }
+    counts
+}
+
 /// Compares as multisets of (bytes, flags, instant): order and UIDs do not matter.
 fn compare_folder(
     name: &str,
@@ -226,22 +300,7 @@ fn compare_folder(
     found: &[&MessageSnapshot],
     out: &mut Vec<String>,
 ) {
-    type Key = (Vec<u8>, Vec<String>, Option<i64>);
-    let key = |m: &MessageSnapshot| -> Key {
-        (
-            m.bytes.clone(),
-            m.flags.clone(),
-            m.internal_date.map(|d| d.timestamp()),
-        )
-    };
-    let mut counts: BTreeMap<Key, i64> = BTreeMap::new();
-    for m in wanted {
-        *counts.entry(key(m)).or_default() += 1;
-    }
-    for m in found {
-        *counts.entry(key(m)).or_default() -= 1;
-    }
-    for ((bytes, flags, date), count) in counts {
+    for ((bytes, flags, date), count) in balances(wanted, found) {
         let subject = subject_of(&bytes);
         match count {
             0 => {}

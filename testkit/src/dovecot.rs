@@ -141,19 +141,7 @@ impl DovecotServer {
             None
         };
         write_config(&base, port, tls_port, options)?;
-        let process = Command::new(DOVECOT)
-            .arg("-F")
-            .arg("-c")
-            .arg(base.join("dovecot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                std::io::Error::other(format!(
-                    "cannot run {DOVECOT}: {e} (run deploy/dev/install-deps.sh)"
-                ))
-            })?;
+        let process = spawn(&base)?;
         let mut server = DovecotServer {
             port,
             tls_port,
@@ -218,11 +206,33 @@ impl DovecotServer {
     pub fn base_dir(&self) -> &Path {
         &self.base
     }
-}
 
-impl Drop for DovecotServer {
-    fn drop(&mut self) {
-        // SIGTERM lets the master stop its children; then make sure nothing is left.
+    /// Stops the server as an administrator's restart does (SIGTERM to the master, which ends
+    /// every IMAP process: clients see their connections drop), keeping its mail and port.
+    pub fn stop(&mut self) {
+        self.stop_processes();
+    }
+
+    /// Starts a [`DovecotServer::stop`]ped server again on the same port with the same mail
+    /// and waits for its greeting.
+    pub fn start_again(&mut self) -> std::io::Result<()> {
+        // The port may linger a moment after the old master exits; a new master that cannot
+        // bind exits, so try a few times.
+        let mut last = None;
+        for _ in 0..20 {
+            self.process = spawn(&self.base)?;
+            match self.wait_for_greeting() {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            self.stop_processes();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("dovecot did not start again")))
+    }
+
+    /// SIGTERM lets the master stop its children; then make sure nothing is left.
+    fn stop_processes(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.process.id().to_string())
@@ -241,6 +251,29 @@ impl Drop for DovecotServer {
             .arg("-f")
             .arg(self.base.as_os_str())
             .status();
+    }
+}
+
+/// The Dovecot master for the configuration in `base`, in the foreground (its child here).
+fn spawn(base: &Path) -> std::io::Result<Child> {
+    Command::new(DOVECOT)
+        .arg("-F")
+        .arg("-c")
+        .arg(base.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot run {DOVECOT}: {e} (run deploy/dev/install-deps.sh)"
+            ))
+        })
+}
+
+impl Drop for DovecotServer {
+    fn drop(&mut self) {
+        self.stop_processes();
     }
 }
 

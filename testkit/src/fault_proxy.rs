@@ -25,6 +25,10 @@ pub enum Action {
     /// `* <n> FETCH` response begins: the answer ends between two responses, with no partial
     /// response left over, as when a server process dies between writes.
     CutBeforeFetchResponse(usize),
+    /// Forward, but answer every LOGIN and AUTHENTICATE itself with Dovecot's own words for an
+    /// authentication backend that is down: `NO [UNAVAILABLE] Temporary authentication
+    /// failure.` — a server refusing logins for a while, not a wrong password.
+    RefuseLogins,
 }
 
 pub struct FaultProxy {
@@ -94,6 +98,7 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
                 .await
                 .map(drop)
         }
+        Action::RefuseLogins => refuse_logins(client, upstream).await,
         Action::CutBeforeFetchResponse(limit) => {
             let mut spliced = Spliced::open(client, upstream).await?;
             let mut forwarded = 0;
@@ -139,6 +144,46 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, action: Action) -> s
             spliced.cut().await
         }
     }
+}
+
+/// Passes the server's bytes through; reads the client's line by line and answers a login
+/// command in the server's place instead of forwarding it.
+async fn refuse_logins(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let (from_server, mut to_server) = TcpStream::connect(upstream).await?.into_split();
+    let (from_client, to_client) = client.into_split();
+    let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
+    let writer = to_client.clone();
+    let downstream = tokio::spawn(async move {
+        let mut from_server = from_server;
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(n) = from_server.read(&mut buffer).await {
+            if n == 0 || writer.lock().await.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.lock().await.shutdown().await;
+    });
+    let mut lines = tokio::io::BufReader::new(from_client);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if lines.read_until(b'\n', &mut line).await? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let mut words = text.split_ascii_whitespace();
+        let tag = words.next().unwrap_or("*").to_owned();
+        let command = words.next().unwrap_or_default().to_ascii_uppercase();
+        if command == "LOGIN" || command == "AUTHENTICATE" {
+            let answer = format!("{tag} NO [UNAVAILABLE] Temporary authentication failure.\r\n");
+            to_client.lock().await.write_all(answer.as_bytes()).await?;
+        } else {
+            to_server.write_all(&line).await?;
+        }
+    }
+    downstream.abort();
+    Ok(())
 }
 
 /// A connection through the proxy whose client-to-server bytes flow untouched while the

@@ -11,6 +11,8 @@
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
 //! - [`postgres`]: a database of its own per test on the machine's PostgreSQL.
+//! - [`private`]: Redis, RabbitMQ and PostgreSQL instances of a test's own, to restart or wipe
+//!   mid-run, and a small filesystem to fill.
 //! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
 //!   huge literals, trickles) and passes the others through to a real server.
 
@@ -23,10 +25,12 @@ pub mod exchange_front;
 pub mod fault_proxy;
 pub mod identity;
 pub mod postgres;
+pub mod private;
 pub mod scripted_server;
 
 pub use client::{
-    MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login, snapshot,
+    MailCount, MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login,
+    count_differences, snapshot,
 };
 pub use dovecot::{DovecotServer, Layout, StartOptions, TokenAudience};
 

@@ -52,11 +52,18 @@ pub async fn sync_folder(
     plan: &FolderPlan,
 ) -> Result<FolderSynced, WorkerError> {
     let what = format!("{} folder {}", user.email, plan.display_name);
-    let lease = FolderLease::acquire(
-        job.checkpoints.clone(),
-        job.checkpoint_key(user, &plan.source_name),
-    )
-    .await?;
+    // The lease is the task's first store write: a store that is reconnecting (a Redis
+    // restarted mid-batch) is retried like the copy itself, not reported as the user's failure.
+    let lease = job
+        .tuning
+        .retry
+        .run(&what, || {
+            FolderLease::acquire(
+                job.checkpoints.clone(),
+                job.checkpoint_key(user, &plan.source_name),
+            )
+        })
+        .await?;
     let mut result = copy_with_retries(job, user, plan, &lease, &what).await;
     if let Ok(synced) = &mut result {
         // Which target message is which copy, for the next passes (`copy_map`).

@@ -133,9 +133,31 @@ async fn migrate(
     // Passwords are needed only while the run lasts. An interrupted run has not ended: its
     // tasks may still be in the broker, and the same command resumes it.
     if !matches!(results, Err(CliError::Interrupted)) {
-        credentials.remove_scope(&batch).await?;
+        remove_run_passwords(credentials.as_ref(), &batch).await;
     }
     results
+}
+
+/// Removes the run's sealed passwords once its users are done. A store whose server restarted
+/// during the run (a Redis restart) answers the first command on the dropped connection with
+/// an error while it reconnects, so an `Unavailable` answer is tried again, a second apart. If
+/// it still fails, the users' results stand (they are what the run was for) and the error is
+/// logged: the passwords stay sealed under the run's scope, and the next run between the same
+/// servers seals them again and removes them.
+async fn remove_run_passwords(credentials: &dyn CredentialStore, scope: &str) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        match credentials.remove_scope(scope).await {
+            Ok(()) => return,
+            Err(error) if error.is_retryable() && attempt < ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the run's sealed passwords could not be removed");
+                return;
+            }
+        }
+    }
 }
 
 impl Plan {

@@ -16,26 +16,35 @@ const REDIS: &str = "redis://127.0.0.1:6379";
 
 pub struct Fleet {
     pub isolation: String,
+    /// The broker (`amqp://…`) and Redis (`redis://…`) this fleet runs on.
+    broker: String,
+    redis: String,
 }
 
 impl Fleet {
+    /// A fleet on the machine's shared RabbitMQ and Redis.
     pub fn new(test: &str) -> Self {
+        Self::on(test, BROKER, REDIS)
+    }
+
+    /// A fleet on other servers (a test's private RabbitMQ node and Redis, say).
+    pub fn on(test: &str, broker: &str, redis: &str) -> Self {
         Fleet {
             isolation: format!("mf-test-{test}-{}", std::process::id()),
+            broker: broker.to_owned(),
+            redis: redis.to_owned(),
         }
     }
 
-    /// The `queue` setting of this test: the local broker, the test's queue prefix.
+    /// The `queue` setting of this test: the fleet's broker, the test's queue prefix.
     pub fn queue_url(&self) -> String {
-        format!(
-            "rabbitmq://guest:guest@127.0.0.1:5672/%2f?prefix={}",
-            self.isolation
-        )
+        let broker = self.broker.replacen("amqp://", "rabbitmq://", 1);
+        format!("{broker}?prefix={}", self.isolation)
     }
 
-    /// The `checkpoints` setting of this test: the local Redis, the test's tenant.
+    /// The `checkpoints` setting of this test: the fleet's Redis, the test's tenant.
     pub fn checkpoints_url(&self) -> String {
-        format!("{REDIS}?tenant={}", self.isolation)
+        format!("{}?tenant={}", self.redis, self.isolation)
     }
 
     /// The `MAILFLEET_*` settings that point a process at this test's queues and tenant.
@@ -73,9 +82,13 @@ impl Fleet {
     }
 
     pub async fn redis(&self) -> RedisStore {
-        RedisStore::connect(REDIS, &self.isolation, SecretBox::from_base64(KEY).unwrap())
-            .await
-            .unwrap()
+        RedisStore::connect(
+            &self.redis,
+            &self.isolation,
+            SecretBox::from_base64(KEY).unwrap(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Closes, from the broker's side, every connection of this run (workers and coordinator).
@@ -87,7 +100,7 @@ impl Fleet {
     /// Deletes every checkpoint of the tenant, as a Redis failover without persistence would.
     pub async fn wipe_checkpoints(&self) {
         let keys = self.redis().await.keys().await.unwrap();
-        let mut connection = connection().await;
+        let mut connection = connection(&self.redis).await;
         for key in keys.into_iter().filter(|k| k.contains(":checkpoints:")) {
             let _: () = redis::cmd("DEL")
                 .arg(key)
@@ -100,7 +113,7 @@ impl Fleet {
     /// Every key of the tenant with its value, hashes and strings alike, as text.
     pub async fn redis_values(&self) -> Vec<(String, String)> {
         let keys = self.redis().await.keys().await.unwrap();
-        let mut connection = connection().await;
+        let mut connection = connection(&self.redis).await;
         let mut values = Vec::new();
         for key in keys {
             let kind: String = redis::cmd("TYPE")
@@ -122,12 +135,14 @@ impl Fleet {
     /// Up to `max` task messages waiting in this test's task queue, left in place.
     pub async fn peek_tasks(&self, max: usize) -> Vec<Vec<u8>> {
         let names = QueueNames::with_prefix(&self.isolation);
-        mailfleet_testkit::broker::peek_messages(BROKER, &names.tasks, max).await
+        mailfleet_testkit::broker::peek_messages(&self.broker, &names.tasks, max).await
     }
 
     /// Removes the test's queues and Redis keys.
     pub async fn clean_up(&self) {
-        clean_up(&self.isolation).await.unwrap();
+        clean_up(&self.isolation, &self.broker, &self.redis)
+            .await
+            .unwrap();
     }
 }
 
@@ -136,34 +151,38 @@ impl Drop for Fleet {
     /// its own: drop cannot await). Its processes are gone by now: declared later, dropped
     /// earlier.
     fn drop(&mut self) {
-        let isolation = self.isolation.clone();
+        let (isolation, broker, redis) = (
+            self.isolation.clone(),
+            self.broker.clone(),
+            self.redis.clone(),
+        );
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime for clean-up");
-            runtime.block_on(clean_up(&isolation))
+            runtime.block_on(clean_up(&isolation, &broker, &redis))
         })
         .join();
     }
 }
 
-async fn clean_up(isolation: &str) -> Result<(), String> {
+async fn clean_up(isolation: &str, broker: &str, redis: &str) -> Result<(), String> {
     let secrets = SecretBox::from_base64(KEY).map_err(|e| e.to_string())?;
-    RedisStore::connect(REDIS, isolation, secrets)
+    RedisStore::connect(redis, isolation, secrets)
         .await
         .map_err(|e| e.to_string())?
         .clear_tenant()
         .await
         .map_err(|e| e.to_string())?;
     let names = QueueNames::with_prefix(isolation);
-    RabbitMqQueue::delete_queues(BROKER, &names)
+    RabbitMqQueue::delete_queues(broker, &names)
         .await
         .map_err(|e| e.to_string())
 }
 
-async fn connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(REDIS)
+async fn connection(redis: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis)
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -85,3 +85,16 @@ pub fn random_id() -> String {
     let _ = SystemRandom::new().fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_signing_key_shows_no_key_material() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = mailfleet_testkit::identity::TestKey::generate(dir.path()).unwrap();
+        let shown = format!("{:?}", SigningKey::from_pem(&key.key_pem).unwrap());
+        assert_eq!(shown, "SigningKey(RSA, redacted)");
+    }
+}
