@@ -12,13 +12,15 @@
 //!   sealed; [`records`]: named endpoints and batches from the state store.
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
 //!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
-//!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line.
+//!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line;
+//!   [`display`]: times, sizes, durations and counts as people read them.
 //!
 //! ARCHITECTURE.md at the repository root says how the crates fit together.
 
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod display;
 pub mod error;
 pub mod input;
 pub mod observe;
