@@ -157,8 +157,10 @@ mod tests {
         map.set_entries((1..=1000).map(|uid| entry(uid, uid + 10, &["\\Seen"])));
         assert_eq!(map.runs.len(), 1);
         assert_eq!(map.len(), 1000);
+        // A fixed few hundred bytes a folder (its UIDVALIDITYs, marks and mod-sequence), none
+        // per message.
         let json = serde_json::to_string(&map).unwrap();
-        assert!(json.len() < 200, "{json}");
+        assert!(json.len() < 256, "{json}");
     }
 
     #[test]
