@@ -14,13 +14,15 @@
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
 //!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
 //!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line;
-//!   [`hardening`]: the process made non-dumpable, for the secrets it holds.
+//!   [`hardening`]: the process made non-dumpable, for the secrets it holds;
+//!   [`display`]: times, sizes, durations and counts as people read them.
 //!
 //! ARCHITECTURE.md at the repository root says how the crates fit together.
 
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod display;
 pub mod error;
 pub mod hardening;
 pub mod input;

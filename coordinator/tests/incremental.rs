@@ -482,7 +482,7 @@ async fn a_folder_renamed_on_the_source_is_renamed_on_the_target_with_its_subfol
 /// and its users report counts it.
 #[tokio::test]
 async fn the_services_incremental_pass_mirrors_a_batch_with_mirror_deletions() {
-    use common::service::{ServiceCli, batch_state, user as user_status};
+    use common::service::{ServiceCli, batch_state, html_report_row, user as user_status};
     let user = "mirror-svc@example.com";
     let pair = Pair::start(&[(user, "ps")]);
     seed(&pair).await;
@@ -514,6 +514,29 @@ async fn the_services_incremental_pass_mirrors_a_batch_with_mirror_deletions() {
             .unwrap();
     assert_eq!(report["users"][0]["moved"], 4, "{report}");
     assert_eq!(report["users"][0]["deleted"], 1, "{report}");
+    let html = service.ok(&["report", "users", "wave-1", "--format", "html"]);
+    let row = html_report_row(&html, user);
+    for (column, expected) in [
+        ("Flags updated", "4"),
+        ("Moved", "4"),
+        ("Folders renamed", "0"),
+        ("Deleted", "1"),
+        ("Deleted on the source, kept", "0"),
+        ("Status", "IncrementalSynced"),
+    ] {
+        assert_eq!(row[column], expected, "{column}: {html}");
+    }
+    let synced_at = &row["Last successful sync"];
+    assert!(
+        synced_at.len() == "2026-12-02 03:08:13 UTC".len() && synced_at.ends_with(" UTC"),
+        "a time to the second: {synced_at}"
+    );
+    for took in [&row["Initial sync"], &row["Last incremental sync"]] {
+        assert!(took.ends_with(" s") || took.ends_with(" min"), "{took}");
+    }
+    assert!(row["Copied"].ends_with(" KB"), "{}", row["Copied"]);
+    assert!(html.contains("No errors: no user failed."), "{html}");
+    assert!(html.contains("No skipped items."), "{html}");
 
     let source = pair.source_snapshot(0).await;
     let target = pair.target_snapshot(0).await;
@@ -522,4 +545,120 @@ async fn the_services_incremental_pass_mirrors_a_batch_with_mirror_deletions() {
         &target,
         str::to_owned,
     );
+}
+
+/// `UID COPY` of `subject` from the selected folder into `to`: on the source, the first half of
+/// a move (what a pass sees when the move happens while it runs).
+async fn copy_to(session: &mut Session, subject: &str, to: &str) {
+    let uid = uid_of(session, subject).await;
+    session.uid_copy(uid.to_string(), to).await.unwrap();
+}
+
+/// `subject` deleted from the selected folder: the second half of a move.
+async fn remove(session: &mut Session, subject: &str) {
+    store(session, subject, "+FLAGS (\\Deleted)").await;
+    expunge(session).await;
+}
+
+/// Moves on the source that a pass saw only half of: the message already in its new folder
+/// and still in its old one, as when a user moves it between the mirror's reading of the old
+/// folder and the copy of the new one. m06 is moved during the initial pass, m05 during the
+/// first incremental pass. Each following pass leaves one copy where the source has it, without
+/// --mirror-deletions, and calls it a move.
+#[tokio::test]
+async fn a_move_a_pass_saw_half_of_is_settled_by_the_next_pass_without_a_duplicate() {
+    let user = "mirror-half@example.com";
+    let pair = Pair::start(&[(user, "ph")]);
+    seed(&pair).await;
+    let csv = pair.write_csv();
+    let (login, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    session.select("INBOX").await.unwrap();
+    copy_to(&mut session, "m06", ARCHIVE).await;
+    let (code, _, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
+
+    remove(&mut session, "m06").await;
+    copy_to(&mut session, "m05", ARCHIVE).await;
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, user);
+    assert_eq!(count(result, "moved"), 1, "m06: {result}");
+    assert_eq!(count(result, "items_copied"), 1, "m05's new half: {result}");
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
+
+    remove(&mut session, "m05").await;
+    session.logout().await.unwrap();
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, user);
+    assert_eq!(count(result, "moved"), 1, "m05: {result}");
+    assert_eq!(count(result, "items_copied"), 0, "{result}");
+    assert!(
+        result["deleted_on_source_kept"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{result}"
+    );
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
+}
+
+/// A folder "renamed" by creating another, copying everything into it and deleting the old
+/// one has a new UIDVALIDITY, but the same messages: the target's folder is renamed, nothing is
+/// copied twice.
+#[tokio::test]
+async fn a_folder_recreated_under_another_name_with_the_same_messages_is_renamed_on_the_target() {
+    let user = "mirror-recreate@example.com";
+    let pair = Pair::start(&[(user, "pq")]);
+    let (login, password) = &pair.users[0];
+    let mut session = connect_login(pair.source.port(), login, password)
+        .await
+        .unwrap();
+    let projects: Vec<NewMessage> = (1..=4)
+        .map(|i| message(&format!("q{i}"), if i == 2 { &["\\Seen"] } else { &[] }))
+        .collect();
+    append_all(&mut session, "Projects", &projects)
+        .await
+        .unwrap();
+    append_all(&mut session, "INBOX", &[message("i1", &[])])
+        .await
+        .unwrap();
+    let csv = pair.write_csv();
+    assert_eq!(run(&mut pair.migrate_command(&csv, &[])).0, 0);
+
+    session.create("Work").await.unwrap();
+    session.select("Projects").await.unwrap();
+    session.uid_copy("1:*", "Work").await.unwrap();
+    session.close().await.unwrap();
+    session.delete("Projects").await.unwrap();
+    session.logout().await.unwrap();
+
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, user);
+    assert_eq!(count(result, "renamed_folders"), 1, "{result}");
+    assert_eq!(count(result, "items_copied"), 0, "{result}");
+    let target = pair.target_snapshot(0).await;
+    assert!(
+        !target.folders.contains_key("Projects"),
+        "{:?}",
+        target.folders.keys()
+    );
+    assert_same_mail(&pair.source_snapshot(0).await, &target, str::to_owned);
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone};
-use common::service::{ServiceCli, batch_state, user};
+use common::service::{ServiceCli, batch_state, html_report_row, user};
 use common::{Pair, Running};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
@@ -273,8 +273,9 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
         let synced = reported["items_synced"].as_u64().unwrap();
         assert_eq!(row[column("ItemsSynced")], synced.to_string());
         assert_eq!(row[column("DataConsistencyScore")], *"Perfect");
-        assert!(html.contains(&format!("<td>{}</td>", reported["email"].as_str().unwrap())));
-        assert!(html.contains(&format!("<td>{synced}</td>")), "{html}");
+        let html_row = html_report_row(&html, reported["email"].as_str().unwrap());
+        assert_eq!(html_row["Items synced"], synced.to_string(), "{html}");
+        assert_eq!(html_row["Data consistency"], "Perfect", "{html}");
     }
     assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
 

@@ -5,6 +5,8 @@
 #    deploy/dev/dovecot.conf.template; the system's Dovecot service is not used.
 #  - openssl: self-signed certificates for the TLS tests.
 #  - dnsmasq-base: the DNS server the MX-check test serves its test zone from.
+#  - isync: mbsync, the rival `loadtest bench single` and `bench fleet` measure mailfleet
+#    against (no test needs it).
 #  - aiosmtpd (Python): the real SMTP server the notification test delivers to; from PyPI
 #    when python3 has pip, else Debian's python3-aiosmtpd.
 #  - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest) for the distributed
@@ -23,6 +25,7 @@ need=()
 command -v pkill >/dev/null 2>&1 || need+=(procps)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v mbsync >/dev/null 2>&1 || need+=(isync)
 has_aiosmtpd() { python3 -c 'import aiosmtpd' 2>/dev/null; }
 if ! has_aiosmtpd && ! python3 -m pip --version >/dev/null 2>&1; then need+=(python3-aiosmtpd); fi
 if ! listening 6379 && ! command -v redis-server >/dev/null 2>&1; then need+=(redis-server); fi

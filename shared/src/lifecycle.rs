@@ -482,11 +482,13 @@ pub struct UserRecord {
     pub bytes_copied_total: u64,
     pub skipped: Vec<SkippedItem>,
     /// What incremental passes mirrored from the source, over every pass so far: copies whose
-    /// flags changed, copies moved, copies deleted (`--mirror-deletions`).
+    /// flags changed, copies moved, folders renamed, copies deleted (`--mirror-deletions`).
     #[serde(default)]
     pub flags_updated_total: u64,
     #[serde(default)]
     pub moved_total: u64,
+    #[serde(default)]
+    pub renamed_folders_total: u64,
     #[serde(default)]
     pub deleted_total: u64,
     /// As of the latest pass: deleted on the source, kept on the target.
@@ -519,6 +521,7 @@ impl UserRecord {
             skipped: Vec::new(),
             flags_updated_total: 0,
             moved_total: 0,
+            renamed_folders_total: 0,
             deleted_total: 0,
             deleted_on_source_kept: Vec::new(),
             warnings: Vec::new(),

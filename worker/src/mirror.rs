@@ -12,13 +12,14 @@
 //! per folder with a map of copies: UID FETCH 1:<covered> (UID FLAGS) on the source
 //!   └─ mapped source UIDs missing: vanished; flags ≠ last synced: changed
 //! if anything vanished: fingerprints of the vanished copies (target) and of each folder's
-//!   source messages above its checkpoint (appeared); a vanished one whose fingerprint appeared
-//!   in another folder moved there
-//! moves: UID MOVE (RFC 6851), or UID COPY + \Deleted + UID EXPUNGE (UIDPLUS, RFC 4315)
+//!   source messages that arrived since the last mirror (above the checkpoint it recorded in
+//!   the map); a vanished one whose fingerprint arrived in another folder moved there
+//! moves: UID MOVE (RFC 6851), or UID COPY + \Deleted + UID EXPUNGE (UIDPLUS, RFC 4315); a copy
+//!   whose destination holds one already: UID EXPUNGE of the old copy
 //! rest of the vanished: UID STORE +FLAGS.SILENT (\Deleted) + UID EXPUNGE with
 //!   --mirror-deletions (UIDPLUS only), else kept and reported
 //! changed: UID STORE FLAGS.SILENT, merged as `flag_sync` explains
-//! then the folder's map is written
+//! then each folder's map is written, with the checkpoint as this mirror found it
 //! ```
 //!
 //! Only UIDs in the map are ever stored to, moved or expunged: copies mailfleet made. Mail that
@@ -30,23 +31,38 @@
 //! - Flags are set to a computed value; a repeat computes and writes the same.
 //! - A deletion repeated finds the copy gone; `UID STORE`/`UID EXPUNGE` of a UID that no longer
 //!   exists does nothing.
-//! - A move: before moving into B, B's target messages above B's checkpoint mark are
-//!   fingerprinted (under B's lease, so no copy of B runs meanwhile). For each fingerprint,
-//!   only as many copies are moved as B's new source messages with it lack on the target; the
+//! - A move: before moving into B, B's target messages that arrived since the last mirror
+//!   (above the target mark B's map recorded, at most B's checkpoint mark) are fingerprinted
+//!   (under B's lease, so no copy of B runs meanwhile). For each fingerprint, only as many
+//!   copies are moved as B's source messages that arrived since with it lack on the target; the
 //!   rest of the vanished copies are already there (a MOVE or COPY done before a crash, which
 //!   lands above the mark) and their old copy in A is just expunged. So a move interrupted
 //!   before, during or after its MOVE (or between COPY and EXPUNGE) ends with one copy after
 //!   the re-run, never 0 or 2. Without UIDPLUS and MOVE a message is not moved at all; B's copy
 //!   appends it and A's copy stays (reported as kept).
+//! - Every move is done (and every old copy whose destination holds one already expunged)
+//!   before any folder's map is written with its new mark, so a folder's window of arrivals
+//!   only closes once nothing that left for it is still waiting.
+//!
+//! **A move the pass saw only half of.** A message moved from A to B on the source while a
+//! pass runs, after the mirror read A and before B was copied (or during the initial pass),
+//! reaches the target as a new copy in B while A's copy stays: for one pass the user sees it
+//! twice. The next pass settles it: A's mapped message vanished, and B's message arrived after
+//! the mark the last mirror recorded (not only above B's checkpoint, which covers it by now),
+//! so the two pair up as a move; the destination already holds its copy, and A's old copy is
+//! expunged — with or without `--mirror-deletions`, as for any move.
 //!
 //! With CONDSTORE (RFC 7162) on the source, flags are fetched only for messages changed since
 //! the mod-sequence the map was last mirrored at (`CHANGEDSINCE`), and `UID SEARCH ALL` tells
-//! which still exist; without it, one FETCH of every mapped message's flags.
+//! which still exist; without it, one FETCH of every mapped message's flags. With QRESYNC as
+//! well, a folder whose HIGHESTMODSEQ has not moved since is left at its STATUS.
 //!
-//! Known gaps: a move made on the source while a pass runs, after its discovery and before the
-//! destination's copy, is copied there, and the old copy counts as deleted on the source in the
-//! next pass (removed with `--mirror-deletions`, else kept). Without CONDSTORE
-//! a pass fetches the flags of every mapped message (UID and flags: a few dozen bytes each).
+//! Costs and gaps: the first pass that finds a vanished message in a mailbox whose maps have no
+//! mark yet (the initial pass's, or older maps) fingerprints every folder's messages once, on
+//! the source and in the destinations on the target; later passes only what arrived since the
+//! last one. A message the source copied to B (not moved) during the last pass and then deleted
+//! in A counts as a move as well, which is what the user ended up doing. Without CONDSTORE a
+//! pass fetches the flags of every mapped message (UID and flags: a few dozen bytes each).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -78,6 +94,10 @@ struct MappedFolderState<'f> {
     source_flags: HashMap<u32, Vec<String>>,
     /// Mapped messages whose source message is gone.
     vanished: Vec<MappedMessage>,
+    /// The folder's checkpoint now (last source UID, target UID mark), for the map's
+    /// `mirrored_*` marks once this mirror is done; the map's own marks if the checkpoint
+    /// belongs to other UIDVALIDITYs.
+    marks: (u32, u32),
 }
 
 /// A vanished copy and where it goes.
@@ -175,14 +195,33 @@ async fn read_source<'f>(
     if map.is_empty() {
         return Ok(None);
     }
+    let marks = job
+        .checkpoints
+        .load(&key)
+        .await?
+        .filter(|cp| map.is_valid_for(cp.source_uidvalidity, cp.target_uidvalidity))
+        .map_or((map.mirrored_source_uid, map.mirrored_target_uid), |cp| {
+            (cp.last_source_uid, cp.target_uid_mark)
+        });
     // Taken before the flags are read: a change after it has a higher mod-sequence and is
     // fetched by the next pass.
     let highest_modseq = if source.has_capability("CONDSTORE") {
         let name = folder.source_name.clone();
         let status = source
-            .run("STATUS", |s| s.status(&name, "(HIGHESTMODSEQ)"))
+            .run("STATUS", |s| s.status(&name, "(HIGHESTMODSEQ UIDVALIDITY)"))
             .await?;
         source.discard_unsolicited();
+        if unchanged_since(source, &map, status.uid_validity, status.highest_modseq) {
+            return Ok(Some(MappedFolderState {
+                folder,
+                key,
+                highest_modseq: map.highest_modseq,
+                map,
+                source_flags: HashMap::new(),
+                vanished: Vec::new(),
+                marks,
+            }));
+        }
         status.highest_modseq
     } else {
         None
@@ -232,7 +271,25 @@ async fn read_source<'f>(
         highest_modseq: highest_modseq.unwrap_or(0),
         source_flags,
         vanished,
+        marks,
     }))
+}
+
+/// Whether nothing happened in the folder since the map was last mirrored, as its STATUS says:
+/// same UIDVALIDITY and HIGHESTMODSEQ. Trusted only where the source offers QRESYNC (RFC 7162
+/// §3.2), which makes every expunge raise HIGHESTMODSEQ as a flag change or a new message does;
+/// then the folder needs no EXAMINE, SEARCH or FETCH (a pass where nothing changed costs one
+/// STATUS a folder).
+fn unchanged_since(
+    source: &ImapConnection,
+    map: &UidMap,
+    uid_validity: Option<u32>,
+    highest_modseq: Option<u64>,
+) -> bool {
+    source.has_capability("QRESYNC")
+        && map.highest_modseq > 0
+        && uid_validity == Some(map.source_uidvalidity)
+        && highest_modseq == Some(map.highest_modseq)
 }
 
 /// Fingerprints of the vanished messages' target copies (a copy the user deleted on the target
@@ -270,8 +327,8 @@ async fn identify_vanished(
         .collect())
 }
 
-/// Each folder's source messages above its checkpoint (all of them without one): where a moved
-/// message shows up.
+/// Each folder's source messages that arrived since the last mirror (above the mark its map
+/// recorded; all of them without one): where a moved message shows up.
 async fn appeared_by_folder(
     job: &Job,
     user: &MailboxUser,
@@ -281,13 +338,13 @@ async fn appeared_by_folder(
     let mut appeared = Vec::new();
     for folder in folders {
         let key = job.checkpoint_key(user, &folder.source_name);
-        let checkpoint = job.checkpoints.load(&key).await?;
+        let map = job.checkpoints.load_uid_map(&key).await?;
         let source_box = source
             .run("EXAMINE", |s| s.examine(&folder.source_name))
             .await?;
-        let after = checkpoint
-            .filter(|cp| Some(cp.source_uidvalidity) == source_box.uid_validity)
-            .map_or(0, |cp| cp.last_source_uid);
+        let after = map
+            .filter(|map| Some(map.source_uidvalidity) == source_box.uid_validity)
+            .map_or(0, |map| map.mirrored_source_uid);
         let found = if source_box.exists > 0 {
             identify(source, format!("{}:*", after + 1), move |uid| uid > after).await?
         } else {
@@ -332,9 +389,10 @@ fn plan_moves(
     }
 }
 
-/// Moves the copies of moved messages, destination by destination under its lease; a copy the
-/// destination already holds (a move done before a crash) is left for `apply_in_folder` to
-/// expunge from its old folder. See the module doc for why this is exact.
+/// Moves the copies of moved messages, destination by destination under its lease; where the
+/// destination already holds a copy (a move done before a crash, or a copy of a move the last
+/// pass saw only half of) the old copy is expunged instead. See the module doc for why this is
+/// exact.
 #[allow(clippy::too_many_arguments)]
 async fn move_copies(
     job: &Job,
@@ -360,7 +418,7 @@ async fn move_copies(
         .await?;
         let mut lacking = lacking_copies(job, user, target, destination, &appeared[to]).await?;
         for (state, departed) in states.iter().zip(departures.iter_mut()) {
-            let mut to_move = Vec::new();
+            let (mut to_move, mut already_there) = (Vec::new(), Vec::new());
             for departure in departed.iter_mut().filter(|d| d.moved_to == Some(to)) {
                 let Some(identity) = &departure.identity else {
                     continue;
@@ -370,32 +428,35 @@ async fn move_copies(
                         *count -= 1;
                         to_move.push(departure.entry.target_uid);
                     }
-                    // Already in the destination: only the old copy goes (apply_in_folder).
-                    _ => {}
+                    _ => already_there.push(departure.entry.target_uid),
                 }
             }
-            if to_move.is_empty() {
-                continue;
-            }
-            to_move.sort_unstable();
+            let from = &state.folder.target_name;
             lease.check()?;
-            if move_messages(
-                target,
-                &state.folder.target_name,
-                &to_move,
-                &destination.target_name,
-            )
-            .await?
-            {
-                outcome.moved += to_move.len() as u64;
-            } else {
-                // Neither MOVE nor UIDPLUS: the destination's copy appends it instead.
-                for departure in departed
-                    .iter_mut()
-                    .filter(|d| d.moved_to == Some(to) && to_move.contains(&d.entry.target_uid))
-                {
-                    departure.moved_to = None;
+            let mut not_moved = Vec::new();
+            if !to_move.is_empty() {
+                to_move.sort_unstable();
+                if move_messages(target, from, &to_move, &destination.target_name).await? {
+                    outcome.moved += to_move.len() as u64;
+                } else {
+                    // Neither MOVE nor UIDPLUS: the destination's copy appends it instead.
+                    not_moved = to_move;
                 }
+            }
+            if !already_there.is_empty() {
+                already_there.sort_unstable();
+                if expunge_from(target, from, &already_there).await? {
+                    outcome.moved += already_there.len() as u64;
+                } else {
+                    // No UIDPLUS: the old copy cannot go alone; it stays, reported as kept.
+                    not_moved.extend(already_there);
+                }
+            }
+            for departure in departed
+                .iter_mut()
+                .filter(|d| d.moved_to == Some(to) && not_moved.contains(&d.entry.target_uid))
+            {
+                departure.moved_to = None;
             }
         }
         lease.release().await;
@@ -403,8 +464,9 @@ async fn move_copies(
     Ok(())
 }
 
-/// For each fingerprint, how many of the destination's new source messages have no copy above
-/// its checkpoint mark on the target yet.
+/// For each fingerprint, how many of the destination's source messages that arrived since the
+/// last mirror have no copy on the target that arrived since either (above the target mark the
+/// map recorded).
 async fn lacking_copies(
     job: &Job,
     user: &MailboxUser,
@@ -417,13 +479,13 @@ async fn lacking_copies(
         *lacking.entry(message.fingerprint).or_default() += 1;
     }
     let key = job.checkpoint_key(user, &destination.source_name);
-    let checkpoint = job.checkpoints.load(&key).await?;
+    let map = job.checkpoints.load_uid_map(&key).await?;
     let target_box = target
         .run("EXAMINE", |s| s.examine(&destination.target_name))
         .await?;
-    let after = checkpoint
-        .filter(|cp| Some(cp.target_uidvalidity) == target_box.uid_validity)
-        .map_or(0, |cp| cp.target_uid_mark);
+    let after = map
+        .filter(|map| Some(map.target_uidvalidity) == target_box.uid_validity)
+        .map_or(0, |map| map.mirrored_target_uid);
     if target_box.exists > 0 {
         for present in identify(target, format!("{}:*", after + 1), move |uid| uid > after).await? {
             if let Some(count) = lacking.get_mut(&present.fingerprint) {
@@ -465,6 +527,21 @@ async fn move_messages(
     Ok(true)
 }
 
+/// Removes exactly `uids` from folder `from`; `false` when the target cannot (no UIDPLUS).
+async fn expunge_from(
+    target: &mut ImapConnection,
+    from: &str,
+    uids: &[u32],
+) -> Result<bool, WorkerError> {
+    if !target.has_capability("UIDPLUS") {
+        return Ok(false);
+    }
+    target.run("SELECT", |s| s.select(from)).await?;
+    expunge(target, &uid_set(uids)).await?;
+    leave_selected(target, from).await?;
+    Ok(true)
+}
+
 /// Removes exactly `set` from the selected folder (UIDPLUS's UID EXPUNGE: nothing else the user
 /// marked `\Deleted` goes).
 async fn expunge(target: &mut ImapConnection, set: &str) -> Result<(), WorkerError> {
@@ -485,8 +562,8 @@ async fn expunge(target: &mut ImapConnection, set: &str) -> Result<(), WorkerErr
     Ok(())
 }
 
-/// In one folder: old copies of moved messages out, deletions (or kept), flag changes, then the
-/// folder's map written.
+/// In one folder (its moved copies gone already): deletions (or kept), flag changes, then the
+/// folder's map written with this mirror's marks.
 async fn apply_in_folder(
     job: &Job,
     target: &mut ImapConnection,
@@ -500,8 +577,11 @@ async fn apply_in_folder(
         mut map,
         highest_modseq,
         source_flags,
+        marks,
         ..
     } = state;
+    let marked = (map.mirrored_source_uid, map.mirrored_target_uid) == marks;
+    (map.mirrored_source_uid, map.mirrored_target_uid) = marks;
     let maybe_changed = map.entries().iter().any(|e| {
         source_flags
             .get(&e.source_uid)
@@ -509,7 +589,7 @@ async fn apply_in_folder(
     });
     if departed.is_empty() && !maybe_changed {
         // Nothing to do on the target: spare it the SELECT.
-        if map.highest_modseq != highest_modseq {
+        if map.highest_modseq != highest_modseq || !marked {
             map.highest_modseq = highest_modseq;
             job.checkpoints.store_uid_map(&key, &map).await?;
         }
@@ -534,12 +614,8 @@ async fn apply_in_folder(
             None => {
                 dropped.insert(uid);
             }
+            // Moved, or expunged as its destination holds it already (`move_copies`).
             Some(_) if departure.moved_to.is_some() => {
-                // Moved, or its destination already holds it: the old copy goes (MOVE took
-                // it already, or UID EXPUNGE does now).
-                if uidplus {
-                    remove.push(departure.entry.target_uid);
-                }
                 dropped.insert(uid);
             }
             Some(_) if job.mirror_deletions && uidplus => {
@@ -556,7 +632,6 @@ async fn apply_in_folder(
             }),
         }
     }
-    // A copy that was moved already (MOVE) is gone from here; expunging it again is harmless.
     if !remove.is_empty() {
         remove.sort_unstable();
         expunge(target, &uid_set(&remove)).await?;

@@ -7,6 +7,14 @@
 //! target (RENAME also takes any subfolders along) and its checkpoint and map move to the new
 //! name, so the next copy starts where the old one ended.
 //!
+//! Some servers (and users who "rename" by creating a folder, moving everything into it and
+//! deleting the old one) give the renamed folder a new UIDVALIDITY. So an appeared folder with
+//! no UIDVALIDITY match is also taken for a gone folder when it holds the same messages: as many
+//! as the gone folder's map of copies, and the same fingerprints (ARCHITECTURE.md, rule 1) as
+//! those copies on the target. Only then is anything fetched (header fields of two folders);
+//! the target folder is renamed and the old state forgotten, as its UIDs mean nothing under the
+//! new UIDVALIDITY: the next copy finds every message present and maps it again.
+//!
 //! Runs in discovery before the target hierarchy is created. Crash-safe in any order of events:
 //! the state is written under the new name before the RENAME and forgotten under the old name
 //! after it. A pass killed in between finds the target folder already renamed (old name gone,
@@ -16,13 +24,16 @@
 //! folder that still exists on the source (merely excluded by the folder rules now) is left
 //! alone; one with no unique match stays as it is (nothing on the target is removed).
 
+use mailfleet_shared::fingerprint::Fingerprint;
 use mailfleet_shared::folder_map::MappedFolder;
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::uid_map::UidMap;
 
+use crate::copy_map::identify;
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
 use crate::job::Job;
+use crate::uid_set::uid_set;
 
 /// Renames on the target what was renamed on the source among `wanted`; returns how many
 /// folders were renamed there.
@@ -59,12 +70,26 @@ pub async fn follow_renames(
         }
         let name = folder.source_name.clone();
         let status = source
-            .run("STATUS", |s| s.status(&name, "(UIDVALIDITY)"))
+            .run("STATUS", |s| s.status(&name, "(UIDVALIDITY MESSAGES)"))
             .await?;
         source.discard_unsolicited();
         let same: Vec<usize> = (0..gone.len())
             .filter(|&i| Some(gone[i].1.source_uidvalidity) == status.uid_validity)
             .collect();
+        if same.is_empty() {
+            if let Some(index) = same_messages(source, target, folder, &gone, status.exists).await?
+                && rename_target(user, target, &gone[index].1.target_folder, folder).await?
+            {
+                let (old_name, _) = gone.remove(index);
+                job.checkpoints
+                    .forget_folder(&job.checkpoint_key(user, &old_name))
+                    .await?;
+                renamed += 1;
+                tracing::info!(user = %user.email, from = %old_name, to = %folder.source_name,
+                    "folder recreated on the source with the same messages; renamed on the target");
+            }
+            continue;
+        }
         let [index] = same[..] else {
             continue;
         };
@@ -83,25 +108,84 @@ pub async fn follow_renames(
         map.target_folder = folder.target_name.clone();
         job.checkpoints.store_uid_map(&new_key, &map).await?;
         if old_there {
-            let new_target = folder.target_name.clone();
-            match target
-                .run("RENAME", |s| s.rename(&old_target, &new_target))
-                .await
-            {
-                Ok(()) => renamed += 1,
-                Err(WorkerError::Refused { reason, .. }) => {
-                    tracing::warn!(user = %user.email, from = %old_target, to = %new_target,
-                        %reason, "the target refused to rename; the folder is copied instead");
-                    continue;
-                }
-                Err(other) => return Err(other),
+            if !rename_target(user, target, &old_target, folder).await? {
+                continue;
             }
+            renamed += 1;
         }
         job.checkpoints.forget_folder(&old_key).await?;
         tracing::info!(user = %user.email, from = %old_name, to = %folder.source_name,
             "folder renamed on the source; renamed on the target");
     }
     Ok(renamed)
+}
+
+/// RENAME on the target; `false` when the target refuses (the folder is then copied instead).
+async fn rename_target(
+    user: &MailboxUser,
+    target: &mut ImapConnection,
+    old_target: &str,
+    folder: &MappedFolder,
+) -> Result<bool, WorkerError> {
+    let new_target = folder.target_name.clone();
+    match target
+        .run("RENAME", |s| s.rename(old_target, &new_target))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(WorkerError::Refused { reason, .. }) => {
+            tracing::warn!(user = %user.email, from = %old_target, to = %new_target,
+                %reason, "the target refused to rename; the folder is copied instead");
+            Ok(false)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The one gone folder whose copies are the messages `folder` (holding `messages`) has now:
+/// as many, and the same fingerprints. Its target folder must still be there and `folder`'s
+/// not yet.
+async fn same_messages(
+    source: &mut ImapConnection,
+    target: &mut ImapConnection,
+    folder: &MappedFolder,
+    gone: &[(String, UidMap)],
+    messages: u32,
+) -> Result<Option<usize>, WorkerError> {
+    let sized: Vec<usize> = (0..gone.len())
+        .filter(|&i| messages > 0 && gone[i].1.len() == messages as usize)
+        .collect();
+    let [index] = sized[..] else {
+        return Ok(None);
+    };
+    let map = &gone[index].1;
+    if !exists(target, &map.target_folder).await? || exists(target, &folder.target_name).await? {
+        return Ok(None);
+    }
+    let here = fingerprints(source, &folder.source_name, "1:*".into(), |_| true).await?;
+    let copies: Vec<u32> = map.entries().iter().map(|e| e.target_uid).collect();
+    let mapped: std::collections::HashSet<u32> = copies.iter().copied().collect();
+    let there = fingerprints(target, &map.target_folder, uid_set(&copies), move |uid| {
+        mapped.contains(&uid)
+    })
+    .await?;
+    Ok((here == there).then_some(index))
+}
+
+/// The sorted fingerprints of folder `name`'s messages in `uids` (EXAMINEd: nothing changes).
+async fn fingerprints(
+    connection: &mut ImapConnection,
+    name: &str,
+    uids: String,
+    wanted: impl Fn(u32) -> bool + Send,
+) -> Result<Vec<Fingerprint>, WorkerError> {
+    connection.run("EXAMINE", |s| s.examine(name)).await?;
+    let found = identify(connection, uids, wanted).await?;
+    connection.run("CLOSE", |s| s.close()).await?;
+    connection.discard_unsolicited();
+    let mut prints: Vec<Fingerprint> = found.into_iter().map(|m| m.fingerprint).collect();
+    prints.sort_unstable();
+    Ok(prints)
 }
 
 /// Whether folder `name` exists (STATUS answers; NO means it does not).

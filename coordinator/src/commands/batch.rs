@@ -18,6 +18,7 @@ use super::print_json;
 use crate::backends::{AdminStores, open_admin};
 use crate::cli::admin::{AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs};
 use crate::cli::args::{ListArgs, NamedArgs};
+use crate::display;
 use crate::error::CliError;
 use crate::input::{check_copy_rules, check_user_roots, read_migration_csv, seal_row_passwords};
 use crate::records;
@@ -177,7 +178,7 @@ async fn transition(
             batch.state,
             batch
                 .completion_deadline
-                .map_or_else(String::new, |at| at.to_rfc3339())
+                .map_or_else(String::new, display::time)
         ),
         _ => println!("batch {} is {}", batch.name, batch.state),
     }
@@ -209,7 +210,7 @@ async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
         return Ok(());
     }
     println!("batch {}: {}", batch.name, batch.state);
-    let time = |at: Option<DateTime<Utc>>| at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+    let time = |at: Option<DateTime<Utc>>| at.map_or_else(|| "-".to_owned(), display::time);
     println!(
         "  last sync finished: {}",
         time(batch.last_sync_finished_at)

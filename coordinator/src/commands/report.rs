@@ -5,12 +5,14 @@
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use mailfleet_shared::lifecycle::{BatchRecord, ConsistencyScore, UserRecord};
 use mailfleet_shared::messages::SkippedItem;
 use serde::Serialize;
 
 use crate::backends::open_admin;
 use crate::cli::admin::{ReportFormat, ReportUsersArgs};
+use crate::display;
 use crate::error::CliError;
 use crate::records;
 use crate::settings::Settings;
@@ -22,13 +24,15 @@ struct ReportRow<'a> {
     status: String,
     items_synced: u64,
     items_skipped: u64,
+    bytes_copied: u64,
     consistency: ConsistencyScore,
-    last_successful_sync: Option<String>,
+    last_successful_sync: Option<DateTime<Utc>>,
     initial_sync_seconds: Option<f64>,
     last_incremental_sync_seconds: Option<f64>,
     skipped: &'a [SkippedItem],
     flags_updated: u64,
     moved: u64,
+    renamed_folders: u64,
     deleted: u64,
     deleted_on_source_kept: &'a [SkippedItem],
     #[serde(skip_serializing_if = "<[SkippedItem]>::is_empty")]
@@ -43,13 +47,15 @@ impl<'a> ReportRow<'a> {
             status: user.state.to_string(),
             items_synced: user.items_synced,
             items_skipped: user.items_skipped,
+            bytes_copied: user.bytes_copied_total,
             consistency: user.consistency(),
-            last_successful_sync: user.last_successful_sync.map(|at| at.to_rfc3339()),
+            last_successful_sync: user.last_successful_sync,
             initial_sync_seconds: user.initial_sync_seconds.map(round),
             last_incremental_sync_seconds: user.last_incremental_sync_seconds.map(round),
             skipped: &user.skipped,
             flags_updated: user.flags_updated_total,
             moved: user.moved_total,
+            renamed_folders: user.renamed_folders_total,
             deleted: user.deleted_total,
             deleted_on_source_kept: &user.deleted_on_source_kept,
             warnings: &user.warnings,
@@ -86,7 +92,7 @@ fn describe_skipped(item: &SkippedItem) -> String {
         item.folder,
         item.date.as_deref().unwrap_or("-"),
         item.subject.as_deref().unwrap_or("-"),
-        item.size.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        item.size.map_or_else(|| "-".to_owned(), display::bytes),
         item.reason
     )
 }
@@ -114,6 +120,7 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
             "Moved",
             "Deleted",
             "DeletedOnSourceKept",
+            "FoldersRenamed",
             "Warnings",
         ])
         .map_err(failed)?;
@@ -127,7 +134,10 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
                 row.items_synced.to_string(),
                 row.items_skipped.to_string(),
                 format!("{:?}", row.consistency),
-                optional(row.last_successful_sync.as_deref()),
+                optional(
+                    row.last_successful_sync
+                        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                ),
                 optional(row.initial_sync_seconds),
                 optional(row.last_incremental_sync_seconds),
                 skipped.join("; "),
@@ -136,6 +146,7 @@ fn csv(rows: &[ReportRow]) -> Result<String, CliError> {
                 row.moved.to_string(),
                 row.deleted.to_string(),
                 row.deleted_on_source_kept.len().to_string(),
+                row.renamed_folders.to_string(),
                 warnings.join("; "),
             ])
             .map_err(failed)?;
@@ -162,11 +173,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// One file a person opens in a browser: no scripts, no external resources.
+/// One file a person opens in a browser: no scripts, no external resources. Times, sizes,
+/// durations and counts are shown as people read them (`display`); every section says so when
+/// it is empty rather than showing a bare heading.
 fn html(batch: &BatchRecord, rows: &[ReportRow]) -> String {
-    let synced: u64 = rows.iter().map(|r| r.items_synced).sum();
-    let skipped: u64 = rows.iter().map(|r| r.items_skipped).sum();
-    let with_errors = rows.iter().filter(|r| !r.errors.is_empty()).count();
     let mut page = String::new();
     let _ = write!(
         page,
@@ -174,78 +184,275 @@ fn html(batch: &BatchRecord, rows: &[ReportRow]) -> String {
          <title>mailfleet: users of batch {name}</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2em}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+         td.number{{text-align:right}}.none{{color:#666;font-style:italic}}\
          .Poor,.Failed,.IncrementalFailed{{color:#b00}}.Investigate{{color:#b60}}</style></head><body>\
-         <h1>Batch {name}: {state}</h1>\
-         <p>{users} users &middot; {synced} items synced &middot; {skipped} items skipped \
-         &middot; {with_errors} users with errors</p>\
-         <table><thead><tr><th>User</th><th>Status</th><th>Items synced</th><th>Items skipped</th>\
-         <th>Data consistency</th><th>Last successful sync</th><th>Initial sync (s)</th>\
-         <th>Last incremental sync (s)</th></tr></thead><tbody>\n",
+         <h1>Batch {name}: {state}</h1>\n{summary}\n",
         name = escape(&batch.name),
         state = batch.state,
-        users = rows.len(),
+        summary = html_summary(rows),
     );
-    for row in rows {
-        let _ = writeln!(
-            page,
-            "<tr><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{}</td>\
-             <td class=\"{consistency:?}\">{consistency:?}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(row.email),
-            row.items_synced,
-            row.items_skipped,
-            escape(&optional(row.last_successful_sync.as_deref())),
-            optional(row.initial_sync_seconds),
-            optional(row.last_incremental_sync_seconds),
-            status = row.status,
-            consistency = row.consistency,
-        );
-    }
-    page.push_str("</tbody></table>\n<h2>Errors</h2>\n<ul>\n");
-    for row in rows {
-        for error in row.errors {
-            let _ = writeln!(page, "<li>{}: {}</li>", escape(row.email), escape(error));
-        }
-    }
-    page.push_str(
-        "</ul>\n<h2>Skipped items</h2>\n<table><thead><tr><th>User</th><th>Folder</th>\
-        <th>Date</th><th>Subject</th><th>Size</th><th>Reason</th></tr></thead><tbody>\n",
+    let columns = user_columns();
+    section(
+        &mut page,
+        "Users",
+        "No users in this batch.",
+        &columns
+            .iter()
+            .map(|(heading, _)| *heading)
+            .collect::<Vec<_>>(),
+        rows.iter()
+            .map(|row| columns.iter().map(|(_, cell)| cell(row)).collect())
+            .collect(),
     );
-    item_rows(&mut page, rows, |row| row.skipped);
+    section(
+        &mut page,
+        "Errors",
+        "No errors: no user failed.",
+        &["User", "Error"],
+        rows.iter()
+            .flat_map(|row| {
+                row.errors
+                    .iter()
+                    .map(|error| vec![Cell::text(row.email), Cell::text(error)])
+            })
+            .collect(),
+    );
+    section(
+        &mut page,
+        "Skipped items",
+        "No skipped items.",
+        &["User", "Folder", "Date", "Subject", "Size", "Reason"],
+        item_rows(rows, |row| row.skipped),
+    );
     // Migrated, but not exactly as on the source (CompletedWithWarnings).
-    page.push_str(
-        "</tbody></table>\n<h2>Warnings</h2>\n<table><thead><tr><th>User</th><th>Folder</th>\
-        <th>Date</th><th>Subject</th><th>Size</th><th>Reason</th></tr></thead><tbody>\n",
+    section(
+        &mut page,
+        "Warnings",
+        "No warnings.",
+        &["User", "Folder", "Date", "Subject", "Size", "Reason"],
+        item_rows(rows, |row| row.warnings),
     );
-    item_rows(&mut page, rows, |row| row.warnings);
-    page.push_str("</tbody></table>\n</body></html>\n");
+    section(
+        &mut page,
+        "Deleted on the source, kept on the target",
+        "Nothing deleted on the source was kept on the target.",
+        &["User", "Folder", "Date", "Subject", "Size", "Reason"],
+        item_rows(rows, |row| row.deleted_on_source_kept),
+    );
+    page.push_str("</body></html>\n");
     page
 }
 
-/// One table row per item `items` picks from each user (skipped items, warnings).
-fn item_rows<'a>(
-    page: &mut String,
-    rows: &'a [ReportRow<'a>],
-    items: impl Fn(&'a ReportRow<'a>) -> &'a [SkippedItem],
-) {
-    for row in rows {
-        for item in items(row) {
-            let _ = writeln!(
-                page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(row.email),
-                escape(&item.folder),
-                escape(item.date.as_deref().unwrap_or("")),
-                escape(item.subject.as_deref().unwrap_or("")),
-                optional(item.size),
-                escape(&item.reason)
-            );
+/// The line under the heading: the batch's totals.
+fn html_summary(rows: &[ReportRow]) -> String {
+    let total = |figure: fn(&ReportRow) -> u64| rows.iter().map(figure).sum::<u64>();
+    let failed = rows.iter().filter(|r| !r.errors.is_empty()).count();
+    format!(
+        "<p>{} users &middot; {} items synced ({} copied) &middot; {} items skipped \
+         &middot; {} users with errors</p>",
+        display::count(rows.len() as u64),
+        display::count(total(|r| r.items_synced)),
+        display::bytes(total(|r| r.bytes_copied)),
+        display::count(total(|r| r.items_skipped)),
+        display::count(failed as u64),
+    )
+}
+
+/// One table cell: its text (escaped when written) and how it is shown.
+struct Cell {
+    text: String,
+    class: Option<String>,
+}
+
+impl Cell {
+    fn text(text: impl Into<String>) -> Self {
+        Cell {
+            text: text.into(),
+            class: None,
         }
     }
+
+    fn number(text: String) -> Self {
+        Cell {
+            text,
+            class: Some("number".into()),
+        }
+    }
+
+    fn classed(text: String) -> Self {
+        Cell {
+            class: Some(text.clone()),
+            text,
+        }
+    }
+}
+
+type Column = (&'static str, fn(&ReportRow) -> Cell);
+
+/// The users table, one entry per column: its heading and the cell it shows for a user.
+fn user_columns() -> Vec<Column> {
+    vec![
+        ("User", |r| Cell::text(r.email)),
+        ("Status", |r| Cell::classed(r.status.clone())),
+        ("Items synced", |r| {
+            Cell::number(display::count(r.items_synced))
+        }),
+        ("Items skipped", |r| {
+            Cell::number(display::count(r.items_skipped))
+        }),
+        ("Copied", |r| Cell::number(display::bytes(r.bytes_copied))),
+        ("Data consistency", |r| {
+            Cell::classed(format!("{:?}", r.consistency))
+        }),
+        ("Last successful sync", |r| {
+            time_cell(r.last_successful_sync)
+        }),
+        ("Initial sync", |r| duration_cell(r.initial_sync_seconds)),
+        ("Last incremental sync", |r| {
+            duration_cell(r.last_incremental_sync_seconds)
+        }),
+        ("Flags updated", |r| {
+            Cell::number(display::count(r.flags_updated))
+        }),
+        ("Moved", |r| Cell::number(display::count(r.moved))),
+        ("Folders renamed", |r| {
+            Cell::number(display::count(r.renamed_folders))
+        }),
+        ("Deleted", |r| Cell::number(display::count(r.deleted))),
+        ("Deleted on the source, kept", |r| {
+            Cell::number(display::count(r.deleted_on_source_kept.len() as u64))
+        }),
+    ]
+}
+
+fn time_cell(at: Option<DateTime<Utc>>) -> Cell {
+    Cell::text(at.map(display::time).unwrap_or_default())
+}
+
+fn duration_cell(seconds: Option<f64>) -> Cell {
+    Cell::number(seconds.map(display::duration).unwrap_or_default())
+}
+
+/// Rows of a table of items (skipped, kept) of every user.
+fn item_rows<'a>(
+    rows: &'a [ReportRow<'a>],
+    items: fn(&ReportRow<'a>) -> &'a [SkippedItem],
+) -> Vec<Vec<Cell>> {
+    rows.iter()
+        .flat_map(|row| {
+            items(row).iter().map(|item| {
+                vec![
+                    Cell::text(row.email),
+                    Cell::text(item.folder.as_str()),
+                    Cell::text(item.date.as_deref().unwrap_or_default()),
+                    Cell::text(item.subject.as_deref().unwrap_or_default()),
+                    Cell::number(item.size.map(display::bytes).unwrap_or_default()),
+                    Cell::text(item.reason.as_str()),
+                ]
+            })
+        })
+        .collect()
+}
+
+/// A titled table, or a sentence saying it is empty.
+fn section(page: &mut String, title: &str, empty: &str, headings: &[&str], rows: Vec<Vec<Cell>>) {
+    let _ = writeln!(page, "<h2>{}</h2>", escape(title));
+    if rows.is_empty() {
+        let _ = writeln!(page, "<p class=\"none\">{}</p>", escape(empty));
+        return;
+    }
+    page.push_str("<table><thead><tr>");
+    for heading in headings {
+        let _ = write!(page, "<th>{}</th>", escape(heading));
+    }
+    page.push_str("</tr></thead><tbody>\n");
+    for row in rows {
+        page.push_str("<tr>");
+        for cell in row {
+            match cell.class {
+                Some(class) => {
+                    let _ = write!(
+                        page,
+                        "<td class=\"{}\">{}</td>",
+                        escape(&class),
+                        escape(&cell.text)
+                    );
+                }
+                None => {
+                    let _ = write!(page, "<td>{}</td>", escape(&cell.text));
+                }
+            }
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</tbody></table>\n");
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+    use mailfleet_shared::lifecycle::UserState;
+
     use super::*;
+
+    fn batch() -> BatchRecord {
+        BatchRecord {
+            name: "wave-1".into(),
+            ..BatchRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_html_report_shows_times_sizes_durations_and_mirror_counts_for_people() {
+        let mut user = UserRecord::queued("ann@example.com", "ann", None);
+        user.state = UserState::IncrementalSynced;
+        user.items_synced = 12_345;
+        user.bytes_copied_total = 1_610_612_736;
+        user.last_successful_sync = Some(Utc.timestamp_opt(1_796_180_893, 614_009_924).unwrap());
+        user.initial_sync_seconds = Some(4_320.4);
+        user.last_incremental_sync_seconds = Some(42.0);
+        (user.flags_updated_total, user.moved_total) = (7, 3);
+        (user.renamed_folders_total, user.deleted_total) = (1, 2);
+        user.deleted_on_source_kept = vec![SkippedItem {
+            folder: "INBOX".into(),
+            subject: Some("<old> & gone".into()),
+            date: None,
+            size: Some(13_824),
+            reason: "deleted on the source; kept on the target".into(),
+        }];
+        let page = html(&batch(), &[ReportRow::of(&user)]);
+
+        let row = "<tr><td>ann@example.com</td><td class=\"IncrementalSynced\">IncrementalSynced</td>\
+                   <td class=\"number\">12,345</td><td class=\"number\">0</td>\
+                   <td class=\"number\">1.50 GB</td><td class=\"Perfect\">Perfect</td>\
+                   <td>2026-12-02 03:08:13 UTC</td><td class=\"number\">1 h 12 min</td>\
+                   <td class=\"number\">42 s</td><td class=\"number\">7</td>\
+                   <td class=\"number\">3</td><td class=\"number\">1</td>\
+                   <td class=\"number\">2</td><td class=\"number\">1</td></tr>";
+        assert!(page.contains(row), "{page}");
+        assert!(page.contains("<p class=\"none\">No errors: no user failed.</p>"));
+        assert!(page.contains("<p class=\"none\">No skipped items.</p>"));
+        assert!(page.contains("<td>&lt;old&gt; &amp; gone</td><td class=\"number\">13.5 KB</td>"));
+        assert!(
+            !page.contains("614009924") && !page.contains("4320"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn every_empty_section_of_the_html_report_says_so() {
+        let page = html(&batch(), &[]);
+        for empty in [
+            "No users in this batch.",
+            "No errors: no user failed.",
+            "No skipped items.",
+            "No warnings.",
+            "Nothing deleted on the source was kept on the target.",
+        ] {
+            assert!(page.contains(empty), "{empty}: {page}");
+        }
+        assert!(!page.contains("<table>"), "{page}");
+    }
 
     /// A keyword the target could not keep reaches every format, not only JSON.
     #[test]
@@ -271,7 +478,7 @@ mod tests {
         let page = html(&batch, &rows);
         let warnings = &page[page.find("<h2>Warnings</h2>").expect("a warnings section")..];
         assert!(
-            warnings.contains("<td>Plans</td><td></td><td>keyword ProjectX"),
+            warnings.contains("<td>Plans</td><td class=\"number\"></td><td>keyword ProjectX"),
             "{page}"
         );
     }

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::collector::UserResult;
+use crate::display;
 
 #[derive(serde::Serialize)]
 struct JsonSummary<'a> {
@@ -34,15 +35,18 @@ pub fn print_human(results: &[UserResult]) -> std::io::Result<()> {
             r.folders.len(),
             r.items_synced,
             r.items_copied,
-            human_bytes(r.bytes_copied),
+            display::bytes(r.bytes_copied),
             r.items_skipped
         )?;
-        if r.flags_updated + r.moved + r.deleted > 0 || !r.deleted_on_source_kept.is_empty() {
+        if r.flags_updated + r.moved + r.renamed_folders + r.deleted > 0
+            || !r.deleted_on_source_kept.is_empty()
+        {
             writeln!(
                 out,
-                "    mirrored from the source: {} flags updated, {} moved, {} deleted, {} deleted on the source and kept",
+                "    mirrored from the source: {} flags updated, {} moved, {} folders renamed, {} deleted, {} deleted on the source and kept",
                 r.flags_updated,
                 r.moved,
+                r.renamed_folders,
                 r.deleted,
                 r.deleted_on_source_kept.len()
             )?;
@@ -62,11 +66,12 @@ pub fn print_human(results: &[UserResult]) -> std::io::Result<()> {
         for item in &r.skipped {
             writeln!(
                 out,
-                "    skipped in {}: {:?} ({}, {} bytes): {}",
+                "    skipped in {}: {:?} ({}, {}): {}",
                 item.folder,
                 item.subject.as_deref().unwrap_or("(no subject)"),
                 item.date.as_deref().unwrap_or("no date"),
-                item.size.map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                item.size
+                    .map_or_else(|| "size unknown".to_owned(), display::bytes),
                 item.reason
             )?;
         }
@@ -78,13 +83,4 @@ pub fn print_human(results: &[UserResult]) -> std::io::Result<()> {
         results.len(),
         results.len() - failed
     )
-}
-
-fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / f64::from(1u32 << 30)),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1u32 << 20)),
-        b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
 }

@@ -31,6 +31,7 @@ pub fn record_outcome(
     user.skipped = result.skipped.clone();
     user.flags_updated_total += result.flags_updated;
     user.moved_total += result.moved;
+    user.renamed_folders_total += result.renamed_folders;
     user.deleted_total += result.deleted;
     user.deleted_on_source_kept = result.deleted_on_source_kept.clone();
     user.warnings = result.warnings.clone();

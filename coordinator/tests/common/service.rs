@@ -163,3 +163,24 @@ pub fn user<'a>(status: &'a Value, email: &str) -> &'a Value {
         .find(|u| u["email"] == email)
         .unwrap_or_else(|| panic!("no user {email} in {status}"))
 }
+
+/// A user's line of the HTML report's users table, as heading → cell text.
+pub fn html_report_row(html: &str, email: &str) -> std::collections::BTreeMap<String, String> {
+    let cells = |row: &str, tag: &str| -> Vec<String> {
+        row.split(&format!("</{tag}>"))
+            .filter_map(|cell| cell.rsplit_once(&format!("<{tag}")))
+            .map(|(_, rest)| rest.split_once('>').map_or("", |(_, text)| text).to_owned())
+            .collect()
+    };
+    let users = html
+        .split_once("<h2>Users</h2>")
+        .and_then(|(_, rest)| rest.split_once("</table>"))
+        .unwrap_or_else(|| panic!("no users table in {html}"))
+        .0;
+    let headings = cells(users.split("</thead>").next().unwrap(), "th");
+    let row = users
+        .lines()
+        .find(|line| line.starts_with(&format!("<tr><td>{email}</td>")))
+        .unwrap_or_else(|| panic!("no row for {email} in {users}"));
+    headings.into_iter().zip(cells(row, "td")).collect()
+}

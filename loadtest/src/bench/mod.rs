@@ -12,11 +12,13 @@ mod process;
 mod report;
 pub mod scale;
 pub mod single;
+mod user_changes;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
-    /// One large mailbox copied by mailfleet and by mbsync into fresh targets, then re-run
-    /// with nothing to copy; prints each tool's figures and mailfleet's ratios to mbsync.
+    /// One large mailbox copied by mailfleet and by mbsync into fresh targets, re-run with
+    /// nothing to copy, then again after 1 % of the messages changed on the source; prints each
+    /// tool's figures and mailfleet's ratios to mbsync.
     Single(single::SingleArgs),
     /// Plan a 50,000-row CSV: validate, seal the credentials into Redis, publish one discovery
     /// task per user to RabbitMQ with confirms. Prints the time and the coordinator's peak RSS.
