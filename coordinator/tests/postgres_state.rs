@@ -139,7 +139,10 @@ async fn batch_commands_in_a_loop_while_passes_run_are_never_lost() {
         .wait_for("lu-wave", "Stopped", |s| batch_state(s) == "Stopped")
         .await;
     let synced = &user(&status, "lu-a@example.com")["state"];
-    assert!(synced == "Synced" || synced == "IncrementalSynced", "{status}");
+    assert!(
+        synced == "Synced" || synced == "IncrementalSynced",
+        "{status}"
+    );
     running.terminate();
     assert_eq!(batch_state(&service.status("lu-wave")), "Stopped");
     assert_same_mail(

@@ -65,7 +65,8 @@ async fn status_json(State(served): State<Arc<Served>>) -> Response {
         Some(board) => Json(serde_json::json!({
             "users": board.results(),
             "admission": board.admission(),
-        })).into_response(),
+        }))
+        .into_response(),
         None => (StatusCode::NOT_FOUND, "a worker has no batch status").into_response(),
     }
 }

@@ -129,7 +129,11 @@ impl Slots {
             pass,
             WaitingPass {
                 tenant: claim.tenant.clone(),
-                limits: claim.limits.iter().map(|(limit, _)| limit.clone()).collect(),
+                limits: claim
+                    .limits
+                    .iter()
+                    .map(|(limit, _)| limit.clone())
+                    .collect(),
                 waiting: users,
                 in_sync: 0,
                 last_grant: 0,
@@ -411,7 +415,11 @@ mod tests {
             },
             3,
         );
-        slots.join(1, &claim("acme", 1, &[(endpoint("a"), 10), quota.clone()]), 10);
+        slots.join(
+            1,
+            &claim("acme", 1, &[(endpoint("a"), 10), quota.clone()]),
+            10,
+        );
         slots.join(2, &claim("acme", 1, &[(endpoint("b"), 10), quota]), 10);
         slots.join(3, &claim("other", 1, &[(endpoint("c"), 10)]), 10);
         let grants = slots.grant();

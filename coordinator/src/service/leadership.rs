@@ -31,7 +31,9 @@ const FENCE: Duration = Duration::from_secs(6);
 /// The right to schedule, held until dropped.
 pub enum Leadership {
     /// A state dir of its own (or a `sqlite:DIR` whose `run.lock` this holds).
-    Local { _lock: Option<std::fs::File> },
+    Local {
+        _lock: Option<std::fs::File>,
+    },
     Elected(SchedulerLock),
 }
 

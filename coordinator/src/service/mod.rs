@@ -364,23 +364,23 @@ fn record_users_as_they_finish(
     mpsc::UnboundedSender<UserResult>,
     tokio::task::JoinHandle<Vec<UserRecord>>,
 ) {
-        let (sender, mut finished) = mpsc::unbounded_channel::<UserResult>();
-        let batch = batch.to_owned();
-        let recorder = tokio::spawn(async move {
-            let mut users = users;
-            while let Some(result) = finished.recv().await {
-                let Some(user) = users.iter_mut().find(|u| u.email == result.email) else {
-                    continue;
-                };
-                record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
-                if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
-                    tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
-                }
+    let (sender, mut finished) = mpsc::unbounded_channel::<UserResult>();
+    let batch = batch.to_owned();
+    let recorder = tokio::spawn(async move {
+        let mut users = users;
+        while let Some(result) = finished.recv().await {
+            let Some(user) = users.iter_mut().find(|u| u.email == result.email) else {
+                continue;
+            };
+            record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
+            if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
+                tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
             }
-            users
-        });
-        (sender, recorder)
-    }
+        }
+        users
+    });
+    (sender, recorder)
+}
 
 impl Service {
     /// Every tenant whose batches this service schedules.
