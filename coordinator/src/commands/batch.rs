@@ -23,6 +23,7 @@ use crate::input::{check_copy_rules, check_user_roots, read_migration_csv, seal_
 use crate::records;
 use crate::service::mx_check;
 use crate::settings::Settings;
+use crate::tenants;
 
 pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
     match command {
@@ -55,6 +56,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
     check_copy_rules(&args.rules)?;
     let rows = read_migration_csv(&args.csv)?;
     let stores = open_admin(settings, &args.state.state_dir).await?;
+    tenants::check_max_users(stores.control.as_ref(), &stores.tenant, rows.len()).await?;
     let source = records::endpoint(stores.state.as_ref(), &args.endpoint).await?;
     records::endpoint(stores.state.as_ref(), &args.target_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
@@ -90,6 +92,7 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
     };
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
     stores.state.create_batch(&batch, &users).await?;
+    stores.audit("batch.create", &batch.name).await?;
     println!(
         "batch {} created with {} users; {}",
         batch.name,
@@ -160,9 +163,13 @@ async fn transition(
             .remove_scope(&batch_scope(&batch.name))
             .await?;
         stores.state.remove_batch(&batch.name).await?;
+        stores.audit("batch.remove", &batch.name).await?;
         println!("batch {} removed", batch.name);
         return Ok(());
     }
+    stores
+        .audit(&format!("batch.{command}"), &batch.name)
+        .await?;
     match command {
         Command::Complete => println!(
             "batch {} is {}: syncing goes on until {}, then a final sync",
@@ -239,6 +246,7 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
     }
     let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
     check_user_roots(&source.endpoint, &rows)?;
+    tenants::check_max_users(stores.control.as_ref(), &stores.tenant, rows.len()).await?;
     let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
         existing
@@ -258,6 +266,7 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
     .await?;
     let mut users: Vec<UserRecord> = rows.iter().map(user_record).collect();
     stores.state.put_users(&batch.name, &mut users).await?;
+    stores.audit("batch.add-users", &batch.name).await?;
     // Users added after the initial sync get theirs with the next pass, which is now (a batch
     // not synced yet refuses sync-now and syncs them with the others).
     records::update_batch(stores.state.as_ref(), &batch.name, |batch| {

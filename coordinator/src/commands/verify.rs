@@ -29,6 +29,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
     let stores = open_admin(settings, &args.state.state_dir).await?;
     let batch = records::batch(stores.state.as_ref(), &args.batch).await?;
     let BatchJob { job, .. } = batch_job(
+        &stores.tenant,
         &batch,
         stores.state.as_ref(),
         stores.checkpoints.clone(),

@@ -28,6 +28,7 @@ use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::{self, StateStore};
 use mailfleet_shared::store_error::StoreErrorKind;
+use mailfleet_shared::tenancy::{ControlStore, DEFAULT_TENANT};
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -48,7 +49,8 @@ use outcome::{record_outcome, user_pass_kind};
 use tenants::Tenant;
 
 struct Service {
-    state: Arc<dyn StateStore>,
+    /// Tenants, and each tenant's view of the state store.
+    control: Arc<dyn ControlStore>,
     backends: Backends,
     runtime: PassRuntime,
     board: Arc<StatusBoard>,
@@ -84,7 +86,7 @@ pub async fn run(
         dead_letters::report_as_failures(broker.clone());
     }
     let service = Arc::new(Service {
-        state: backends::open_state(settings, state_dir).await?,
+        control: backends::open_control(settings, state_dir).await?,
         runtime: PassRuntime::start(backends.queue.clone(), args.workers, stop.grace),
         backends,
         board,
@@ -219,6 +221,7 @@ impl Service {
             source,
             target,
         } = batch_job(
+            &tenant.name,
             &batch,
             state.as_ref(),
             self.backends.checkpoints.clone(),
@@ -383,8 +386,20 @@ fn record_users_as_they_finish(
 }
 
 impl Service {
-    /// Every tenant whose batches this service schedules.
+    /// Every tenant whose batches this service schedules, each with its quota and its own
+    /// view of the state store (the default tenant's even before any tenant was created).
     async fn tenants(&self) -> Result<Vec<Tenant>, CliError> {
-        Ok(vec![Tenant::default_of(self.state.clone())])
+        let mut tenants: Vec<Tenant> = self
+            .control
+            .tenants()
+            .await?
+            .iter()
+            .map(|record| Tenant::of(record, self.control.tenant_state(&record.name)))
+            .collect();
+        if !tenants.iter().any(|t| t.name == DEFAULT_TENANT) {
+            let state = self.control.tenant_state(DEFAULT_TENANT);
+            tenants.push(Tenant::default_of(state));
+        }
+        Ok(tenants)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mailfleet_shared::lifecycle::PassKind;
 use mailfleet_shared::state::{EndpointRecord, StateStore};
-use mailfleet_shared::tenancy::DEFAULT_TENANT;
+use mailfleet_shared::tenancy::{DEFAULT_TENANT, TenantRecord};
 
 use crate::run::slots::{Claim, Limit};
 
@@ -28,6 +28,14 @@ impl Tenant {
         Tenant {
             name: DEFAULT_TENANT.to_owned(),
             max_concurrent_migrations: None,
+            state,
+        }
+    }
+
+    pub fn of(record: &TenantRecord, state: Arc<dyn StateStore>) -> Self {
+        Tenant {
+            name: record.name.clone(),
+            max_concurrent_migrations: record.max_concurrent_migrations,
             state,
         }
     }

@@ -82,6 +82,7 @@ async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), Cl
         },
     };
     stores.state.put_endpoint(&record).await?;
+    stores.audit("endpoint.create", &record.name).await?;
     println!("endpoint {} created: {}", record.name, describe(&record));
     Ok(())
 }
@@ -133,6 +134,7 @@ async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
         .remove_scope(&endpoint_scope(&args.name))
         .await?;
     stores.state.remove_endpoint(&args.name).await?;
+    stores.audit("endpoint.remove", &args.name).await?;
     println!("endpoint {} removed", args.name);
     Ok(())
 }
