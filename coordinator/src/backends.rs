@@ -20,7 +20,7 @@ use mailfleet_shared::state::StateStore;
 use mailfleet_shared::tenancy::{CLI_ACTOR, ControlStore, DEFAULT_TENANT};
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::memory_queue::InProcessQueue;
-use mailfleet_stores::postgres_state::{self, PostgresStateStore};
+use mailfleet_stores::postgres_state::PostgresStateStore;
 use mailfleet_stores::rabbitmq_queue::{DELIVERY_LIMIT, QueueNames, RabbitMqQueue};
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
@@ -221,41 +221,14 @@ pub async fn open_control(
     })
 }
 
-/// What keeps a second `mailfleet run` off the batches this one schedules, beyond the state
-/// dir's `run.lock` (which the caller holds): the lock of a `sqlite:DIR` elsewhere, or
-/// PostgreSQL's advisory lock — services on other machines share the database, not the dir.
-pub enum SchedulerLock {
-    StateDir(std::fs::File),
-    Postgres(postgres_state::SchedulerLock),
-}
-
-pub async fn lock_scheduler(
-    settings: &Settings,
-    state_dir: &Path,
-) -> Result<Option<SchedulerLock>, CliError> {
-    match state_location(settings, state_dir)? {
-        StateLocation::Sqlite(dir) if dir == state_dir => Ok(None),
-        StateLocation::Sqlite(dir) => Ok(Some(SchedulerLock::StateDir(lock_state_dir(&dir)?))),
-        StateLocation::Postgres(url) => {
-            match postgres_state::SchedulerLock::try_take(url)
-                .await
-                .map_err(state)?
-            {
-                Some(lock) => Ok(Some(SchedulerLock::Postgres(lock))),
-                None => Err(CliError::Invalid(
-                    "the state database is in use by another mailfleet run".into(),
-                )),
-            }
-        }
-    }
-}
-
-enum StateLocation<'a> {
+/// Where the state store is: a SQLite directory, or a PostgreSQL URL (shared by services on
+/// several machines, which then elect a leader: `service::leadership`).
+pub enum StateLocation<'a> {
     Sqlite(PathBuf),
     Postgres(&'a str),
 }
 
-fn state_location<'a>(
+pub fn state_location<'a>(
     settings: &'a Settings,
     state_dir: &Path,
 ) -> Result<StateLocation<'a>, CliError> {

@@ -41,14 +41,15 @@ const MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The advisory lock key of the scheduler ("mailflee" in ASCII): one `mailfleet run` per
-/// database.
+/// database schedules; others stand by.
 const SCHEDULER_LOCK: i64 = 0x6d61_696c_666c_6565;
 
 /// Held by the one `mailfleet run` scheduling the batches of a database: a session advisory
 /// lock, gone with its connection — when the service ends, and when it is killed (the server
-/// notices the closed socket).
+/// notices the closed socket), so a standby polling [`try_take`](SchedulerLock::try_take)
+/// takes over.
 pub struct SchedulerLock {
-    _session: PgConnection,
+    session: PgConnection,
 }
 
 impl SchedulerLock {
@@ -59,9 +60,30 @@ impl SchedulerLock {
             .bind(SCHEDULER_LOCK)
             .fetch_one(&mut session)
             .await?;
-        Ok(taken.then_some(SchedulerLock { _session: session }))
+        Ok(taken.then_some(SchedulerLock { session }))
+    }
+
+    /// Whether the server still sees this session holding the lock: `false` once the
+    /// connection is lost (the server has let go of the lock, or will when it notices), so a
+    /// leader cut off from its database stops scheduling before a standby starts.
+    pub async fn is_held(&mut self) -> bool {
+        // A bigint advisory key shows in pg_locks as its high half (classid) and low half (objid).
+        let held = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = $1)",
+        )
+        .bind(SCHEDULER_LOCK)
+        .fetch_one(&mut self.session);
+        matches!(
+            tokio::time::timeout(LOCK_CHECK_TIMEOUT, held).await,
+            Ok(Ok(true))
+        )
     }
 }
+
+/// How long a leader waits for the server to confirm its lock before it counts it lost.
+const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct PostgresStateStore {

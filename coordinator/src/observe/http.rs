@@ -62,7 +62,11 @@ async fn metrics(State(served): State<Arc<Served>>) -> Response {
 
 async fn status_json(State(served): State<Arc<Served>>) -> Response {
     match &served.status {
-        Some(board) => Json(serde_json::json!({ "users": board.results() })).into_response(),
+        Some(board) => Json(serde_json::json!({
+            "users": board.results(),
+            "admission": board.admission(),
+        }))
+        .into_response(),
         None => (StatusCode::NOT_FOUND, "a worker has no batch status").into_response(),
     }
 }

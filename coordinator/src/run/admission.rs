@@ -1,7 +1,8 @@
-//! Admission control (ARCHITECTURE.md, "From a CSV row to an APPEND"): at most
-//! `max_concurrent_migrations` users of a batch in flight at once, as Microsoft's service does per
-//! endpoint; the next user is released when one finishes. Source servers see a bounded number of
-//! sessions however large the CSV.
+//! Admission (ARCHITECTURE.md, "From a CSV row to an APPEND"): a pass's users enter the sync
+//! one at a time, each when the [`slots`](super::slots) shared by every pass running grant it
+//! room under its endpoints' `max_concurrent_migrations` and its tenant's quota — as
+//! Microsoft's service does per endpoint. Source servers see a bounded number of sessions
+//! however large the CSV, and however many batches use them.
 
 use futures_util::{StreamExt, TryStreamExt};
 use mailfleet_shared::messages::{MailboxUser, Task};
@@ -43,8 +44,10 @@ impl<'a> Admission<'a> {
                 user: (*user).clone(),
             })
             .collect();
-        futures_util::stream::iter(&tasks)
-            .map(|task| queue.publish_task(task))
+        // The futures made first: a closure inside the stream would keep the pass's future from
+        // being sent to another thread (the service spawns passes).
+        let publishes: Vec<_> = tasks.iter().map(|task| queue.publish_task(task)).collect();
+        futures_util::stream::iter(publishes)
             .buffered(PUBLISHES_IN_FLIGHT)
             .try_collect::<()>()
             .await?;

@@ -1,6 +1,8 @@
-//! What a running migration looks like from outside: every user's result for `/status`, and
-//! the users-per-state and queue-depth gauges for `/metrics`.
+//! What a running migration looks like from outside: every user's result for `/status` (of
+//! every pass running, by batch), how full the admission limits are, and the users-per-state
+//! and queue-depth gauges for `/metrics`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::collector::{UserResult, UserStatus};
+use super::slots::Usage;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
@@ -20,10 +23,12 @@ struct StateLabel {
 /// Shared between the collector (which updates it) and the HTTP server (which shows it).
 #[derive(Debug, Default)]
 pub struct StatusBoard {
-    results: RwLock<Vec<UserResult>>,
+    /// By batch: passes of several batches run at once.
+    results: RwLock<BTreeMap<String, Vec<UserResult>>>,
+    admission: RwLock<Vec<Usage>>,
     users: Family<StateLabel, Gauge>,
     pending_tasks: Gauge,
-    last_update: Mutex<Option<Instant>>,
+    last_update: Mutex<HashMap<String, Instant>>,
 }
 
 /// How stale `/status` and the user gauges may be. Building every user's result is linear in
@@ -48,18 +53,24 @@ impl StatusBoard {
         );
     }
 
-    /// `update` with `results()`, unless the board was updated less than a second ago.
-    pub fn refresh(&self, results: impl FnOnce() -> Vec<UserResult>) {
+    /// `update` with `results()`, unless the batch's entry was updated less than a second ago.
+    pub fn refresh(&self, batch: &str, results: impl FnOnce() -> Vec<UserResult>) {
         let mut last = self.last_update.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+        if last
+            .get(batch)
+            .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL)
+        {
             return;
         }
-        *last = Some(Instant::now());
+        last.insert(batch.to_owned(), Instant::now());
         drop(last);
-        self.update(results());
+        self.update(batch, results());
     }
 
-    pub fn update(&self, results: Vec<UserResult>) {
+    /// The users of `batch`'s pass (the last pass's stay until the batch's next pass).
+    pub fn update(&self, batch: &str, results: Vec<UserResult>) {
+        let mut all = self.results.write().unwrap_or_else(|p| p.into_inner());
+        all.insert(batch.to_owned(), results);
         for status in [
             UserStatus::Queued,
             UserStatus::Syncing,
@@ -67,18 +78,32 @@ impl StatusBoard {
             UserStatus::CompletedWithWarnings,
             UserStatus::Failed,
         ] {
-            let count = results.iter().filter(|r| r.status == status).count();
+            let count = all
+                .values()
+                .flatten()
+                .filter(|r| r.status == status)
+                .count();
             self.users
                 .get_or_create(&StateLabel {
                     state: format!("{status:?}"),
                 })
                 .set(count as i64);
         }
-        *self.results.write().unwrap_or_else(|p| p.into_inner()) = results;
     }
 
+    /// Every batch's users, batch by batch.
     pub fn results(&self) -> Vec<UserResult> {
-        self.results
+        let all = self.results.read().unwrap_or_else(|p| p.into_inner());
+        all.values().flatten().cloned().collect()
+    }
+
+    pub fn set_admission(&self, usage: Vec<Usage>) {
+        *self.admission.write().unwrap_or_else(|p| p.into_inner()) = usage;
+    }
+
+    /// The admission limits passes named, with their users in sync now and at the most.
+    pub fn admission(&self) -> Vec<Usage> {
+        self.admission
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -15,11 +15,12 @@ use crate::error::CliError;
 use crate::records;
 
 /// The job of a batch's passes (and of `verify`), with the spec it was built from (distributed
-/// workers load that) and the source endpoint (its concurrency limits).
+/// workers load that) and the two endpoints (their concurrency limits).
 pub struct BatchJob {
     pub job: Job,
     pub spec: JobSpec,
     pub source: EndpointRecord,
+    pub target: EndpointRecord,
 }
 
 /// Endpoints, rules and limits of `batch` of `tenant`; checkpoints and passwords under the
@@ -39,7 +40,7 @@ pub async fn batch_job(
         batch: tenant_scope(tenant, &batch_scope(&batch.name)),
         source: source.endpoint.clone(),
         target_profile: target.target_profile(),
-        target: target.endpoint,
+        target: target.endpoint.clone(),
         include_folders: batch.include_folders.clone(),
         exclude_folders: batch.exclude_folders.clone(),
         max_message_size: batch.max_message_size,
@@ -55,5 +56,10 @@ pub async fn batch_job(
         Arc::new(NoProgress),
     )
     .map_err(|e| CliError::Invalid(format!("batch {}: {e}", batch.name)))?;
-    Ok(BatchJob { job, spec, source })
+    Ok(BatchJob {
+        job,
+        spec,
+        source,
+        target,
+    })
 }

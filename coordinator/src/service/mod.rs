@@ -1,20 +1,26 @@
-//! `mailfleet run`: the migration service. It owns a state dir, finds the batch whose next
+//! `mailfleet run`: the migration service. It owns a state dir, finds the batches whose next
 //! pass is due (initial sync at StartAfter, incremental syncs at the batch's interval, the
-//! final sync when the completion window ends), runs that pass over every user of the batch
-//! and records the outcome: users' states and counts, the batch's next step.
+//! final sync when the completion window ends), runs those passes over their users and records
+//! the outcome: users' states and counts, the batch's next step.
 //!
-//! Passes run one at a time per service process: a pass already spreads over the worker's
-//! task loops (or over `mailfleet worker` processes), bounded by the endpoint's
-//! max_concurrent_migrations (initial) or max_concurrent_incremental_syncs (later passes).
-//! Everything the scheduler knows is in the state store, so a restarted service carries on
-//! with the same deadlines; a pass cut short by the restart runs again (checkpoints and the
-//! fingerprint guard make that a resume).
+//! Passes of different batches run at once, one per batch at a time, on one
+//! [`PassRuntime`]: the task loops (or `mailfleet worker` processes) are shared, and so are the
+//! admission [`slots`](crate::run::slots): every batch using an endpoint counts against its
+//! max_concurrent_migrations (and, after the initial pass, max_concurrent_incremental_syncs),
+//! every batch of a tenant against its quota, and free slots go round the tenants fairly.
+//! Only the [leader](leadership) schedules; other services on the same PostgreSQL stand by.
+//! Everything the scheduler knows is in the state store, so a restarted service (or a standby
+//! taking over) carries on with the same deadlines; a pass cut short runs again (checkpoints
+//! and the fingerprint guard make that a resume).
 
 pub mod batch_job;
+pub mod leadership;
 pub mod mx_check;
 pub mod notify;
 mod outcome;
+mod tenants;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -22,9 +28,10 @@ use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::{self, StateStore};
 use mailfleet_shared::store_error::StoreErrorKind;
-use mailfleet_shared::tenancy::DEFAULT_TENANT;
+use mailfleet_shared::tenancy::{ControlStore, DEFAULT_TENANT};
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::backends::{self, Backends};
 use crate::cli::run::ServiceArgs;
@@ -32,24 +39,30 @@ use crate::error::CliError;
 use crate::observe;
 use crate::run::progress::TerminalProgress;
 use crate::run::status_board::StatusBoard;
-use crate::run::{Concurrency, Observers, UserResult, UserStatus, dead_letters, run_pass};
+use crate::run::{Observers, PassRuntime, UserResult, UserStatus, dead_letters};
 use crate::settings::Settings;
-use crate::shutdown::StopSignal;
+use crate::shutdown::{StopSignal, shutdown_pair};
 use batch_job::{BatchJob, batch_job};
+use leadership::{LEASE_CHECK, Leadership};
 use notify::{Event, EventKind, Notifier};
 use outcome::{record_outcome, user_pass_kind};
+use tenants::Tenant;
 
 struct Service {
-    state: Arc<dyn StateStore>,
+    /// Tenants, and each tenant's view of the state store.
+    control: Arc<dyn ControlStore>,
     backends: Backends,
-    workers: usize,
+    runtime: PassRuntime,
     board: Arc<StatusBoard>,
     notifier: Notifier,
     tuning: Tuning,
 }
 
-/// Runs the scheduler until `stop` fires; a pass running then stops gracefully (see
-/// [`run_pass`]) and the next start runs it again from its checkpoints.
+/// A batch of a tenant: what runs one pass at a time.
+type BatchKey = (String, String);
+
+/// Runs the scheduler until `stop` fires; the passes running then stop gracefully (see
+/// [`PassRuntime`]) and the next start runs them again from their checkpoints.
 pub async fn run(
     args: &ServiceArgs,
     settings: &Settings,
@@ -65,112 +78,165 @@ pub async fn run(
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
-    let _scheduler = backends::lock_scheduler(settings, state_dir).await?;
+    let Some(mut leadership) = Leadership::acquire(settings, state_dir, stop).await? else {
+        return Err(CliError::Interrupted);
+    };
     let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
     if let Some(broker) = &backends.dead_letters {
         dead_letters::report_as_failures(broker.clone());
     }
-    let service = Service {
-        state: backends::open_state(settings, state_dir).await?,
+    let service = Arc::new(Service {
+        control: backends::open_control(settings, state_dir).await?,
+        runtime: PassRuntime::start(backends.queue.clone(), args.workers, stop.grace),
         backends,
-        workers: args.workers,
         board,
         notifier: Notifier::from_settings(settings)?,
         tuning: settings.tuning(),
-    };
+    });
     service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
-    let stopped = loop {
-        if stop.is_requested() {
-            break Ok(());
-        }
-        match service.next_due().await? {
-            Some((batch, kind)) => {
-                if let Err(error) = service.run_pass(batch, kind, stop).await {
-                    break Err(error);
-                }
-            }
-            None => tokio::select! {
-                () = tokio::time::sleep(args.poll_interval) => {}
-                () = stop.requested() => {}
-            },
-        }
-    };
+    let scheduled = service
+        .schedule(&mut leadership, args.poll_interval, stop)
+        .await;
     tracing::info!("service stopping");
     service.backends.queue.close();
-    stopped.and(Err(CliError::Interrupted))
+    let stopped = service.runtime.shut_down().await;
+    scheduled?;
+    stopped?;
+    Err(CliError::Interrupted)
 }
 
 impl Service {
-    /// Batches a killed service left mid-pass go back to where that pass starts again.
-    async fn recover(&self) -> Result<(), CliError> {
-        for listed in self.state.batches().await? {
-            let recovered = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
-                batch.recover_after_restart();
-                Ok::<_, CliError>(())
-            })
-            .await?;
-            // Removed by a `batch remove` since the listing: nothing to recover.
-            let Some((recovered, ())) = recovered else {
-                continue;
+    /// Starts every due pass of a batch not running one, until `stop` fires, a pass fails, or
+    /// leadership is lost; then stops the passes still running and waits for them.
+    async fn schedule(
+        self: &Arc<Self>,
+        leadership: &mut Leadership,
+        poll_interval: std::time::Duration,
+        stop: &StopSignal,
+    ) -> Result<(), CliError> {
+        let (stop_passes, token) = shutdown_pair();
+        let passes_stop = StopSignal {
+            token,
+            grace: stop.grace,
+        };
+        let mut running: JoinSet<(BatchKey, Result<(), CliError>)> = JoinSet::new();
+        let mut busy: HashSet<BatchKey> = HashSet::new();
+        let scheduled = loop {
+            if stop.is_requested() {
+                break Ok(());
+            }
+            // Fencing: a leader cut off from the database must not start (or go on with) passes
+            // a standby is about to take over.
+            if !leadership.is_held().await {
+                tracing::error!("lost the scheduler lock of the state database: stopping");
+                break Err(CliError::failed(
+                    "scheduling",
+                    "lost the scheduler lock of the state database (a standby takes over); restart to stand by",
+                ));
+            }
+            let due = match self.due(&busy).await {
+                Ok(due) => due,
+                Err(error) => break Err(error),
             };
-            if recovered.state != listed.state {
-                tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
+            for (tenant, batch, kind) in due {
+                let key = (tenant.name.clone(), batch.name.clone());
+                busy.insert(key.clone());
+                let (service, stop) = (self.clone(), passes_stop.clone());
+                running.spawn(async move {
+                    let result = service.run_pass(&tenant, batch, kind, &stop).await;
+                    (key, result)
+                });
             }
-            let mut users = self.state.users(&recovered.name).await?;
-            let mut changed = Vec::new();
-            for user in &mut users {
-                let state = user.state.after_interrupted_pass(recovered.state);
-                if state != user.state {
-                    user.state = state;
-                    changed.push(user.clone());
+            let wait = poll_interval.min(LEASE_CHECK);
+            tokio::select! {
+                Some(joined) = running.join_next() => match joined {
+                    Ok((key, Ok(()))) => { busy.remove(&key); }
+                    Ok((_, Err(error))) => break Err(error),
+                    Err(crash) => break Err(CliError::failed("a pass", crash)),
+                },
+                () = tokio::time::sleep(wait) => {}
+                () = stop.requested() => {}
+            }
+        };
+        stop_passes.trigger();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok((_, Ok(()) | Err(CliError::Interrupted))) => {}
+                Ok(((tenant, batch), Err(error))) => {
+                    tracing::warn!(%tenant, %batch, %error, "pass ended with an error");
                 }
+                Err(crash) => tracing::warn!(%crash, "a pass crashed"),
             }
-            if !changed.is_empty() {
-                self.state.put_users(&recovered.name, &mut changed).await?;
-            }
+        }
+        scheduled
+    }
+
+    /// Batches a killed service (or a leader that died) left mid-pass go back to where that
+    /// pass starts again.
+    async fn recover(&self) -> Result<(), CliError> {
+        for tenant in self.tenants().await? {
+            recover_tenant(tenant.state.as_ref()).await?;
         }
         Ok(())
     }
 
-    /// The first batch (by name) with a pass due now; time-driven changes (CompleteAfter
-    /// reached) are stored on the way.
-    async fn next_due(&self) -> Result<Option<(BatchRecord, PassKind)>, CliError> {
+    /// Every batch with a pass due now that is not running one, of every tenant; time-driven
+    /// changes (CompleteAfter reached) are stored on the way.
+    async fn due(
+        &self,
+        busy: &HashSet<BatchKey>,
+    ) -> Result<Vec<(Arc<Tenant>, BatchRecord, PassKind)>, CliError> {
         let now = Utc::now();
-        for listed in self.state.batches().await? {
-            let due = state::update_batch(self.state.as_ref(), &listed.name, |batch| {
-                Ok::<_, CliError>(batch.due(now))
-            })
-            .await?;
-            if let Some((batch, Some(kind))) = due {
-                return Ok(Some((batch, kind)));
+        let mut due = Vec::new();
+        for tenant in self.tenants().await? {
+            let tenant = Arc::new(tenant);
+            for listed in tenant.state.batches().await? {
+                if busy.contains(&(tenant.name.clone(), listed.name.clone())) {
+                    continue;
+                }
+                let found = state::update_batch(tenant.state.as_ref(), &listed.name, |batch| {
+                    Ok::<_, CliError>(batch.due(now))
+                })
+                .await?;
+                if let Some((batch, Some(kind))) = found {
+                    due.push((tenant.clone(), batch, kind));
+                }
             }
         }
-        Ok(None)
+        Ok(due)
     }
 
     async fn run_pass(
         &self,
+        tenant: &Tenant,
         mut batch: BatchRecord,
         kind: PassKind,
         stop: &StopSignal,
     ) -> Result<(), CliError> {
-        let BatchJob { job, spec, source } = batch_job(
-            DEFAULT_TENANT,
+        let state = tenant.state.clone();
+        let BatchJob {
+            job,
+            spec,
+            source,
+            target,
+        } = batch_job(
+            &tenant.name,
             &batch,
-            self.state.as_ref(),
+            state.as_ref(),
             self.backends.checkpoints.clone(),
             self.backends.credentials.clone(),
             self.tuning.clone(),
         )
         .await?;
+        let claim = tenant.claim(&[&source, &target], kind);
         if let Some(job_specs) = &self.backends.job_specs {
             job_specs.put_job_spec(&spec).await?;
         }
         // The pass is ours only if the batch is still as we found it due: a `batch stop` since
         // then (or another service that started the pass first) wins, and the loop looks again.
         batch.pass_started(kind);
-        match self.state.put_batch(&mut batch).await {
+        match state.put_batch(&mut batch).await {
             Ok(()) => {}
             Err(error) if error.kind() == StoreErrorKind::Conflict => {
                 tracing::info!(batch = %batch.name, "changed since it was found due; looking again");
@@ -178,41 +244,36 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         }
-        let mut users = self.state.users(&batch.name).await?;
+        let mut users = state.users(&batch.name).await?;
         for user in &mut users {
             user.state = user_pass_kind(user, kind).user_running_state();
         }
-        self.state.put_users(&batch.name, &mut users).await?;
-        tracing::info!(batch = %batch.name, ?kind, users = users.len(), "pass started");
+        state.put_users(&batch.name, &mut users).await?;
+        tracing::info!(tenant = %tenant.name, batch = %batch.name, ?kind, users = users.len(), "pass started");
 
         let mailboxes: Vec<MailboxUser> = users.iter().map(UserRecord::mailbox_user).collect();
-        let max_concurrent_users = match kind {
-            PassKind::Initial => source.max_concurrent_migrations,
-            PassKind::Incremental | PassKind::Final => source.max_concurrent_incremental_syncs,
-        };
-        let (finished_users, recorder) = self.record_users_as_they_finish(&batch.name, users, kind);
-        let results = run_pass(
-            Arc::new(job),
-            self.backends.queue.clone(),
-            &mailboxes,
-            Concurrency {
-                workers: self.workers,
-                max_concurrent_users,
-            },
-            Observers {
-                progress: &TerminalProgress::new(false),
-                board: &self.board,
-                finished_users: Some(finished_users),
-            },
-            stop,
-        )
-        .await?;
+        let (finished_users, recorder) =
+            record_users_as_they_finish(state.clone(), &batch.name, users, kind);
+        let results = self
+            .runtime
+            .run(
+                Arc::new(job),
+                &mailboxes,
+                &claim,
+                Observers {
+                    progress: &TerminalProgress::new(false),
+                    board: &self.board,
+                    finished_users: Some(finished_users),
+                },
+                stop,
+            )
+            .await?;
         // Every user is finished and the sender is gone with the pass. The records are written
         // once more in one transaction: a write during the pass that failed was only logged.
         let mut users = recorder
             .await
             .map_err(|crash| CliError::failed("recording users' results", crash))?;
-        self.state.put_users(&batch.name, &mut users).await?;
+        state.put_users(&batch.name, &mut users).await?;
         let now = Utc::now();
         let failed = results
             .iter()
@@ -221,7 +282,7 @@ impl Service {
         let outcome = PassOutcome::of(results.len(), failed);
         // On a fresh read, again after a conflict: the batch may have been stopped or completed
         // while the pass ran, or just now, and that command must not be undone.
-        let finished = state::update_batch(self.state.as_ref(), &batch.name, |batch| {
+        let finished = state::update_batch(state.as_ref(), &batch.name, |batch| {
             batch.pass_finished(kind, outcome, now);
             Ok::<_, CliError>(())
         })
@@ -231,9 +292,40 @@ impl Service {
         };
         self.notify(&batch, &users, kind, outcome.any_failed())
             .await;
-        tracing::info!(batch = %batch.name, ?kind, state = %batch.state, "pass finished");
+        tracing::info!(tenant = %tenant.name, batch = %batch.name, ?kind, state = %batch.state, "pass finished");
         Ok(())
     }
+}
+
+/// A tenant's batches left mid-pass, and their users, back to where the pass starts again.
+async fn recover_tenant(state: &dyn StateStore) -> Result<(), CliError> {
+    for listed in state.batches().await? {
+        let recovered = state::update_batch(state, &listed.name, |batch| {
+            batch.recover_after_restart();
+            Ok::<_, CliError>(())
+        })
+        .await?;
+        // Removed by a `batch remove` since the listing: nothing to recover.
+        let Some((recovered, ())) = recovered else {
+            continue;
+        };
+        if recovered.state != listed.state {
+            tracing::info!(batch = %listed.name, from = %listed.state, to = %recovered.state, "recovered after restart");
+        }
+        let mut users = state.users(&recovered.name).await?;
+        let mut changed = Vec::new();
+        for user in &mut users {
+            let state = user.state.after_interrupted_pass(recovered.state);
+            if state != user.state {
+                user.state = state;
+                changed.push(user.clone());
+            }
+        }
+        if !changed.is_empty() {
+            state.put_users(&recovered.name, &mut changed).await?;
+        }
+    }
+    Ok(())
 }
 
 impl Service {
@@ -262,34 +354,52 @@ impl Service {
                 .await;
         }
     }
+}
 
-    /// A task that writes each user's record the moment the pass is done with that user, so
-    /// `batch status` and the report follow a long pass; it returns the records at the end.
-    fn record_users_as_they_finish(
-        &self,
-        batch: &str,
-        users: Vec<UserRecord>,
-        kind: PassKind,
-    ) -> (
-        mpsc::UnboundedSender<UserResult>,
-        tokio::task::JoinHandle<Vec<UserRecord>>,
-    ) {
-        let (sender, mut finished) = mpsc::unbounded_channel::<UserResult>();
-        let state = self.state.clone();
-        let batch = batch.to_owned();
-        let recorder = tokio::spawn(async move {
-            let mut users = users;
-            while let Some(result) = finished.recv().await {
-                let Some(user) = users.iter_mut().find(|u| u.email == result.email) else {
-                    continue;
-                };
-                record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
-                if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
-                    tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
-                }
+/// A task that writes each user's record the moment the pass is done with that user, so
+/// `batch status` and the report follow a long pass; it returns the records at the end.
+fn record_users_as_they_finish(
+    state: Arc<dyn StateStore>,
+    batch: &str,
+    users: Vec<UserRecord>,
+    kind: PassKind,
+) -> (
+    mpsc::UnboundedSender<UserResult>,
+    tokio::task::JoinHandle<Vec<UserRecord>>,
+) {
+    let (sender, mut finished) = mpsc::unbounded_channel::<UserResult>();
+    let batch = batch.to_owned();
+    let recorder = tokio::spawn(async move {
+        let mut users = users;
+        while let Some(result) = finished.recv().await {
+            let Some(user) = users.iter_mut().find(|u| u.email == result.email) else {
+                continue;
+            };
+            record_outcome(user, &result, user_pass_kind(user, kind), Utc::now());
+            if let Err(error) = state.put_users(&batch, std::slice::from_mut(user)).await {
+                tracing::warn!(%error, user = %user.email, "cannot record the user's result yet");
             }
-            users
-        });
-        (sender, recorder)
+        }
+        users
+    });
+    (sender, recorder)
+}
+
+impl Service {
+    /// Every tenant whose batches this service schedules, each with its quota and its own
+    /// view of the state store (the default tenant's even before any tenant was created).
+    async fn tenants(&self) -> Result<Vec<Tenant>, CliError> {
+        let mut tenants: Vec<Tenant> = self
+            .control
+            .tenants()
+            .await?
+            .iter()
+            .map(|record| Tenant::of(record, self.control.tenant_state(&record.name)))
+            .collect();
+        if !tenants.iter().any(|t| t.name == DEFAULT_TENANT) {
+            let state = self.control.tenant_state(DEFAULT_TENANT);
+            tenants.push(Tenant::default_of(state));
+        }
+        Ok(tenants)
     }
 }
