@@ -17,6 +17,7 @@ use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::JobSpecStore;
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_shared::state::StateStore;
+use mailfleet_shared::tenancy::{CLI_ACTOR, ControlStore, DEFAULT_TENANT};
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::memory_queue::InProcessQueue;
 use mailfleet_stores::postgres_state::{self, PostgresStateStore};
@@ -24,6 +25,7 @@ use mailfleet_stores::rabbitmq_queue::{DELIVERY_LIMIT, QueueNames, RabbitMqQueue
 use mailfleet_stores::redis_store::RedisStore;
 use mailfleet_stores::sqlite::SqliteStore;
 use mailfleet_stores::sqlite_state::SqliteStateStore;
+use mailfleet_stores::tenant_keys::{TenantCredentials, TenantKeys};
 
 use crate::error::CliError;
 use crate::settings::Settings;
@@ -36,7 +38,8 @@ const POSTGRES_SCHEMES: &[&str] = &["postgres://", "postgresql://"];
 pub struct Backends {
     pub queue: Arc<dyn TaskQueue>,
     pub checkpoints: Arc<dyn CheckpointStore>,
-    pub credentials: Arc<dyn CredentialStore>,
+    /// Every tenant's credentials, each opened with its tenant's key (by the scope's tenant).
+    pub credentials: Arc<TenantKeys>,
     /// With RabbitMQ: where dead-lettered tasks are read back, to be reported as failures.
     pub dead_letters: Option<Arc<RabbitMqQueue>>,
     /// With Redis: where batches' job specs are shared with stateless workers.
@@ -55,20 +58,29 @@ pub async fn open(
     let queue_url = settings.queue.as_deref();
     let checkpoints_url = settings.checkpoints.as_deref();
     let mut state_dir_lock = None;
-    let (checkpoints, credentials, specs): (Arc<dyn CheckpointStore>, Arc<dyn CredentialStore>, _) =
+    let (checkpoints, credentials, specs): (Arc<dyn CheckpointStore>, Arc<TenantKeys>, _) =
         match checkpoints_url {
             None => {
                 let lock = lock_state_dir(state_dir)?;
-                let store = Arc::new(open_sqlite(state_dir)?);
+                let (store, master) = open_sqlite(state_dir)?;
+                let store = Arc::new(store);
                 // This run owns the state dir: leases of a killed earlier run are stale.
                 store.clear_leases().await?;
                 state_dir_lock = Some(lock);
-                (store.clone(), store, None)
+                (
+                    store.clone(),
+                    Arc::new(TenantKeys::new(store, master)),
+                    None,
+                )
             }
             Some(url) => {
-                let store = open_redis(settings, url).await?;
+                let (store, master) = open_redis(settings, url).await?;
                 let specs: Arc<dyn JobSpecStore> = store.clone();
-                (store.clone(), store, Some(specs))
+                (
+                    store.clone(),
+                    Arc::new(TenantKeys::new(store, master)),
+                    Some(specs),
+                )
             }
         };
     let (queue, dead_letters): (Arc<dyn TaskQueue>, _) = match queue_url {
@@ -93,31 +105,93 @@ pub async fn open(
     })
 }
 
-/// What the `endpoint`, `batch` and `report` commands work on: the state store in the state
-/// dir and the credential store the settings name (no queue, no lock: the service may be
-/// running on the same state dir).
+/// What the `endpoint`, `batch` and `report` commands work on: one tenant's records in the
+/// state store and its view of the credential store the settings name (no queue, no lock: the
+/// service may be running on the same state dir).
 pub struct AdminStores {
+    /// The tenant's endpoints, batches and users, and nothing of another tenant's.
     pub state: Arc<dyn StateStore>,
+    /// The tenant's credentials: the scopes callers name are made the tenant's.
     pub credentials: Arc<dyn CredentialStore>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Tenants, tokens, the audit log.
+    pub control: Arc<dyn ControlStore>,
+    /// Every tenant's keys (creating and removing them with their tenant).
+    pub keys: Arc<TenantKeys>,
+    pub tenant: String,
+}
+
+impl AdminStores {
+    /// Appends `action` on `subject` to the tenant's audit log, as done by a command.
+    pub async fn audit(&self, action: &str, subject: &str) -> Result<(), CliError> {
+        crate::tenants::audit(
+            self.control.as_ref(),
+            &self.tenant,
+            CLI_ACTOR,
+            action,
+            subject,
+        )
+        .await
+    }
+}
+
+/// The stores of the tenant the settings name (`--tenant`), which must exist.
+pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
+    open_tenant(settings, state_dir, settings.tenant()).await
+}
+
+/// The stores of `tenant`, which must exist.
+pub async fn open_tenant(
+    settings: &Settings,
+    state_dir: &Path,
+    tenant: &str,
+) -> Result<AdminStores, CliError> {
+    let ProviderStores {
+        control,
+        keys,
+        checkpoints,
+    } = open_provider(settings, state_dir).await?;
+    if control.tenant(tenant).await?.is_none() {
+        return Err(CliError::Invalid(format!("no tenant named {tenant}")));
+    }
+    Ok(AdminStores {
+        state: control.tenant_state(tenant),
+        credentials: Arc::new(TenantCredentials::new(keys.clone(), tenant)),
+        checkpoints,
+        control,
+        keys,
+        tenant: tenant.to_owned(),
+    })
+}
+
+/// What the `tenant` and `token` commands (and the API) work on: every tenant's records,
+/// tokens and keys.
+pub struct ProviderStores {
+    pub control: Arc<dyn ControlStore>,
+    pub keys: Arc<TenantKeys>,
     pub checkpoints: Arc<dyn CheckpointStore>,
 }
 
-pub async fn open_admin(settings: &Settings, state_dir: &Path) -> Result<AdminStores, CliError> {
-    let state_store = open_state(settings, state_dir).await?;
-    let (credentials, checkpoints): (Arc<dyn CredentialStore>, Arc<dyn CheckpointStore>) =
+pub async fn open_provider(
+    settings: &Settings,
+    state_dir: &Path,
+) -> Result<ProviderStores, CliError> {
+    let control = open_control(settings, state_dir).await?;
+    let (raw, checkpoints, master): (Arc<dyn CredentialStore>, Arc<dyn CheckpointStore>, _) =
         match settings.checkpoints.as_deref() {
             None => {
-                let store = Arc::new(open_sqlite(state_dir)?);
-                (store.clone(), store)
+                let (store, master) = open_sqlite(state_dir)?;
+                let store = Arc::new(store);
+                (store.clone(), store, master)
             }
             Some(url) => {
-                let store = open_redis(settings, url).await?;
-                (store.clone(), store)
+                let (store, master) = open_redis(settings, url).await?;
+                (store.clone(), store, master)
             }
         };
-    Ok(AdminStores {
-        state: state_store,
-        credentials,
+    Ok(ProviderStores {
+        control,
+        keys: Arc::new(TenantKeys::new(raw, master)),
         checkpoints,
     })
 }
@@ -128,20 +202,23 @@ pub async fn open_state(
     settings: &Settings,
     state_dir: &Path,
 ) -> Result<Arc<dyn StateStore>, CliError> {
+    Ok(open_control(settings, state_dir)
+        .await?
+        .tenant_state(DEFAULT_TENANT))
+}
+
+/// Tenants, tokens and the audit log, and through `tenant_state` each tenant's records: the
+/// same database the `state` setting names (see [`open_state`]).
+pub async fn open_control(
+    settings: &Settings,
+    state_dir: &Path,
+) -> Result<Arc<dyn ControlStore>, CliError> {
     Ok(match state_location(settings, state_dir)? {
         StateLocation::Sqlite(dir) => Arc::new(SqliteStateStore::open(&dir).map_err(state)?),
         StateLocation::Postgres(url) => {
             Arc::new(PostgresStateStore::connect(url).await.map_err(state)?)
         }
     })
-}
-
-// TEMPORARY until wt-tenancy's `ControlStore on SQLite` is merged (then its open_control).
-pub async fn open_control(
-    _settings: &Settings,
-    _state_dir: &Path,
-) -> Result<Arc<dyn mailfleet_shared::tenancy::ControlStore>, CliError> {
-    Err(CliError::Invalid("no ControlStore yet".into()))
 }
 
 /// What keeps a second `mailfleet run` off the batches this one schedules, beyond the state
@@ -202,17 +279,24 @@ fn state_location<'a>(
     ))
 }
 
-fn open_sqlite(state_dir: &Path) -> Result<SqliteStore, CliError> {
+/// The embedded store and the master key it seals with.
+fn open_sqlite(state_dir: &Path) -> Result<(SqliteStore, SecretBox), CliError> {
     let secrets =
         SecretBox::load_or_create_key_file(&state_dir.join("secret.key")).map_err(state)?;
-    SqliteStore::open(state_dir, secrets).map_err(state)
+    let store = SqliteStore::open(state_dir, secrets.clone()).map_err(state)?;
+    Ok((store, secrets))
 }
 
-async fn open_redis(settings: &Settings, url: &str) -> Result<Arc<RedisStore>, CliError> {
+/// The Redis store and the master key it seals with.
+async fn open_redis(
+    settings: &Settings,
+    url: &str,
+) -> Result<(Arc<RedisStore>, SecretBox), CliError> {
     let (url, tenant) = take_parameter(url, "--checkpoints", "tenant", CHECKPOINT_SCHEMES)?;
     let tenant = tenant.as_deref().unwrap_or("default");
-    let store = RedisStore::connect(&url, tenant, secret_key(settings)?).await?;
-    Ok(Arc::new(store))
+    let secrets = secret_key(settings)?;
+    let store = RedisStore::connect(&url, tenant, secrets.clone()).await?;
+    Ok((Arc::new(store), secrets))
 }
 
 /// The checks `open` makes before connecting (URL schemes, the key), for `mailfleet config`.

@@ -10,6 +10,7 @@
 //! - [`observe`]: logs and traces, `/metrics` `/status` `/healthz`, the status board.
 //! - [`input`]: what users hand in (CSV, server URLs, admin logins), checked, and passwords
 //!   sealed; [`records`]: named endpoints and batches from the state store.
+//! - [`tenants`]: tenants and API tokens as operations the commands and the API share.
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
 //!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
 //!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line.
@@ -29,3 +30,4 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod tenant_stores;
+pub mod tenants;

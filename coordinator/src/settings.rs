@@ -71,6 +71,10 @@ pub struct Settings {
     pub imap_max_folders: Option<usize>,
     /// Attempts at an operation that fails transiently, the first included (default 8).
     pub retry_attempts: Option<u32>,
+    /// The tenant whose endpoints and batches the admin commands work on (`--tenant`, env
+    /// `MAILFLEET_TENANT`); not a key of the file: a choice per command, like a batch name.
+    #[serde(skip)]
+    pub tenant: Option<String>,
 }
 
 /// A duration as humantime text (`90s`, `5m`); from the environment it may come as a number,
@@ -165,11 +169,19 @@ impl Settings {
             imap_max_line_mb: flags.imap_max_line_mb.or(self.imap_max_line_mb),
             imap_max_folders: flags.imap_max_folders.or(self.imap_max_folders),
             retry_attempts: flags.retry_attempts.or(self.retry_attempts),
+            tenant: flags.tenant.or(self.tenant),
         }
     }
 }
 
 impl Settings {
+    /// The tenant the admin commands work on: `--tenant`, else the default tenant.
+    pub fn tenant(&self) -> &str {
+        self.tenant
+            .as_deref()
+            .unwrap_or(mailfleet_shared::tenancy::DEFAULT_TENANT)
+    }
+
     /// How long running tasks may take to finish after a stop is requested.
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(

@@ -126,10 +126,12 @@ pub trait ControlStore: Send + Sync {
     /// An error of kind `Conflict` if the name is taken.
     async fn create_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
     async fn tenant(&self, name: &str) -> Result<Option<TenantRecord>, StoreError>;
-    /// Every tenant by name, [`DEFAULT_TENANT`] included once it has records or was created.
+    /// Every tenant by name; [`DEFAULT_TENANT`] always exists.
     async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
     /// Removes the tenant with its endpoints, batches, users and tokens (its audit entries
-    /// stay, for the provider). Returns whether it existed.
+    /// stay, for the provider). Returns whether it existed. The default tenant cannot be
+    /// removed (an `Invalid` error). Its sealed credentials are the caller's to remove
+    /// ([`tenant_scope`]), before this: afterwards its batches and endpoints are not listed.
     async fn remove_tenant(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Stores a new token with the SHA-256 ([`token_hash`]) of its text.
@@ -147,6 +149,48 @@ pub trait ControlStore: Send + Sync {
 
     /// The tenant's endpoints, batches and users — and nothing of any other tenant's.
     fn tenant_state(&self, tenant: &str) -> Arc<dyn StateStore>;
+}
+
+/// Whether `name` may name a tenant: 1 to 63 of lowercase ASCII letters, digits and `-`, not
+/// starting with `-` — safe in credential scopes, Redis keys, URLs and file names alike.
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    let fits = (1..=63).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tenant name {name:?}: use 1 to 63 lowercase letters, digits and '-'"
+        ))
+    }
+}
+
+/// The error of removing the default tenant.
+pub const DEFAULT_TENANT_STAYS: &str = "the default tenant cannot be removed";
+
+const TENANT_SCOPE_PREFIX: &str = "tenant:";
+
+/// The credential (and checkpoint) scope of a tenant's `scope` (`endpoint:NAME`,
+/// `batch:NAME`): the default tenant's scopes are today's, unchanged, so an installation
+/// from before tenants keeps its secrets; another tenant's are `tenant:TENANT/SCOPE`, so two
+/// tenants' same-named endpoints never share a secret.
+pub fn tenant_scope(tenant: &str, scope: &str) -> String {
+    if tenant == DEFAULT_TENANT {
+        scope.to_owned()
+    } else {
+        format!("{TENANT_SCOPE_PREFIX}{tenant}/{scope}")
+    }
+}
+
+/// The tenant a scope made by [`tenant_scope`] belongs to, and the scope within it.
+pub fn scope_tenant(scope: &str) -> (&str, &str) {
+    scope
+        .strip_prefix(TENANT_SCOPE_PREFIX)
+        .and_then(|rest| rest.split_once('/'))
+        .unwrap_or((DEFAULT_TENANT, scope))
 }
 
 /// The prefix of every token text; lets secret scanners recognise a leaked one.
@@ -196,6 +240,19 @@ mod tests {
         assert!(!token_matches(&token_text("k3f9a", "other"), &stored));
         assert_eq!(token_id("Bearer nonsense"), None);
         assert_eq!(token_id("mf__secret"), None);
+    }
+
+    #[test]
+    fn tenant_scopes_keep_the_default_tenants_and_name_the_others() {
+        assert_eq!(tenant_scope(DEFAULT_TENANT, "batch:q3"), "batch:q3");
+        let scoped = tenant_scope("acme", "batch:q3");
+        assert_eq!(scoped, "tenant:acme/batch:q3");
+        assert_eq!(scope_tenant(&scoped), ("acme", "batch:q3"));
+        assert_eq!(scope_tenant("batch:q3"), (DEFAULT_TENANT, "batch:q3"));
+        assert!(check_tenant_name("acme-2").is_ok());
+        for bad in ["", "Acme", "a/b", "-x", "a:b", &"x".repeat(64)] {
+            assert!(check_tenant_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use mailfleet_shared::queue::TaskQueue;
 use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod control_store;
 pub mod state_store;
 
 fn checkpoint(validity: u32, last: u32) -> FolderCheckpoint {

@@ -9,6 +9,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -17,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use mailfleet_shared::credentials::CredentialId;
 use mailfleet_shared::store_error::StoreError;
 use rand::RngCore;
+use ring::hkdf;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::StoresError;
@@ -27,6 +29,8 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// The key itself, kept for deriving tenants' keys from it ([`SecretBox::derive`]).
+    key: Arc<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -37,9 +41,28 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn from_key_bytes(key: &[u8]) -> Result<Self, StoresError> {
-        let cipher = Aes256Gcm::new_from_slice(key)
+        let key: [u8; KEY_LEN] = key
+            .try_into()
             .map_err(|_| StoresError::Key(format!("the key must be {KEY_LEN} bytes")))?;
-        Ok(SecretBox { cipher })
+        Ok(SecretBox {
+            cipher: Aes256Gcm::new(&key.into()),
+            key: Arc::new(key),
+        })
+    }
+
+    /// A box with a key of its own for `purpose` (a tenant's name), derived from this one's
+    /// and `salt` with HKDF-SHA256: without the salt the derived key cannot be had, so
+    /// forgetting the salt makes everything sealed under it unreadable, even to the master
+    /// key's holder.
+    pub fn derive(&self, salt: &[u8], purpose: &str) -> SecretBox {
+        let info = [b"mailfleet tenant key ".as_slice(), purpose.as_bytes()];
+        let mut key = [0u8; KEY_LEN];
+        hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+            .extract(self.key.as_slice())
+            .expand(&info, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut key))
+            .expect("32 bytes are within what HKDF-SHA256 can expand to");
+        SecretBox::from_key_bytes(&key).expect("a derived key has the key's length")
     }
 
     /// A key given as base64 (e.g. `MAILFLEET_SECRET_KEY` in distributed mode).
@@ -149,6 +172,18 @@ mod tests {
         assert!(sealer.open(&STANDARD.encode(tampered)).is_err());
         let other = SecretBox::from_key_bytes(&[8u8; 32]).unwrap();
         assert!(other.open(&a).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_salt_and_purpose_and_are_stable() {
+        let master = SecretBox::from_key_bytes(&[7u8; 32]).unwrap();
+        let secret = SecretString::from("hunter2".to_owned());
+        let sealed = master.derive(b"salt-1", "acme").seal(&secret);
+        let again = master.derive(b"salt-1", "acme");
+        assert_eq!(again.open(&sealed).unwrap().expose_secret(), "hunter2");
+        assert!(master.open(&sealed).is_err());
+        assert!(master.derive(b"salt-2", "acme").open(&sealed).is_err());
+        assert!(master.derive(b"salt-1", "globex").open(&sealed).is_err());
     }
 
     #[test]

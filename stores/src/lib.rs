@@ -4,8 +4,11 @@
 //! # Layout
 //! - [`crypto`]: AES-256-GCM sealing of passwords at rest, and the embedded key file.
 //! - [`sqlite`]: embedded mode's checkpoints, credentials and job specs in `state.db` (WAL).
-//! - [`sqlite_state`]: the state store (endpoints, batches, users) in the same file;
+//! - [`sqlite_state`]: the state store (endpoints, batches, users, each a tenant's) in the same
+//!   file, and (`sqlite_control`) its tenants, API tokens and audit log;
 //!   [`postgres_state`]: the same in PostgreSQL, for a fleet sharing one state.
+//! - [`tenant_keys`]: each tenant's secrets sealed under a key of its own, derived from the
+//!   master key; the credential store wrapper that picks it by scope.
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
 //! - [`rabbitmq_queue`]: distributed mode's task, report and dead-letter queues (quorum, confirms);
 //!   `rabbitmq_link`: its connection, replaced with backoff when it breaks.
@@ -21,11 +24,15 @@ pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod memory_queue;
+mod postgres_control;
 pub mod postgres_state;
 mod rabbitmq_link;
 pub mod rabbitmq_queue;
 pub mod redis_store;
 pub mod sqlite;
+mod sqlite_control;
 pub mod sqlite_state;
+mod stored_time;
+pub mod tenant_keys;
 
 pub use error::StoresError;

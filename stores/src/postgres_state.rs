@@ -9,14 +9,20 @@
 //! Records are read with their row version put in (`record || jsonb_build_object(…)`): the
 //! column is the truth, not the document. Names are ordered by bytes (`COLLATE "C"`), as
 //! SQLite orders them, whatever the database's collation.
+//!
+//! Every row belongs to a tenant (ARCHITECTURE.md, "Tenants"): a handle is scoped to one
+//! ([`PostgresStateStore::connect`] to the default tenant, `tenant_state` to any other) and
+//! every query names it. Tenants, tokens and the audit log live in `postgres_control`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
+use mailfleet_shared::tenancy::DEFAULT_TENANT;
 use serde::de::DeserializeOwned;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
@@ -59,13 +65,16 @@ impl SchedulerLock {
 
 #[derive(Clone)]
 pub struct PostgresStateStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    /// Whose rows this handle reads and writes.
+    tenant: Arc<str>,
 }
 
 impl PostgresStateStore {
     /// Connects to `url` (`postgres://user:password@host:5432/database`, TLS as its `sslmode`
     /// says) and brings the schema up to date. Services starting at once are safe: the
-    /// migrator holds an advisory lock while it runs.
+    /// migrator holds an advisory lock while it runs. The handle sees the default tenant's
+    /// records.
     pub async fn connect(url: &str) -> Result<Self, StoresError> {
         let options = PgConnectOptions::from_str(url)?;
         // One plain connection first: a pool retries a refused connection until its acquire
@@ -77,7 +86,18 @@ impl PostgresStateStore {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(PostgresStateStore { pool })
+        Ok(PostgresStateStore {
+            pool,
+            tenant: Arc::from(DEFAULT_TENANT),
+        })
+    }
+
+    /// The same database, seeing only `tenant`'s records.
+    pub fn scoped_to(&self, tenant: &str) -> PostgresStateStore {
+        PostgresStateStore {
+            pool: self.pool.clone(),
+            tenant: Arc::from(tenant),
+        }
     }
 
     async fn one<T: DeserializeOwned + Send + Unpin + 'static>(
@@ -86,6 +106,7 @@ impl PostgresStateStore {
         key: &str,
     ) -> Result<Option<T>, StoreError> {
         let row: Option<Json<T>> = sqlx::query_scalar(query)
+            .bind(&*self.tenant)
             .bind(key)
             .fetch_optional(&self.pool)
             .await
@@ -98,7 +119,7 @@ impl PostgresStateStore {
         query: &'static str,
         key: Option<&str>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut query = sqlx::query_scalar::<_, Json<T>>(query);
+        let mut query = sqlx::query_scalar::<_, Json<T>>(query).bind(&*self.tenant);
         if let Some(key) = key {
             query = query.bind(key);
         }
@@ -107,7 +128,7 @@ impl PostgresStateStore {
     }
 }
 
-fn pg(error: sqlx::Error) -> StoreError {
+pub(crate) fn pg(error: sqlx::Error) -> StoreError {
     StoresError::from(error).into()
 }
 
@@ -121,9 +142,10 @@ fn column(version: u64) -> Result<i64, StoreError> {
 impl StateStore for PostgresStateStore {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO endpoints (name, record) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+            "INSERT INTO endpoints (tenant, name, record) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, name) DO UPDATE SET record = EXCLUDED.record",
         )
+        .bind(&*self.tenant)
         .bind(&endpoint.name)
         .bind(Json(endpoint))
         .execute(&self.pool)
@@ -133,20 +155,24 @@ impl StateStore for PostgresStateStore {
     }
 
     async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
-        self.one("SELECT record FROM endpoints WHERE name = $1", name)
-            .await
+        self.one(
+            "SELECT record FROM endpoints WHERE tenant = $1 AND name = $2",
+            name,
+        )
+        .await
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
         self.all(
-            "SELECT record FROM endpoints ORDER BY name COLLATE \"C\"",
+            "SELECT record FROM endpoints WHERE tenant = $1 ORDER BY name COLLATE \"C\"",
             None,
         )
         .await
     }
 
     async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM endpoints WHERE name = $1")
+        sqlx::query("DELETE FROM endpoints WHERE tenant = $1 AND name = $2")
+            .bind(&*self.tenant)
             .bind(name)
             .execute(&self.pool)
             .await
@@ -161,12 +187,13 @@ impl StateStore for PostgresStateStore {
     ) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await.map_err(pg)?;
         let inserted = sqlx::query(
-            "INSERT INTO batches (name, state, version, record) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO batches (tenant, name, state, version, record) VALUES ($4, $1, $2, 1, $3)
+             ON CONFLICT (tenant, name) DO NOTHING",
         )
         .bind(&batch.name)
         .bind(batch.state.to_string())
         .bind(Json(batch))
+        .bind(&*self.tenant)
         .execute(&mut *transaction)
         .await
         .map_err(pg)?;
@@ -177,7 +204,7 @@ impl StateStore for PostgresStateStore {
             )));
         }
         for (position, user) in (0..).zip(users) {
-            insert_user(&mut transaction, &batch.name, position, user).await?;
+            insert_user(&mut transaction, &self.tenant, &batch.name, position, user).await?;
         }
         transaction.commit().await.map_err(pg)
     }
@@ -185,12 +212,13 @@ impl StateStore for PostgresStateStore {
     async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
         let updated = sqlx::query(
             "UPDATE batches SET state = $2, record = $3, version = version + 1
-             WHERE name = $1 AND version = $4",
+             WHERE tenant = $5 AND name = $1 AND version = $4",
         )
         .bind(&batch.name)
         .bind(batch.state.to_string())
         .bind(Json(&*batch))
         .bind(column(batch.version)?)
+        .bind(&*self.tenant)
         .execute(&self.pool)
         .await
         .map_err(pg)?;
@@ -207,7 +235,7 @@ impl StateStore for PostgresStateStore {
     async fn batch(&self, name: &str) -> Result<Option<BatchRecord>, StoreError> {
         self.one(
             "SELECT record || jsonb_build_object('version', version) FROM batches
-             WHERE name = $1",
+             WHERE tenant = $1 AND name = $2",
             name,
         )
         .await
@@ -216,7 +244,7 @@ impl StateStore for PostgresStateStore {
     async fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
         self.all(
             "SELECT record || jsonb_build_object('version', version) FROM batches
-             ORDER BY name COLLATE \"C\"",
+             WHERE tenant = $1 ORDER BY name COLLATE \"C\"",
             None,
         )
         .await
@@ -224,7 +252,8 @@ impl StateStore for PostgresStateStore {
 
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
         // Its users go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM batches WHERE name = $1")
+        sqlx::query("DELETE FROM batches WHERE tenant = $1 AND name = $2")
+            .bind(&*self.tenant)
             .bind(name)
             .execute(&self.pool)
             .await
@@ -237,7 +266,8 @@ impl StateStore for PostgresStateStore {
         // Locking the batch's row makes writers of one batch's users take turns, so two that
         // add users never pick the same positions.
         let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM batches WHERE name = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT 1 FROM batches WHERE tenant = $1 AND name = $2 FOR UPDATE")
+                .bind(&*self.tenant)
                 .bind(batch)
                 .fetch_optional(&mut *transaction)
                 .await
@@ -248,18 +278,20 @@ impl StateStore for PostgresStateStore {
             )));
         }
         let mut next: i32 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = $1",
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users
+             WHERE tenant = $1 AND batch = $2",
         )
+        .bind(&*self.tenant)
         .bind(batch)
         .fetch_one(&mut *transaction)
         .await
         .map_err(pg)?;
         for user in users.iter() {
             if user.version == 0 {
-                insert_user(&mut transaction, batch, next, user).await?;
+                insert_user(&mut transaction, &self.tenant, batch, next, user).await?;
                 next += 1;
             } else {
-                update_user(&mut transaction, batch, user).await?;
+                update_user(&mut transaction, &self.tenant, batch, user).await?;
             }
         }
         transaction.commit().await.map_err(pg)?;
@@ -272,7 +304,7 @@ impl StateStore for PostgresStateStore {
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
         self.all(
             "SELECT record || jsonb_build_object('version', version) FROM batch_users
-             WHERE batch = $1 ORDER BY position",
+             WHERE tenant = $1 AND batch = $2 ORDER BY position",
             Some(batch),
         )
         .await
@@ -282,20 +314,22 @@ impl StateStore for PostgresStateStore {
 /// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
 async fn insert_user(
     db: &mut PgConnection,
+    tenant: &str,
     batch: &str,
     position: i32,
     user: &UserRecord,
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO batch_users (batch, email, position, state, version, record)
-         VALUES ($1, $2, $3, $4, 1, $5)
-         ON CONFLICT (batch, email) DO NOTHING",
+        "INSERT INTO batch_users (tenant, batch, email, position, state, version, record)
+         VALUES ($6, $1, $2, $3, $4, 1, $5)
+         ON CONFLICT (tenant, batch, email) DO NOTHING",
     )
     .bind(batch)
     .bind(&user.email)
     .bind(position)
     .bind(user.state.to_string())
     .bind(Json(user))
+    .bind(tenant)
     .execute(db)
     .await
     .map_err(pg)?;
@@ -311,18 +345,20 @@ async fn insert_user(
 /// Replaces a user still at the version it was read at.
 async fn update_user(
     db: &mut PgConnection,
+    tenant: &str,
     batch: &str,
     user: &UserRecord,
 ) -> Result<(), StoreError> {
     let updated = sqlx::query(
         "UPDATE batch_users SET state = $3, record = $4, version = version + 1
-         WHERE batch = $1 AND email = $2 AND version = $5",
+         WHERE tenant = $6 AND batch = $1 AND email = $2 AND version = $5",
     )
     .bind(batch)
     .bind(&user.email)
     .bind(user.state.to_string())
     .bind(Json(user))
     .bind(column(user.version)?)
+    .bind(tenant)
     .execute(db)
     .await
     .map_err(pg)?;
@@ -340,6 +376,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::contract::control_store::control_store_contract;
     use crate::contract::state_store::state_store_contract;
     use mailfleet_shared::store_error::StoreErrorKind;
     use mailfleet_testkit::postgres::TestDatabase;
@@ -351,6 +388,13 @@ mod tests {
         let store = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
         let other = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
         state_store_contract(store, other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_control_keeps_the_contract() {
+        let database = TestDatabase::create().await;
+        let store = Arc::new(PostgresStateStore::connect(database.url()).await.unwrap());
+        control_store_contract(store).await;
     }
 
     #[tokio::test]

@@ -6,6 +6,11 @@
 //!
 //! Several processes share the file (the service, `batch` commands, `report`): WAL mode and a
 //! busy timeout make their writes wait for each other instead of failing.
+//!
+//! Every row belongs to a tenant (ARCHITECTURE.md, "Tenants"): a store handle is scoped to one
+//! ([`SqliteStateStore::open`] to the default tenant, `tenant_state` to any other) and every
+//! query names it, so names are unique per tenant and no handle reaches another tenant's rows.
+//! Tenants, tokens and the audit log live in `sqlite_control`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,6 +19,7 @@ use async_trait::async_trait;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
+use mailfleet_shared::tenancy::{DEFAULT_TENANT, TenantRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,75 +29,169 @@ use crate::sqlite::open_connection;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS endpoints (
-    name TEXT PRIMARY KEY,
-    record TEXT NOT NULL
+    tenant TEXT NOT NULL DEFAULT 'default',
+    name TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS batches (
-    name TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL DEFAULT 'default',
+    name TEXT NOT NULL,
     record TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 1
+    version INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS batch_users (
+    tenant TEXT NOT NULL DEFAULT 'default',
     batch TEXT NOT NULL,
     position INTEGER NOT NULL,
     email TEXT NOT NULL,
     record TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (batch, email)
+    PRIMARY KEY (tenant, batch, email)
 );
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    tenant TEXT,
+    role TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant, id);
 ";
 
 /// Tables written before records were versioned lack the column; their rows start at 1.
 const VERSIONED_TABLES: [&str; 2] = ["batches", "batch_users"];
 
+/// The tables keyed by name alone before tenants existed, with the columns copied over when
+/// they are rebuilt keyed by tenant and name.
+const UNTENANTED_TABLES: [(&str, &str); 3] = [
+    ("endpoints", "name, record"),
+    ("batches", "name, record, version"),
+    ("batch_users", "batch, position, email, record, version"),
+];
+
 #[derive(Clone)]
 pub struct SqliteStateStore {
-    connection: Arc<Mutex<Connection>>,
+    pub(crate) connection: Arc<Mutex<Connection>>,
+    /// Whose rows this handle reads and writes.
+    pub(crate) tenant: Arc<str>,
 }
 
 impl SqliteStateStore {
-    /// Opens (creating if needed) the state tables in `state_dir/state.db`.
+    /// Opens (creating or migrating if needed) the state tables in `state_dir/state.db`; the
+    /// handle sees the default tenant's records.
     pub fn open(state_dir: &Path) -> Result<Self, StoresError> {
         std::fs::create_dir_all(state_dir).map_err(|source| StoresError::Io {
             path: state_dir.display().to_string(),
             source,
         })?;
-        let connection = open_connection(&state_dir.join("state.db"))?;
-        connection.execute_batch(SCHEMA)?;
-        add_version_columns(&connection)?;
+        let mut connection = open_connection(&state_dir.join("state.db"))?;
+        migrate(&mut connection)?;
         Ok(SqliteStateStore {
             connection: Arc::new(Mutex::new(connection)),
+            tenant: Arc::from(DEFAULT_TENANT),
         })
     }
 
-    async fn with<T: Send + 'static>(
+    /// The same database, seeing only `tenant`'s records.
+    pub fn scoped_to(&self, tenant: &str) -> SqliteStateStore {
+        SqliteStateStore {
+            connection: self.connection.clone(),
+            tenant: Arc::from(tenant),
+        }
+    }
+
+    /// Runs `work` on the blocking pool with the connection and this handle's tenant.
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let connection = self.connection.clone();
+        let tenant = self.tenant.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = connection.lock().unwrap_or_else(|p| p.into_inner());
-            work(&mut guard)
+            work(&mut guard, &tenant)
         })
         .await
         .map_err(|e| StoreError::from(StoresError::from(e)))?
     }
 }
 
+/// Brings any earlier schema up to date, in one write transaction so that processes opening
+/// the file at once migrate it once.
+fn migrate(db: &mut Connection) -> Result<(), StoresError> {
+    let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    transaction.execute_batch(SCHEMA)?;
+    add_version_columns(&transaction)?;
+    if !has_column(&transaction, "endpoints", "tenant")? {
+        add_tenant_keys(&transaction)?;
+    }
+    transaction.execute(
+        "INSERT OR IGNORE INTO tenants (name, record) VALUES (?1, ?2)",
+        params![DEFAULT_TENANT, default_tenant_record()],
+    )?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The default tenant always exists: every record from before tenants is its own.
+fn default_tenant_record() -> String {
+    let record = TenantRecord {
+        name: DEFAULT_TENANT.to_owned(),
+        max_concurrent_migrations: None,
+        max_users: None,
+        created_at: chrono::Utc::now(),
+    };
+    serde_json::to_string(&record).expect("a tenant record is plain data")
+}
+
+fn has_column(db: &Connection, table: &str, column: &str) -> Result<bool, StoresError> {
+    Ok(db.query_row(
+        &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+        [column],
+        |row| row.get(0),
+    )?)
+}
+
 fn add_version_columns(db: &Connection) -> Result<(), StoresError> {
     for table in VERSIONED_TABLES {
-        let has_version: bool = db.query_row(
-            &format!(
-                "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'version'"
-            ),
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_version {
+        if !has_column(db, table, "version")? {
             db.execute_batch(&format!(
                 "ALTER TABLE {table} ADD COLUMN version INTEGER NOT NULL DEFAULT 1"
             ))?;
         }
+    }
+    Ok(())
+}
+
+/// Rebuilds the tables of a file written before tenants, keyed by tenant and name; their rows
+/// become the default tenant's. (SQLite cannot change a primary key in place.)
+fn add_tenant_keys(db: &Connection) -> Result<(), StoresError> {
+    for (table, _) in UNTENANTED_TABLES {
+        db.execute_batch(&format!("ALTER TABLE {table} RENAME TO untenanted_{table}"))?;
+    }
+    db.execute_batch(SCHEMA)?;
+    for (table, columns) in UNTENANTED_TABLES {
+        db.execute_batch(&format!(
+            "INSERT INTO {table} (tenant, {columns})
+                 SELECT '{DEFAULT_TENANT}', {columns} FROM untenanted_{table};
+             DROP TABLE untenanted_{table};"
+        ))?;
     }
     Ok(())
 }
@@ -109,15 +209,23 @@ enum Table {
 impl Table {
     fn get_sql(self) -> String {
         match self {
-            Table::Endpoints => "SELECT record FROM endpoints WHERE name = ?1".to_owned(),
-            Table::Batches => format!("SELECT {VERSIONED_RECORD} FROM batches WHERE name = ?1"),
+            Table::Endpoints => {
+                "SELECT record FROM endpoints WHERE tenant = ?1 AND name = ?2".to_owned()
+            }
+            Table::Batches => {
+                format!("SELECT {VERSIONED_RECORD} FROM batches WHERE tenant = ?1 AND name = ?2")
+            }
         }
     }
 
     fn list_sql(self) -> String {
         match self {
-            Table::Endpoints => "SELECT record FROM endpoints ORDER BY name".to_owned(),
-            Table::Batches => format!("SELECT {VERSIONED_RECORD} FROM batches ORDER BY name"),
+            Table::Endpoints => {
+                "SELECT record FROM endpoints WHERE tenant = ?1 ORDER BY name".to_owned()
+            }
+            Table::Batches => {
+                format!("SELECT {VERSIONED_RECORD} FROM batches WHERE tenant = ?1 ORDER BY name")
+            }
         }
     }
 }
@@ -130,7 +238,8 @@ impl SqliteStateStore {
         name: &str,
     ) -> Result<Option<T>, StoreError> {
         let name = name.to_owned();
-        self.with(move |db| one(db, &table.get_sql(), &name)).await
+        self.with(move |db, tenant| one(db, &table.get_sql(), &[tenant, &name]))
+            .await
     }
 
     /// Every record of the table, by name.
@@ -138,31 +247,36 @@ impl SqliteStateStore {
         &self,
         table: Table,
     ) -> Result<Vec<T>, StoreError> {
-        self.with(move |db| all(db, &table.list_sql(), &[])).await
+        self.with(move |db, tenant| all(db, &table.list_sql(), &[tenant]))
+            .await
     }
 }
 
-fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
+pub(crate) fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
     encode_json(value, "state record")
 }
 
 /// A stored record; one that does not decode is `Corrupt`, named by `name` when known.
-fn from_json<T: DeserializeOwned>(text: &str, name: Option<&str>) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(
+    text: &str,
+    name: Option<&str>,
+) -> Result<T, StoreError> {
     match name {
         Some(name) => decode_json(text, &format!("state record {name}")),
         None => decode_json(text, "state record"),
     }
 }
 
+/// The one record `query` finds by `key` (the tenant, then the name).
 fn one<T: DeserializeOwned>(
     db: &Connection,
     query: &str,
-    key: &str,
+    key: &[&str; 2],
 ) -> Result<Option<T>, StoreError> {
-    db.query_row(query, [key], |row| row.get::<_, String>(0))
+    db.query_row(query, key, |row| row.get::<_, String>(0))
         .optional()
         .map_err(sql)?
-        .map(|text| from_json(&text, Some(key)))
+        .map(|text| from_json(&text, Some(key[1])))
         .transpose()
 }
 
@@ -205,10 +319,10 @@ fn user_rows(users: &[UserRecord]) -> Result<Vec<UserRow>, StoreError> {
 impl StateStore for SqliteStateStore {
     async fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         let (name, record) = (endpoint.name.clone(), to_json(endpoint)?);
-        self.with(move |db| {
+        self.with(move |db, tenant| {
             db.execute(
-                "INSERT OR REPLACE INTO endpoints (name, record) VALUES (?1, ?2)",
-                params![name, record],
+                "INSERT OR REPLACE INTO endpoints (tenant, name, record) VALUES (?1, ?2, ?3)",
+                params![tenant, name, record],
             )
             .map_err(sql)?;
             Ok(())
@@ -226,9 +340,12 @@ impl StateStore for SqliteStateStore {
 
     async fn remove_endpoint(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
-        self.with(move |db| {
-            db.execute("DELETE FROM endpoints WHERE name = ?1", [name])
-                .map_err(sql)?;
+        self.with(move |db, tenant| {
+            db.execute(
+                "DELETE FROM endpoints WHERE tenant = ?1 AND name = ?2",
+                [tenant, &name],
+            )
+            .map_err(sql)?;
             Ok(())
         })
         .await
@@ -242,12 +359,13 @@ impl StateStore for SqliteStateStore {
         let name = batch.name.clone();
         let record = to_json(batch)?;
         let users = user_rows(users)?;
-        self.with(move |db| {
+        self.with(move |db, tenant| {
             let transaction = write_transaction(db)?;
             let inserted = transaction
                 .execute(
-                    "INSERT OR IGNORE INTO batches (name, record, version) VALUES (?1, ?2, 1)",
-                    params![name, record],
+                    "INSERT OR IGNORE INTO batches (tenant, name, record, version)
+                     VALUES (?1, ?2, ?3, 1)",
+                    params![tenant, name, record],
                 )
                 .map_err(sql)?;
             if inserted == 0 {
@@ -256,7 +374,7 @@ impl StateStore for SqliteStateStore {
                 )));
             }
             for (position, user) in users.iter().enumerate() {
-                insert_user(&transaction, &name, position as i64, user)?;
+                insert_user(&transaction, tenant, &name, position as i64, user)?;
             }
             transaction.commit().map_err(sql)
         })
@@ -266,12 +384,12 @@ impl StateStore for SqliteStateStore {
     async fn put_batch(&self, batch: &mut BatchRecord) -> Result<(), StoreError> {
         let (name, read_at, record) = (batch.name.clone(), batch.version, to_json(batch)?);
         let stored_at = self
-            .with(move |db| {
+            .with(move |db, tenant| {
                 let updated = db
                     .execute(
                         "UPDATE batches SET record = ?2, version = version + 1
-                         WHERE name = ?1 AND version = ?3",
-                        params![name, record, read_at],
+                         WHERE tenant = ?4 AND name = ?1 AND version = ?3",
+                        params![name, record, read_at, tenant],
                     )
                     .map_err(sql)?;
                 if updated == 0 {
@@ -296,13 +414,19 @@ impl StateStore for SqliteStateStore {
 
     async fn remove_batch(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
-        self.with(move |db| {
+        self.with(move |db, tenant| {
             let transaction = write_transaction(db)?;
             transaction
-                .execute("DELETE FROM batch_users WHERE batch = ?1", [&name])
+                .execute(
+                    "DELETE FROM batch_users WHERE tenant = ?1 AND batch = ?2",
+                    [tenant, &name],
+                )
                 .map_err(sql)?;
             transaction
-                .execute("DELETE FROM batches WHERE name = ?1", [&name])
+                .execute(
+                    "DELETE FROM batches WHERE tenant = ?1 AND name = ?2",
+                    [tenant, &name],
+                )
                 .map_err(sql)?;
             transaction.commit().map_err(sql)
         })
@@ -313,12 +437,12 @@ impl StateStore for SqliteStateStore {
         let batch = batch.to_owned();
         let rows = user_rows(users)?;
         let stored_at = self
-            .with(move |db| {
+            .with(move |db, tenant| {
                 let transaction = write_transaction(db)?;
                 let exists = transaction
                     .query_row(
-                        "SELECT 1 FROM batches WHERE name = ?1",
-                        [&batch],
+                        "SELECT 1 FROM batches WHERE tenant = ?1 AND name = ?2",
+                        [tenant, &batch],
                         |_| Ok(()),
                     )
                     .optional()
@@ -330,17 +454,18 @@ impl StateStore for SqliteStateStore {
                 }
                 let mut next: i64 = transaction
                     .query_row(
-                        "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users WHERE batch = ?1",
-                        [&batch],
+                        "SELECT COALESCE(MAX(position) + 1, 0) FROM batch_users
+                         WHERE tenant = ?1 AND batch = ?2",
+                        [tenant, &batch],
                         |row| row.get(0),
                     )
                     .map_err(sql)?;
                 for user in &rows {
                     if user.version == 0 {
-                        insert_user(&transaction, &batch, next, user)?;
+                        insert_user(&transaction, tenant, &batch, next, user)?;
                         next += 1;
                     } else {
-                        update_user(&transaction, &batch, user)?;
+                        update_user(&transaction, tenant, &batch, user)?;
                     }
                 }
                 transaction.commit().map_err(sql)?;
@@ -355,13 +480,14 @@ impl StateStore for SqliteStateStore {
 
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
         let batch = batch.to_owned();
-        self.with(move |db| {
+        self.with(move |db, tenant| {
             all(
                 db,
                 &format!(
-                    "SELECT {VERSIONED_RECORD} FROM batch_users WHERE batch = ?1 ORDER BY position"
+                    "SELECT {VERSIONED_RECORD} FROM batch_users
+                     WHERE tenant = ?1 AND batch = ?2 ORDER BY position"
                 ),
-                &[&batch],
+                &[tenant, &batch],
             )
         })
         .await
@@ -371,15 +497,16 @@ impl StateStore for SqliteStateStore {
 /// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
 fn insert_user(
     db: &Connection,
+    tenant: &str,
     batch: &str,
     position: i64,
     user: &UserRow,
 ) -> Result<(), StoreError> {
     let inserted = db
         .execute(
-            "INSERT OR IGNORE INTO batch_users (batch, position, email, record, version)
-             VALUES (?1, ?2, ?3, ?4, 1)",
-            params![batch, position, user.email, user.record],
+            "INSERT OR IGNORE INTO batch_users (tenant, batch, position, email, record, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            params![tenant, batch, position, user.email, user.record],
         )
         .map_err(sql)?;
     if inserted == 0 {
@@ -392,12 +519,17 @@ fn insert_user(
 }
 
 /// Replaces a user still at the version it was read at.
-fn update_user(db: &Connection, batch: &str, user: &UserRow) -> Result<(), StoreError> {
+fn update_user(
+    db: &Connection,
+    tenant: &str,
+    batch: &str,
+    user: &UserRow,
+) -> Result<(), StoreError> {
     let updated = db
         .execute(
             "UPDATE batch_users SET record = ?3, version = version + 1
-             WHERE batch = ?1 AND email = ?2 AND version = ?4",
-            params![batch, user.email, user.record, user.version],
+             WHERE tenant = ?5 AND batch = ?1 AND email = ?2 AND version = ?4",
+            params![batch, user.email, user.record, user.version, tenant],
         )
         .map_err(sql)?;
     if updated == 0 {
@@ -414,7 +546,59 @@ fn update_user(db: &Connection, batch: &str, user: &UserRow) -> Result<(), Store
 /// wait: if another process (a `mailfleet batch` or `status` command beside the service)
 /// wrote in between, SQLite fails the write at once with "database is locked". The lifecycle
 /// test met exactly that once passes got short enough to overlap its status polling.
-fn write_transaction(db: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+pub(crate) fn write_transaction(
+    db: &mut Connection,
+) -> Result<rusqlite::Transaction<'_>, StoreError> {
     db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use mailfleet_shared::tenancy::ControlStore;
+
+    use super::*;
+
+    /// A `state.db` from before tenants: its rows become the default tenant's, names stay
+    /// unique per tenant only.
+    #[tokio::test]
+    async fn records_from_before_tenants_become_the_default_tenants() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("state.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE endpoints (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+             CREATE TABLE batches (name TEXT PRIMARY KEY, record TEXT NOT NULL,
+                                   version INTEGER NOT NULL DEFAULT 1);
+             CREATE TABLE batch_users (batch TEXT NOT NULL, position INTEGER NOT NULL,
+                                       email TEXT NOT NULL, record TEXT NOT NULL,
+                                       PRIMARY KEY (batch, email));",
+        )
+        .unwrap();
+        let batch = crate::contract::state_store::new_batch("q3");
+        let user = UserRecord::queued("a@example.com", "a", None);
+        old.execute(
+            "INSERT INTO batches (name, record, version) VALUES ('q3', ?1, 4)",
+            [serde_json::to_string(&batch).unwrap()],
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO batch_users (batch, position, email, record) VALUES ('q3', 0, ?1, ?2)",
+            [&user.email, &serde_json::to_string(&user).unwrap()],
+        )
+        .unwrap();
+        drop(old);
+
+        let store = SqliteStateStore::open(dir.path()).unwrap();
+        assert_eq!(store.batch("q3").await.unwrap().unwrap().version, 4);
+        let users = store.users("q3").await.unwrap();
+        assert_eq!(
+            (users[0].email.as_str(), users[0].version),
+            ("a@example.com", 1)
+        );
+        let other = store.tenant_state("acme");
+        assert!(other.batch("q3").await.unwrap().is_none());
+        other.create_batch(&batch, &[]).await.unwrap();
+        let reopened = SqliteStateStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.batches().await.unwrap().len(), 1);
+    }
 }

@@ -28,11 +28,10 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use mailfleet_shared::checkpoint::CheckpointStore;
-use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::tenancy::{AuditEntry, ControlStore};
 use mailfleet_worker::Tuning;
 
+use crate::backends::ProviderStores;
 use crate::tenant_stores::TenantStores;
 use auth::Caller;
 use problem::Problem;
@@ -40,9 +39,9 @@ use rate_limit::RateLimiter;
 
 /// What every handler shares.
 pub struct ApiState {
+    /// Every tenant's records, tokens, keys and the audit log.
+    pub stores: ProviderStores,
     pub control: Arc<dyn ControlStore>,
-    pub credentials: Arc<dyn CredentialStore>,
-    pub checkpoints: Arc<dyn CheckpointStore>,
     pub limiter: RateLimiter,
     /// For `verify`: the engine's limits, as the service uses them.
     pub tuning: Tuning,
@@ -55,12 +54,7 @@ pub type Shared = Arc<ApiState>;
 impl ApiState {
     /// The stores of `tenant`: its records only.
     pub fn tenant_stores(&self, tenant: &str) -> TenantStores {
-        TenantStores {
-            tenant: tenant.to_owned(),
-            state: self.control.tenant_state(tenant),
-            credentials: self.credentials.clone(),
-            checkpoints: self.checkpoints.clone(),
-        }
+        TenantStores::of(&self.stores, tenant)
     }
 
     /// Records a change made through the API, with the token that made it as the actor.

@@ -60,9 +60,13 @@ pub async fn create(
         max_users: new.max_users,
         created_at: Utc::now(),
     };
-    api.control.create_tenant(&record).await?;
-    api.audit(&record.name, &caller, "tenant.create", &record.name)
-        .await?;
+    crate::tenants::create_tenant(
+        api.control.as_ref(),
+        &api.stores.keys,
+        &record,
+        &caller.token_id,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -83,9 +87,15 @@ pub async fn remove(
             "the default tenant stays: it holds what the command line manages",
         ));
     }
-    if !api.control.remove_tenant(&name).await? {
+    if api.control.tenant(&name).await?.is_none() {
         return Err(Problem::not_found(format!("no tenant named {name}")));
     }
-    api.audit(&name, &caller, "tenant.remove", &name).await?;
+    crate::tenants::remove_tenant(
+        api.control.as_ref(),
+        api.stores.keys.clone(),
+        &name,
+        &caller.token_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

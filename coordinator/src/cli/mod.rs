@@ -4,10 +4,12 @@
 //!   admin logins), written once.
 //! - [`run`]: the long-running commands' arguments (`migrate`, `coordinator`, `worker`, `run`).
 //! - [`admin`]: the admin commands' arguments (`endpoint`, `batch`, `report`, `verify`, `dns`).
+//! - [`tenancy`]: the provider's commands' arguments (`tenant`, `token`).
 
 pub mod admin;
 pub mod args;
 pub mod run;
+pub mod tenancy;
 
 use std::path::PathBuf;
 
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::settings::Settings;
 use admin::{BatchCommand, DnsCommand, EndpointCommand, ReportCommand, VerifyArgs};
 use run::{MigrateArgs, RunArgs, ServeArgs, ServiceArgs, WorkerArgs};
+use tenancy::{TenantCommand, TokenCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +37,10 @@ pub struct Cli {
     /// Write logs as JSON lines to stderr (setting `log_json`).
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// The tenant whose endpoints, batches and reports the endpoint, batch, report and verify
+    /// commands work on (default: `default`); the tenant of `token create` and `token list`.
+    #[arg(long, global = true, env = "MAILFLEET_TENANT")]
+    pub tenant: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,6 +86,16 @@ pub enum Command {
     /// Compare source and target of a batch's users now: every message missing on the target
     /// or present twice; exit 1 on any difference.
     Verify(VerifyArgs),
+    /// Tenants: the customers of a service, each with its own endpoints, batches and keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// API tokens: create (shown once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
 }
 
 impl Command {
@@ -97,6 +114,7 @@ impl Cli {
         let common = Settings {
             log: self.log.clone(),
             log_json: self.log_json.then_some(true),
+            tenant: self.tenant.clone(),
             ..Settings::default()
         };
         let (fleet, concurrency) = match &self.command {
@@ -110,6 +128,8 @@ impl Cli {
             | Command::Report { .. }
             | Command::Verify(_)
             | Command::Dns { .. }
+            | Command::Tenant { .. }
+            | Command::Token { .. }
             | Command::Config => return common,
         };
         Settings {

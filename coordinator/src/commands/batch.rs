@@ -24,6 +24,7 @@ use crate::records;
 use crate::service::mx_check::{self, MxCheck};
 use crate::settings::Settings;
 use crate::tenant_stores::TenantStores;
+use crate::tenants;
 
 pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
     match command {
@@ -123,6 +124,7 @@ pub async fn create(
     batch: &BatchRecord,
     rows: &[MigrationRow],
 ) -> Result<Vec<UserRecord>, CliError> {
+    tenants::check_max_users(stores.control.as_ref(), &stores.tenant, rows.len()).await?;
     let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
     records::endpoint(stores.state.as_ref(), &batch.target_endpoint).await?;
     check_user_roots(&source.endpoint, rows)?;
@@ -146,6 +148,7 @@ async fn create_command(args: &BatchCreateArgs, settings: &Settings) -> Result<(
     let rows = read_migration_csv(&args.csv)?;
     let stores = stores(settings, &args.state).await?;
     let users = create(&stores, &batch, &rows).await?;
+    stores.audit_cli("batch.create", &batch.name).await?;
     println!(
         "batch {} created with {} users; {}",
         batch.name,
@@ -209,6 +212,7 @@ async fn complete_command(args: &CompleteArgs, settings: &Settings) -> Result<()
         mx_check::print,
     )
     .await?;
+    stores.audit_cli("batch.complete", &batch.name).await?;
     println!(
         "batch {} is {}: syncing goes on until {}, then a final sync",
         batch.name,
@@ -263,8 +267,16 @@ async fn transition_command(
 ) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
     match transition(&stores, &args.name, command).await? {
-        Transitioned::Removed(name) => println!("batch {name} removed"),
-        Transitioned::To(batch) => println!("batch {} is {}", batch.name, batch.state),
+        Transitioned::Removed(name) => {
+            stores.audit_cli("batch.remove", &name).await?;
+            println!("batch {name} removed");
+        }
+        Transitioned::To(batch) => {
+            stores
+                .audit_cli(&format!("batch.{command}"), &batch.name)
+                .await?;
+            println!("batch {} is {}", batch.name, batch.state);
+        }
     }
     Ok(())
 }
@@ -343,6 +355,7 @@ pub async fn add_users(
     }
     let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
     check_user_roots(&source.endpoint, rows)?;
+    tenants::check_max_users(stores.control.as_ref(), &stores.tenant, rows.len()).await?;
     let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
         existing
@@ -371,6 +384,7 @@ async fn add_users_command(args: &AddUsersArgs, settings: &Settings) -> Result<(
     let rows = read_migration_csv(&args.csv)?;
     let stores = stores(settings, &args.state).await?;
     let users = add_users(&stores, &args.name, &rows).await?;
+    stores.audit_cli("batch.add-users", &args.name).await?;
     println!("{} users added to batch {}", users.len(), args.name);
     Ok(())
 }

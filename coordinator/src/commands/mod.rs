@@ -9,6 +9,8 @@ pub mod endpoint;
 pub mod migrate;
 pub mod report;
 pub mod serve;
+pub mod tenant;
+pub mod token;
 pub mod verify;
 pub mod worker;
 
@@ -51,6 +53,12 @@ pub async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode
         Command::Dns {
             command: DnsCommand::Check(args),
         } => dns::run(args, settings).await,
+        Command::Tenant { command } => tenant::run(command, settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Token { command } => token::run(command, settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -24,12 +24,10 @@ pub async fn run(args: &ServeArgs, settings: &Settings, stop: &StopSignal) -> Re
         (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
         _ => None,
     };
-    let control = backends::open_control(settings, state_dir).await?;
-    let stores = backends::open_admin(settings, state_dir).await?;
+    let stores = backends::open_provider(settings, state_dir).await?;
     let api = Arc::new(ApiState {
-        control,
-        credentials: stores.credentials,
-        checkpoints: stores.checkpoints,
+        control: stores.control.clone(),
+        stores,
         limiter: RateLimiter::per_minute(args.rate_limit),
         tuning: settings.tuning(),
         dns_server: settings.dns_server,

@@ -55,6 +55,7 @@ pub async fn verify(
 ) -> Result<Vec<Verified>, CliError> {
     let batch = records::batch(stores.state.as_ref(), name).await?;
     let BatchJob { job, .. } = batch_job(
+        &stores.tenant,
         &batch,
         stores.state.as_ref(),
         stores.checkpoints.clone(),

@@ -8,6 +8,7 @@ use mailfleet_shared::credentials::CredentialStore;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec};
 use mailfleet_shared::lifecycle::BatchRecord;
 use mailfleet_shared::state::{EndpointRecord, StateStore, batch_scope};
+use mailfleet_shared::tenancy::tenant_scope;
 use mailfleet_worker::{Job, NoProgress, Tuning};
 
 use crate::error::CliError;
@@ -21,9 +22,11 @@ pub struct BatchJob {
     pub source: EndpointRecord,
 }
 
-/// Endpoints, rules and limits of `batch`; checkpoints and passwords under the batch's scope.
-/// Passwords stay until the batch is removed, so a completed batch can still be verified.
+/// Endpoints, rules and limits of `batch` of `tenant`; checkpoints and passwords under the
+/// batch's scope (the tenant's: `tenant_scope`). Passwords stay until the batch is removed, so
+/// a completed batch can still be verified.
 pub async fn batch_job(
+    tenant: &str,
     batch: &BatchRecord,
     state: &dyn StateStore,
     checkpoints: Arc<dyn CheckpointStore>,
@@ -33,7 +36,7 @@ pub async fn batch_job(
     let source = records::endpoint(state, &batch.source_endpoint).await?;
     let target = records::endpoint(state, &batch.target_endpoint).await?;
     let spec = JobSpec {
-        batch: batch_scope(&batch.name),
+        batch: tenant_scope(tenant, &batch_scope(&batch.name)),
         source: source.endpoint.clone(),
         target_profile: target.target_profile(),
         target: target.endpoint,

@@ -22,6 +22,7 @@ use mailfleet_shared::lifecycle::{BatchRecord, PassKind, PassOutcome, UserRecord
 use mailfleet_shared::messages::MailboxUser;
 use mailfleet_shared::state::{self, StateStore};
 use mailfleet_shared::store_error::StoreErrorKind;
+use mailfleet_shared::tenancy::DEFAULT_TENANT;
 use mailfleet_worker::Tuning;
 use tokio::sync::mpsc;
 
@@ -155,6 +156,7 @@ impl Service {
         stop: &StopSignal,
     ) -> Result<(), CliError> {
         let BatchJob { job, spec, source } = batch_job(
+            DEFAULT_TENANT,
             &batch,
             self.state.as_ref(),
             self.backends.checkpoints.clone(),

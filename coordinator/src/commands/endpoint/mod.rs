@@ -127,6 +127,7 @@ async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Resul
         profile: args.profile,
     };
     let record = create(&stores, spec).await?;
+    stores.audit_cli("endpoint.create", &record.name).await?;
     println!("endpoint {} created: {}", record.name, describe(&record));
     Ok(())
 }
@@ -183,6 +184,7 @@ pub async fn remove(stores: &TenantStores, name: &str) -> Result<(), CliError> {
 async fn remove_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
     remove(&stores, &args.name).await?;
+    stores.audit_cli("endpoint.remove", &args.name).await?;
     println!("endpoint {} removed", args.name);
     Ok(())
 }
