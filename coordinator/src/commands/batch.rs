@@ -196,7 +196,7 @@ pub async fn complete(
         }
     }
     match transition(stores, name, Command::Complete).await? {
-        Transitioned::To(batch) => Ok(batch),
+        Transitioned::To(batch) => Ok(*batch),
         // Completing never removes; should it, the batch is gone.
         Transitioned::Removed(name) => Err(CliError::NotFound(format!("no batch named {name}"))),
     }
@@ -227,7 +227,7 @@ async fn complete_command(args: &CompleteArgs, settings: &Settings) -> Result<()
 /// Where a lifecycle command left a batch.
 #[derive(Debug)]
 pub enum Transitioned {
-    To(BatchRecord),
+    To(Box<BatchRecord>),
     /// `remove`: the batch, its users and its sealed passwords are gone.
     Removed(String),
 }
@@ -257,7 +257,7 @@ pub async fn transition(
         stores.state.remove_batch(&batch.name).await?;
         return Ok(Transitioned::Removed(batch.name));
     }
-    Ok(Transitioned::To(batch))
+    Ok(Transitioned::To(Box::new(batch)))
 }
 
 async fn transition_command(
