@@ -1,0 +1,661 @@
+//! `mailfleet serve` and its HTTP API, driven as the dashboard and scripts drive it: the real
+//! binary on a free port, tokens made through the store and the API, real Dovecot servers.
+//!
+//! The isolation test walks every route of the OpenAPI document the service publishes, so a
+//! route added later is checked without anyone remembering to.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::fleet::free_port;
+use common::{Pair, Running, mailfleet};
+use mailfleet_testkit::assert_same_mail;
+use mailfleet_testkit::corpus::CorpusSpec;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A provider token made with `mailfleet token create --provider`: the one way in before any
+/// tenant exists.
+async fn provider_token(state_dir: &Path) -> String {
+    let output = mailfleet()
+        .args([
+            "token",
+            "create",
+            "--provider",
+            "--label",
+            "test",
+            "--state-dir",
+        ])
+        .arg(state_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("mf_"))
+        .unwrap_or_else(|| panic!("no token in {stdout}"))
+        .to_owned()
+}
+
+struct Service {
+    base: String,
+    client: reqwest::Client,
+    _process: Running,
+}
+
+impl Service {
+    /// `mailfleet serve` on a free port with `extra` arguments; answers once /healthz does.
+    async fn start(state_dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = mailfleet()
+            .args(["serve", "--listen", &listen, "--poll-interval", "200ms"])
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let service = Service {
+            base: format!("http://{listen}"),
+            client: reqwest::Client::new(),
+            _process: Running::new(child),
+        };
+        for _ in 0..200 {
+            let up = service
+                .client
+                .get(format!("{}/healthz", service.base))
+                .send()
+                .await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                return service;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("mailfleet serve never answered on {listen}");
+    }
+
+    fn request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    /// One call; the status and the JSON answer (Null when it is not JSON).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A call that must answer `expected`; its JSON.
+    async fn expect(
+        &self,
+        expected: StatusCode,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, answer) = self.call(method.clone(), path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// A provider call acting in `tenant`.
+    async fn as_provider_in(
+        &self,
+        tenant: &str,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .request(method, path, token)
+            .header("Mailfleet-Tenant", tenant)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A new token of `role` in `tenant`, made by the provider through the API.
+    async fn token(&self, provider: &str, tenant: &str, role: &str) -> (String, String) {
+        let created = self
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/api/v1/tokens",
+                provider,
+                Some(json!({ "role": role, "tenant": tenant, "label": role })),
+            )
+            .await;
+        (
+            created["id"].as_str().unwrap().to_owned(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+const CSV_HEADER: &str = "EmailAddress,UserName,Password\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_keeps_tenants_apart_and_roles_and_revocation_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let provider = provider_token(&state_dir).await;
+    let api = Service::start(&state_dir, &["--rate-limit", "0"]).await;
+
+    for tenant in ["acme", "globex"] {
+        api.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/tenants",
+            &provider,
+            Some(json!({ "name": tenant })),
+        )
+        .await;
+    }
+    let (_, acme_admin) = api.token(&provider, "acme", "admin").await;
+    let (viewer_id, acme_viewer) = api.token(&provider, "acme", "viewer").await;
+    let (_, globex_admin) = api.token(&provider, "globex", "admin").await;
+    let (revoked_id, revoked) = api.token(&provider, "acme", "admin").await;
+    api.expect(
+        StatusCode::NO_CONTENT,
+        Method::DELETE,
+        &format!("/api/v1/tokens/{revoked_id}"),
+        &acme_admin,
+        None,
+    )
+    .await;
+
+    // Tenant acme's resources: two endpoints (nothing listens there: nothing is started) and
+    // a batch with one user.
+    for name in ["src", "dst"] {
+        api.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/endpoints",
+            &acme_admin,
+            Some(json!({ "name": name, "url": "imap://127.0.0.1:9" })),
+        )
+        .await;
+    }
+    let user = "iso-user@example.com";
+    api.expect(
+        StatusCode::CREATED,
+        Method::POST,
+        "/api/v1/batches",
+        &acme_admin,
+        Some(
+            json!({ "name": "wave", "source_endpoint": "src", "target_endpoint": "dst",
+            "csv": format!("{CSV_HEADER}{user},{user},pw\n") }),
+        ),
+    )
+    .await;
+    let whoami = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/whoami",
+            &acme_viewer,
+            None,
+        )
+        .await;
+    assert_eq!(
+        whoami,
+        json!({ "token_id": viewer_id, "tenant": "acme", "role": "viewer" })
+    );
+    // A provider acts in the tenant its header names, and must name one.
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/batches", &provider, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, listed) = api
+        .as_provider_in(
+            "acme",
+            Method::GET,
+            "/api/v1/batches",
+            &provider,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["name"], "wave");
+    assert_eq!(listed[0]["counts"]["total"], 1);
+
+    // The document lists every route; each is tried with three tokens that must not get in.
+    let document: Value = reqwest::get(format!("{}/api/v1/openapi.json", api.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    let acme_names = ["\"wave\"", "\"src\"", "\"dst\"", user, &viewer_id];
+    let mut tried = 0;
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        let path = template
+            .replace(
+                "{name}",
+                if template.starts_with("/api/v1/endpoints") {
+                    "src"
+                } else if template.starts_with("/api/v1/tenants") {
+                    "acme"
+                } else {
+                    "wave"
+                },
+            )
+            .replace("{email}", user)
+            .replace("{id}", &viewer_id);
+        let has_resource = template.contains('{');
+        let provider_only = template.starts_with("/api/v1/tenants");
+        for method in operations.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let changes = method != Method::GET;
+            let stream = template == "/api/v1/events";
+            let label = format!("{method} {path}");
+            tried += 1;
+            // Revoked: 401 everywhere.
+            let response = api
+                .request(method.clone(), &path, &revoked)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{label} with a revoked token"
+            );
+            // Acme's viewer: no change anywhere, nothing of the provider's.
+            let response = api
+                .request(method.clone(), &path, &acme_viewer)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            if changes || provider_only {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{label} by a viewer");
+            } else if template != "/api/v1/tokens" {
+                assert_eq!(status, StatusCode::OK, "{label} by a viewer");
+            }
+            drop(response);
+            // Globex's admin on acme's resources: as if they did not exist.
+            let response = api
+                .request(method.clone(), &path, &globex_admin)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            if provider_only {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{label} by another tenant");
+            } else if has_resource {
+                assert_eq!(status, StatusCode::NOT_FOUND, "{label} by another tenant");
+            } else if changes {
+                assert!(
+                    status.is_client_error(),
+                    "{label} with an empty body by another tenant: {status}"
+                );
+            } else if !stream {
+                assert_eq!(status, StatusCode::OK, "{label} by another tenant");
+                let text = response.text().await.unwrap();
+                for name in acme_names {
+                    assert!(
+                        !text.contains(name),
+                        "{label} by another tenant shows {name}: {text}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(tried >= 25, "the document lists only {tried} operations");
+
+    // Nothing of acme's changed.
+    let batch = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/batches/wave",
+            &acme_admin,
+            None,
+        )
+        .await;
+    assert_eq!(batch["state"], "Created");
+    api.expect(
+        StatusCode::OK,
+        Method::GET,
+        "/api/v1/endpoints/src",
+        &acme_admin,
+        None,
+    )
+    .await;
+    let whoami = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/whoami",
+            &acme_viewer,
+            None,
+        )
+        .await;
+    assert_eq!(whoami["role"], "viewer");
+    // Acme's audit names who did what; globex's has none of it.
+    let audit = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/audit",
+            &acme_admin,
+            None,
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "batch.create" && e["subject"] == "wave"),
+        "{audit}"
+    );
+}
+
+// Ignored until the scheduler runs every tenant's batches (wt-sched): today `serve` schedules
+// the default tenant's only, so this tenant's batch never leaves Starting.
+#[ignore = "needs the scheduler to iterate over tenants (wt-sched)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone() {
+    let alice = "api-a@example.com";
+    let pair = Pair::start(&[(alice, "api-pw-a"), ("api-b@example.com", "api-pw-b")]);
+    pair.seed_all(&CorpusSpec {
+        messages: 20,
+        ..Default::default()
+    })
+    .await;
+    let state_dir = pair.state_dir();
+    let provider = provider_token(&state_dir).await;
+    let api = Service::start(&state_dir, &["--workers", "4"]).await;
+    api.expect(
+        StatusCode::CREATED,
+        Method::POST,
+        "/api/v1/tenants",
+        &provider,
+        Some(json!({ "name": "initech" })),
+    )
+    .await;
+    let (_, operator) = api.token(&provider, "initech", "admin").await;
+    for (name, url) in [("old", pair.source.url()), ("new", pair.target.url())] {
+        api.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/endpoints",
+            &operator,
+            Some(json!({ "name": name, "url": url })),
+        )
+        .await;
+    }
+    let tested = api
+        .expect(
+            StatusCode::OK,
+            Method::POST,
+            "/api/v1/endpoints/old/test",
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(tested[0]["ok"], true, "{tested}");
+
+    // A CSV with an error: 422, the line as the CLI names it, nothing created.
+    let mut csv = String::from(CSV_HEADER);
+    for (user, password) in &pair.users {
+        csv.push_str(&format!("{user},{user},{password}\n"));
+    }
+    let broken = format!("{csv}not-an-address,x,pw\n");
+    let batch = |csv: &str| {
+        json!({ "name": "wave-1", "source_endpoint": "old", "target_endpoint": "new",
+        "csv": csv, "incremental_interval": "1h", "completion_window": "1s" })
+    };
+    let problem = api
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Method::POST,
+            "/api/v1/batches",
+            &operator,
+            Some(batch(&broken)),
+        )
+        .await;
+    assert_eq!(problem["errors"][0]["line"], 4, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("line 4"),
+        "{problem}"
+    );
+    api.expect(
+        StatusCode::NOT_FOUND,
+        Method::GET,
+        "/api/v1/batches/wave-1",
+        &operator,
+        None,
+    )
+    .await;
+    api.expect(
+        StatusCode::CREATED,
+        Method::POST,
+        "/api/v1/batches",
+        &operator,
+        Some(batch(&csv)),
+    )
+    .await;
+
+    // Events: the stream is open before the start, and tells of the batch's change.
+    let mut events = api
+        .request(Method::GET, "/api/v1/events", &operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    api.expect(
+        StatusCode::OK,
+        Method::POST,
+        "/api/v1/batches/wave-1/start",
+        &operator,
+        None,
+    )
+    .await;
+    let mut seen = String::new();
+    while !seen.split("\n\n").any(|event| {
+        event.starts_with("event: batch")
+            && event.contains("\"name\":\"wave-1\"")
+            && !event.contains("\"state\":\"Created\"")
+    }) {
+        let chunk = events
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the event stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+
+    // The service syncs; the API shows it, completes it and reports it.
+    let synced = wait_for_state(&api, &operator, "wave-1", &["Synced"]).await;
+    assert_eq!(synced["counts"]["synced"], 2, "{synced}");
+    api.expect(
+        StatusCode::OK,
+        Method::POST,
+        "/api/v1/batches/wave-1/complete",
+        &operator,
+        None,
+    )
+    .await;
+    let completed = wait_for_state(&api, &operator, "wave-1", &["Completed"]).await;
+    assert_eq!(completed["counts"]["completed"], 2, "{completed}");
+    let page = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/batches/wave-1/users?state=completed&limit=1&sort=-email",
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(page["users"][0]["email"], "api-b@example.com", "{page}");
+    let next = page["next_cursor"].as_str().unwrap();
+    let page = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!(
+                "/api/v1/batches/wave-1/users?state=completed&limit=1&sort=-email&cursor={next}"
+            ),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(page["users"][0]["email"], alice, "{page}");
+    assert_eq!(page["next_cursor"], Value::Null);
+    let detail = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/api/v1/batches/wave-1/users/{alice}"),
+            &operator,
+            None,
+        )
+        .await;
+    assert!(
+        !detail["folders"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
+    let report = api
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/api/v1/batches/wave-1/report?format=json",
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(report["state"], "Completed");
+    assert_eq!(report["users"].as_array().unwrap().len(), 2);
+    let response = api
+        .request(
+            Method::GET,
+            "/api/v1/batches/wave-1/report?format=csv",
+            &operator,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("EmailAddress,Status")
+    );
+    let verified = api
+        .expect(
+            StatusCode::OK,
+            Method::POST,
+            "/api/v1/batches/wave-1/verify",
+            &operator,
+            None,
+        )
+        .await;
+    assert!(
+        verified["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["exact"] == true),
+        "{verified}"
+    );
+    for i in 0..pair.users.len() {
+        assert_same_mail(
+            &pair.source_snapshot(i).await,
+            &pair.target_snapshot(i).await,
+            str::to_owned,
+        );
+    }
+}
+
+/// Polls `GET /batches/{name}` until its state is one of `states` (the service works on its
+/// own time); the batch then.
+async fn wait_for_state(api: &Service, token: &str, name: &str, states: &[&str]) -> Value {
+    for _ in 0..1500 {
+        let batch = api
+            .expect(
+                StatusCode::OK,
+                Method::GET,
+                &format!("/api/v1/batches/{name}"),
+                token,
+                None,
+            )
+            .await;
+        if states.iter().any(|s| batch["state"] == *s) {
+            return batch;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("batch {name} never reached {states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let provider = provider_token(&state_dir).await;
+    let api = Service::start(&state_dir, &["--rate-limit", "5"]).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let response = api
+            .request(Method::GET, "/api/v1/whoami", &provider)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response.headers().get("retry-after").cloned();
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["status"], 429);
+        }
+    }
+    // A burst of a minute's allowance (5), then refused until the next share of the minute.
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    assert_eq!(statuses[5], 429, "{statuses:?}");
+    let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&seconds), "Retry-After {seconds}");
+    // Without a token the limit is not the question: 401.
+    let response = reqwest::get(format!("{}/api/v1/whoami", api.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
