@@ -8,6 +8,7 @@
 //!   notifications, MX checks.
 //! - [`run`]: one sync pass — admission, collector, progress, summary, dead letters.
 //! - [`observe`]: logs and traces, `/metrics` `/status` `/healthz`, the status board.
+//! - [`dashboard`]: the web page at `/` (assets compiled in), a client of the HTTP API.
 //! - [`input`]: what users hand in (CSV, server URLs, admin logins), checked, and passwords
 //!   sealed; [`records`]: named endpoints and batches from the state store.
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
@@ -19,6 +20,7 @@
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod input;
 pub mod observe;
