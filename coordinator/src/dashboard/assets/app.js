@@ -413,13 +413,13 @@ function signInView(main) {
 function tenantsView(main) {
   const list = h("section", { "aria-labelledby": "tenants-list" }, h("h2", { id: "tenants-list" }, "All tenants"), h("div"));
   const region = list.lastChild;
-  const name = h("input", { id: "tenant-name", required: true, pattern: "[A-Za-z0-9_-]+", autocomplete: "off" });
+  const name = h("input", { id: "tenant-name", required: true, pattern: "[a-z0-9\\-]+", autocomplete: "off" });
   const migrations = h("input", { id: "tenant-migrations", type: "number", min: "1" });
   const users = h("input", { id: "tenant-users", type: "number", min: "1" });
   const form = h("form", { class: "card", "aria-labelledby": "tenant-create" },
     h("h2", { id: "tenant-create" }, "Create a tenant"),
     h("div", { class: "grid" },
-      field("Name", name),
+      field("Name", name, "Lowercase letters, digits and -."),
       field("Max concurrent migrations", migrations, "Optional; shared by all its batches."),
       field("Max users", users, "Optional.")),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create tenant")));
@@ -631,7 +631,7 @@ function batchesView(main) {
 }
 
 function batchForm() {
-  const name = h("input", { id: "batch-name", required: true, pattern: "[A-Za-z0-9_-]{1,64}", autocomplete: "off" });
+  const name = h("input", { id: "batch-name", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", autocomplete: "off" });
   const source = select("batch-source", [], "");
   const target = select("batch-target", [], "");
   const csv = h("input", { id: "batch-csv", type: "file", accept: ".csv,text/csv", required: true });
@@ -642,7 +642,7 @@ function batchForm() {
   const form = h("form", { class: "card", "aria-labelledby": "batch-create" },
     h("h2", { id: "batch-create" }, "Create a batch"),
     h("div", { class: "grid" },
-      field("Name", name),
+      field("Name", name, "Up to 64 letters, digits, - and _."),
       field("Source endpoint", source),
       field("Target endpoint", target),
       h("div", { class: "field" },
