@@ -136,6 +136,14 @@ pub async fn open_state(
     })
 }
 
+// TEMPORARY until wt-tenancy's `ControlStore on SQLite` is merged (then its open_control).
+pub async fn open_control(
+    _settings: &Settings,
+    _state_dir: &Path,
+) -> Result<Arc<dyn mailfleet_shared::tenancy::ControlStore>, CliError> {
+    Err(CliError::Invalid("no ControlStore yet".into()))
+}
+
 /// What keeps a second `mailfleet run` off the batches this one schedules, beyond the state
 /// dir's `run.lock` (which the caller holds): the lock of a `sqlite:DIR` elsewhere, or
 /// PostgreSQL's advisory lock — services on other machines share the database, not the dir.

@@ -14,6 +14,13 @@ pub enum CliError {
     /// Bad arguments or input: nothing was started (exit 2).
     #[error("{0}")]
     Invalid(String),
+    /// A named endpoint, batch or user that is not there (exit 2; HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused by what is stored: the name is taken, or the batch's state does not allow the
+    /// command (exit 2; HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{path} is not a valid migration CSV:\n{errors}")]
     InvalidCsv { path: String, errors: CsvErrors },
     /// A store (SQLite, Redis, the broker) failed mid-command (exit 1).
@@ -42,7 +49,10 @@ impl CliError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Invalid(_) | CliError::InvalidCsv { .. } => 2,
+            CliError::Invalid(_)
+            | CliError::NotFound(_)
+            | CliError::Conflict(_)
+            | CliError::InvalidCsv { .. } => 2,
             CliError::Store(_) | CliError::Failed { .. } => 1,
             CliError::Interrupted => 130,
         }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::{
     AdminLogin, Authentication, Endpoint, MicrosoftCredential, OAuth2, SaslMechanism,
@@ -15,6 +15,7 @@ use mailfleet_shared::endpoint::{
 };
 use mailfleet_shared::folder_filter::FolderFilter;
 use mailfleet_shared::migration_csv::{MAX_BYTES, MigrationRow, parse_migration_csv};
+use mailfleet_shared::store_error::StoreError;
 use secrecy::SecretString;
 
 use crate::cli::args::{
@@ -28,17 +29,28 @@ pub fn read_migration_csv(path: &Path) -> Result<Vec<MigrationRow>, CliError> {
     let unreadable =
         |e: std::io::Error| CliError::Invalid(format!("cannot read {}: {e}", path.display()));
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
-    if size > MAX_BYTES as u64 {
-        return Err(CliError::Invalid(format!(
-            "{}: the file is {size} bytes; a migration CSV may have at most 10 MB",
-            path.display()
-        )));
-    }
+    check_csv_size(&path.display().to_string(), size)?;
     let bytes = std::fs::read(path).map_err(unreadable)?;
-    parse_migration_csv(&bytes).map_err(|errors| CliError::InvalidCsv {
-        path: path.display().to_string(),
+    migration_csv(&path.display().to_string(), &bytes)
+}
+
+/// Validates a migration CSV handed over as text (the API's `csv` field); errors name it
+/// `label`.
+pub fn migration_csv(label: &str, bytes: &[u8]) -> Result<Vec<MigrationRow>, CliError> {
+    check_csv_size(label, bytes.len() as u64)?;
+    parse_migration_csv(bytes).map_err(|errors| CliError::InvalidCsv {
+        path: label.to_owned(),
         errors,
     })
+}
+
+fn check_csv_size(label: &str, size: u64) -> Result<(), CliError> {
+    if size > MAX_BYTES as u64 {
+        return Err(CliError::Invalid(format!(
+            "{label}: the file is {size} bytes; a migration CSV may have at most 10 MB"
+        )));
+    }
+    Ok(())
 }
 
 /// The courier admin format reaches each user's folders through the CSV's UserRoot.
@@ -267,16 +279,42 @@ pub async fn seal_row_passwords(
 /// Seals every password into the store. Many puts are in flight at once: with Redis they
 /// travel pipelined on one connection, which turns a 50,000-row CSV from 50,000 round trips
 /// into a few hundred.
-pub async fn seal_passwords<'a>(
-    store: &dyn CredentialStore,
+///
+/// The passwords are collected before the future starts and the puts are named futures, not
+/// closures: a future holding closures over borrowed rows is not provably `Send` inside an HTTP
+/// handler's higher-ranked bounds (rust-lang/rust#102211), and the API seals through here too.
+pub fn seal_passwords<'a>(
+    store: &'a dyn CredentialStore,
     passwords: impl Iterator<Item = (CredentialId, &'a SecretString)>,
+) -> impl std::future::Future<Output = Result<(), CliError>> + Send + 'a {
+    seal_all(store, passwords.collect())
+}
+
+async fn seal_all(
+    store: &dyn CredentialStore,
+    passwords: Vec<(CredentialId, &SecretString)>,
 ) -> Result<(), CliError> {
-    futures_util::stream::iter(passwords)
-        .map(|(id, password)| async move { store.put(&id, password).await })
-        .buffer_unordered(PUTS_IN_FLIGHT)
-        .try_collect::<()>()
-        .await?;
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    for (id, password) in passwords {
+        if in_flight.len() >= PUTS_IN_FLIGHT
+            && let Some(put) = in_flight.next().await
+        {
+            put?;
+        }
+        in_flight.push(seal(store, id, password));
+    }
+    while let Some(put) = in_flight.next().await {
+        put?;
+    }
     Ok(())
+}
+
+async fn seal(
+    store: &dyn CredentialStore,
+    id: CredentialId,
+    password: &SecretString,
+) -> Result<(), StoreError> {
+    store.put(&id, password).await
 }
 
 /// Credential writes in flight at once while a run is planned.

@@ -17,6 +17,7 @@
 //!
 //! ARCHITECTURE.md at the repository root says how the crates fit together.
 
+pub mod api;
 pub mod backends;
 pub mod cli;
 pub mod commands;
@@ -29,3 +30,4 @@ pub mod run;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod tenant_stores;

@@ -14,7 +14,7 @@ pub async fn endpoint(store: &dyn StateStore, name: &str) -> Result<EndpointReco
     store
         .endpoint(name)
         .await?
-        .ok_or_else(|| CliError::Invalid(format!("no endpoint named {name}")))
+        .ok_or_else(|| CliError::NotFound(format!("no endpoint named {name}")))
 }
 
 /// The stored batch `name`.
@@ -22,7 +22,7 @@ pub async fn batch(store: &dyn StateStore, name: &str) -> Result<BatchRecord, Cl
     store
         .batch(name)
         .await?
-        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
+        .ok_or_else(|| CliError::NotFound(format!("no batch named {name}")))
 }
 
 /// Applies `change` to the stored batch `name` and writes it, again from a fresh read when
@@ -36,7 +36,7 @@ pub async fn update_batch(
     state::update_batch(store, name, change)
         .await?
         .map(|(batch, ())| batch)
-        .ok_or_else(|| CliError::Invalid(format!("no batch named {name}")))
+        .ok_or_else(|| CliError::NotFound(format!("no batch named {name}")))
 }
 
 /// Where an endpoint's admin password is sealed.

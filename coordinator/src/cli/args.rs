@@ -34,7 +34,7 @@ pub struct StateArgs {
 
 /// What of each mailbox is copied: the folder rules, a date filter and the size limit. A batch
 /// stores them; `migrate` uses them for its one run.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CopyRuleArgs {
     /// Folders to skip: `#Inbox#`-style well-known names, `Name/*` subtrees, exact `Name/Sub`.
     #[arg(long, value_delimiter = ',')]

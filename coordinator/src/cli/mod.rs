@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::settings::Settings;
 use admin::{BatchCommand, DnsCommand, EndpointCommand, ReportCommand, VerifyArgs};
-use run::{MigrateArgs, RunArgs, ServiceArgs, WorkerArgs};
+use run::{MigrateArgs, RunArgs, ServeArgs, ServiceArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +63,9 @@ pub enum Command {
     },
     /// The service: run every batch's initial, incremental and final syncs when they are due.
     Run(Box<ServiceArgs>),
+    /// The service of `run` with its HTTP API (/api/v1), dashboard, /metrics and /healthz on
+    /// --listen.
+    Serve(Box<ServeArgs>),
     /// Reports about a batch.
     Report {
         #[command(subcommand)]
@@ -101,6 +104,7 @@ impl Cli {
             Command::Coordinator(args) => (&args.fleet, None),
             Command::Worker(args) => (&args.fleet, args.concurrency),
             Command::Run(args) => (&args.fleet, None),
+            Command::Serve(args) => (&args.service.fleet, None),
             Command::Endpoint { .. }
             | Command::Batch { .. }
             | Command::Report { .. }

@@ -89,3 +89,23 @@ pub struct ServiceArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
+
+/// `mailfleet serve`: the scheduler of `run` plus the HTTP API, the dashboard, `/metrics` and
+/// `/healthz` on one address.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Where the API (`/api/v1`), the dashboard (`/`), `/metrics` and `/healthz` listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Requests a minute per API token, after a burst of as many (0: no limit).
+    #[arg(long, default_value_t = 600)]
+    pub rate_limit: u32,
+}

@@ -6,90 +6,146 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use mailfleet_shared::credentials::CredentialId;
+pub use mailfleet_shared::lifecycle::BatchCommand as Command;
 use mailfleet_shared::lifecycle::{
-    BatchCommand as Command, BatchRecord, BatchState, LifecyclePolicy, UserRecord,
-    validate_batch_name,
+    BatchRecord, BatchState, LifecyclePolicy, UserRecord, validate_batch_name,
 };
 use mailfleet_shared::migration_csv::MigrationRow;
 use mailfleet_shared::state::batch_scope;
 use mailfleet_worker::job::Side;
 
 use super::print_json;
-use crate::backends::{AdminStores, open_admin};
+use crate::backends::open_admin;
 use crate::cli::admin::{AddUsersArgs, BatchCommand, BatchCreateArgs, CompleteArgs};
-use crate::cli::args::{ListArgs, NamedArgs};
+use crate::cli::args::{CopyRuleArgs, ListArgs, NamedArgs, StateArgs};
 use crate::error::CliError;
 use crate::input::{check_copy_rules, check_user_roots, read_migration_csv, seal_row_passwords};
 use crate::records;
-use crate::service::mx_check;
+use crate::service::mx_check::{self, MxCheck};
 use crate::settings::Settings;
+use crate::tenant_stores::TenantStores;
 
 pub async fn run(command: &BatchCommand, settings: &Settings) -> Result<(), CliError> {
     match command {
-        BatchCommand::Create(args) => create(args, settings).await,
-        BatchCommand::Start(args) => transition(args, Command::Start, settings).await,
-        BatchCommand::Stop(args) => transition(args, Command::Stop, settings).await,
-        BatchCommand::Resume(args) => transition(args, Command::Resume, settings).await,
-        BatchCommand::Complete(args) => complete(args, settings).await,
-        BatchCommand::Remove(args) => transition(args, Command::Remove, settings).await,
-        BatchCommand::SyncNow(args) => transition(args, Command::SyncNow, settings).await,
-        BatchCommand::List(args) => list(args, settings).await,
-        BatchCommand::Status(args) => status(args, settings).await,
-        BatchCommand::AddUsers(args) => add_users(args, settings).await,
+        BatchCommand::Create(args) => create_command(args, settings).await,
+        BatchCommand::Start(args) => transition_command(args, Command::Start, settings).await,
+        BatchCommand::Stop(args) => transition_command(args, Command::Stop, settings).await,
+        BatchCommand::Resume(args) => transition_command(args, Command::Resume, settings).await,
+        BatchCommand::Complete(args) => complete_command(args, settings).await,
+        BatchCommand::Remove(args) => transition_command(args, Command::Remove, settings).await,
+        BatchCommand::SyncNow(args) => transition_command(args, Command::SyncNow, settings).await,
+        BatchCommand::List(args) => list_command(args, settings).await,
+        BatchCommand::Status(args) => status_command(args, settings).await,
+        BatchCommand::AddUsers(args) => add_users_command(args, settings).await,
     }
 }
 
-async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliError> {
-    validate_batch_name(&args.name).map_err(|e| CliError::Invalid(e.0))?;
-    let now = Utc::now();
-    let start_after = match (&args.start_after, args.autostart) {
+async fn stores(settings: &Settings, state: &StateArgs) -> Result<TenantStores, CliError> {
+    Ok(open_admin(settings, &state.state_dir).await?.into())
+}
+
+/// What a new batch is made of, from `batch create`'s flags or the API's request.
+#[derive(Debug, Clone)]
+pub struct BatchSpec {
+    pub name: String,
+    pub source_endpoint: String,
+    pub target_endpoint: String,
+    pub rules: CopyRuleArgs,
+    /// RFC 3339 or `+DURATION` (see [`parse_time`]).
+    pub start_after: Option<String>,
+    pub autostart: bool,
+    pub complete_after: Option<String>,
+    pub target_mx: Option<String>,
+    pub notify: Vec<String>,
+    pub incremental_interval: std::time::Duration,
+    pub completion_window: std::time::Duration,
+}
+
+impl From<&BatchCreateArgs> for BatchSpec {
+    fn from(args: &BatchCreateArgs) -> Self {
+        BatchSpec {
+            name: args.name.clone(),
+            source_endpoint: args.endpoint.clone(),
+            target_endpoint: args.target_endpoint.clone(),
+            rules: args.rules.clone(),
+            start_after: args.start_after.clone(),
+            autostart: args.autostart,
+            complete_after: args.complete_after.clone(),
+            target_mx: args.target_mx.clone(),
+            notify: args.notify.clone(),
+            incremental_interval: args.incremental_interval,
+            completion_window: args.completion_window,
+        }
+    }
+}
+
+/// The batch `spec` describes, checked (name, times, folder rules) before any store is opened
+/// or any CSV read; nothing stored yet.
+pub fn new_batch(spec: &BatchSpec, now: DateTime<Utc>) -> Result<BatchRecord, CliError> {
+    validate_batch_name(&spec.name).map_err(|e| CliError::Invalid(e.0))?;
+    let start_after = match (&spec.start_after, spec.autostart) {
         (Some(text), _) => Some(parse_time("--start-after", text, now)?),
         (None, true) => Some(now),
         (None, false) => None,
     };
-    let complete_after = args
+    let complete_after = spec
         .complete_after
         .as_deref()
         .map(|text| parse_time("--complete-after", text, now))
         .transpose()?;
-    check_copy_rules(&args.rules)?;
-    let rows = read_migration_csv(&args.csv)?;
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let source = records::endpoint(stores.state.as_ref(), &args.endpoint).await?;
-    records::endpoint(stores.state.as_ref(), &args.target_endpoint).await?;
-    check_user_roots(&source.endpoint, &rows)?;
-    if stores.state.batch(&args.name).await?.is_some() {
-        return Err(CliError::Invalid(format!(
-            "a batch named {} exists already",
-            args.name
-        )));
-    }
-    let scope = batch_scope(&args.name);
-    seal_row_passwords(stores.credentials.as_ref(), &scope, &rows).await?;
-    copy_endpoint_secrets(&stores, &args.endpoint, &scope, Side::Source).await?;
-    copy_endpoint_secrets(&stores, &args.target_endpoint, &scope, Side::Target).await?;
-    let batch = BatchRecord {
-        name: args.name.clone(),
-        source_endpoint: args.endpoint.clone(),
-        target_endpoint: args.target_endpoint.clone(),
-        include_folders: args.rules.include_folders.clone(),
-        exclude_folders: args.rules.exclude_folders.clone(),
-        received_after: args.rules.received_after,
-        max_message_size: args.rules.max_message_size,
-        mirror_deletions: args.rules.mirror_deletions,
-        notify: args.notify.clone(),
-        target_mx: args.target_mx.clone(),
+    check_copy_rules(&spec.rules)?;
+    Ok(BatchRecord {
+        name: spec.name.clone(),
+        source_endpoint: spec.source_endpoint.clone(),
+        target_endpoint: spec.target_endpoint.clone(),
+        include_folders: spec.rules.include_folders.clone(),
+        exclude_folders: spec.rules.exclude_folders.clone(),
+        received_after: spec.rules.received_after,
+        max_message_size: spec.rules.max_message_size,
+        mirror_deletions: spec.rules.mirror_deletions,
+        notify: spec.notify.clone(),
+        target_mx: spec.target_mx.clone(),
         policy: LifecyclePolicy {
-            incremental_interval: args.incremental_interval,
-            completion_window: args.completion_window,
+            incremental_interval: spec.incremental_interval,
+            completion_window: spec.completion_window,
         },
         created_at: now,
         start_after,
         complete_after,
         ..BatchRecord::default()
-    };
+    })
+}
+
+/// Stores `batch` (from [`new_batch`]) with one user per CSV row, their passwords and the
+/// endpoints' secrets sealed under the batch's scope; the users as stored.
+pub async fn create(
+    stores: &TenantStores,
+    batch: &BatchRecord,
+    rows: &[MigrationRow],
+) -> Result<Vec<UserRecord>, CliError> {
+    let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
+    records::endpoint(stores.state.as_ref(), &batch.target_endpoint).await?;
+    check_user_roots(&source.endpoint, rows)?;
+    if stores.state.batch(&batch.name).await?.is_some() {
+        return Err(CliError::Conflict(format!(
+            "a batch named {} exists already",
+            batch.name
+        )));
+    }
+    let scope = batch_scope(&batch.name);
+    seal_row_passwords(stores.credentials.as_ref(), &scope, rows).await?;
+    copy_endpoint_secrets(stores, &batch.source_endpoint, &scope, Side::Source).await?;
+    copy_endpoint_secrets(stores, &batch.target_endpoint, &scope, Side::Target).await?;
     let users: Vec<UserRecord> = rows.iter().map(user_record).collect();
-    stores.state.create_batch(&batch, &users).await?;
+    stores.state.create_batch(batch, &users).await?;
+    Ok(users)
+}
+
+async fn create_command(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliError> {
+    let batch = new_batch(&BatchSpec::from(args), Utc::now())?;
+    let rows = read_migration_csv(&args.csv)?;
+    let stores = stores(settings, &args.state).await?;
+    let users = create(&stores, &batch, &rows).await?;
     println!(
         "batch {} created with {} users; {}",
         batch.name,
@@ -103,10 +159,16 @@ async fn create(args: &BatchCreateArgs, settings: &Settings) -> Result<(), CliEr
 }
 
 /// `batch complete`: when the batch names its target MX, the users' domains must point at it
-/// (the MX switch is what completion means) unless `--force`.
-async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
+/// (the MX switch is what completion means) unless `force`. Each domain's check goes to
+/// `checked` as it is made, also when completion is then refused.
+pub async fn complete(
+    stores: &TenantStores,
+    name: &str,
+    force: bool,
+    dns_server: Option<std::net::SocketAddr>,
+    mut checked: impl FnMut(&MxCheck),
+) -> Result<BatchRecord, CliError> {
+    let batch = records::batch(stores.state.as_ref(), name).await?;
     if let Some(target_mx) = &batch.target_mx {
         let users = stores.state.users(&batch.name).await?;
         let domains: BTreeSet<String> = users
@@ -116,13 +178,13 @@ async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliErr
             .collect();
         let mut not_switched = Vec::new();
         for domain in &domains {
-            let check = mx_check::check(domain, Some(target_mx), settings.dns_server).await?;
-            mx_check::print(&check);
+            let check = mx_check::check(domain, Some(target_mx), dns_server).await?;
+            checked(&check);
             if check.points_at_target != Some(true) {
                 not_switched.push(domain.clone());
             }
         }
-        if !not_switched.is_empty() && !args.force {
+        if !not_switched.is_empty() && !force {
             return Err(CliError::Invalid(format!(
                 "batch {}: the MX of {} does not point at {target_mx} yet; switch it first, or complete with --force",
                 batch.name,
@@ -130,26 +192,55 @@ async fn complete(args: &CompleteArgs, settings: &Settings) -> Result<(), CliErr
             )));
         }
     }
-    let named = NamedArgs {
-        name: args.name.clone(),
-        json: false,
-        state: args.state.clone(),
-    };
-    transition(&named, Command::Complete, settings).await
+    match transition(stores, name, Command::Complete).await? {
+        Transitioned::To(batch) => Ok(batch),
+        // Completing never removes; should it, the batch is gone.
+        Transitioned::Removed(name) => Err(CliError::NotFound(format!("no batch named {name}"))),
+    }
 }
 
-async fn transition(
-    args: &NamedArgs,
+async fn complete_command(args: &CompleteArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
+    let batch = complete(
+        &stores,
+        &args.name,
+        args.force,
+        settings.dns_server,
+        mx_check::print,
+    )
+    .await?;
+    println!(
+        "batch {} is {}: syncing goes on until {}, then a final sync",
+        batch.name,
+        batch.state,
+        batch
+            .completion_deadline
+            .map_or_else(String::new, |at| at.to_rfc3339())
+    );
+    Ok(())
+}
+
+/// Where a lifecycle command left a batch.
+#[derive(Debug)]
+pub enum Transitioned {
+    To(BatchRecord),
+    /// `remove`: the batch, its users and its sealed passwords are gone.
+    Removed(String),
+}
+
+/// Applies a lifecycle command (start, stop, resume, complete without the MX check, remove,
+/// sync now) to the stored batch `name`.
+pub async fn transition(
+    stores: &TenantStores,
+    name: &str,
     command: Command,
-    settings: &Settings,
-) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
+) -> Result<Transitioned, CliError> {
     // Re-applied to a fresh read if the service (or another command) wrote the batch between
     // our read and our write, so neither change is lost.
-    let batch = records::update_batch(stores.state.as_ref(), &args.name, |batch| {
+    let batch = records::update_batch(stores.state.as_ref(), name, |batch| {
         batch
             .apply(command, Utc::now())
-            .map_err(|e| CliError::Invalid(e.0))
+            .map_err(|e| CliError::Conflict(e.0))
     })
     .await?;
     // Removing is stored first: nothing starts a Removing batch, and a removal cut short is
@@ -160,25 +251,26 @@ async fn transition(
             .remove_scope(&batch_scope(&batch.name))
             .await?;
         stores.state.remove_batch(&batch.name).await?;
-        println!("batch {} removed", batch.name);
-        return Ok(());
+        return Ok(Transitioned::Removed(batch.name));
     }
-    match command {
-        Command::Complete => println!(
-            "batch {} is {}: syncing goes on until {}, then a final sync",
-            batch.name,
-            batch.state,
-            batch
-                .completion_deadline
-                .map_or_else(String::new, |at| at.to_rfc3339())
-        ),
-        _ => println!("batch {} is {}", batch.name, batch.state),
+    Ok(Transitioned::To(batch))
+}
+
+async fn transition_command(
+    args: &NamedArgs,
+    command: Command,
+    settings: &Settings,
+) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
+    match transition(&stores, &args.name, command).await? {
+        Transitioned::Removed(name) => println!("batch {name} removed"),
+        Transitioned::To(batch) => println!("batch {} is {}", batch.name, batch.state),
     }
     Ok(())
 }
 
-async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
+async fn list_command(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
     let batches = stores.state.batches().await?;
     if args.json {
         print_json(&batches);
@@ -193,10 +285,19 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
+/// The stored batch `name` and its users.
+pub async fn status(
+    stores: &TenantStores,
+    name: &str,
+) -> Result<(BatchRecord, Vec<UserRecord>), CliError> {
+    let batch = records::batch(stores.state.as_ref(), name).await?;
     let users = stores.state.users(&batch.name).await?;
+    Ok((batch, users))
+}
+
+async fn status_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
+    let (batch, users) = status(&stores, &args.name).await?;
     if args.json {
         print_json(&serde_json::json!({ "batch": batch, "users": users }));
         return Ok(());
@@ -227,35 +328,33 @@ async fn status(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliError> {
-    let rows = read_migration_csv(&args.csv)?;
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(stores.state.as_ref(), &args.name).await?;
+/// Adds one user per CSV row to the batch `name`; the users added.
+pub async fn add_users(
+    stores: &TenantStores,
+    name: &str,
+    rows: &[MigrationRow],
+) -> Result<Vec<UserRecord>, CliError> {
+    let batch = records::batch(stores.state.as_ref(), name).await?;
     if batch.is_finished() {
-        return Err(CliError::Invalid(format!(
+        return Err(CliError::Conflict(format!(
             "batch {} is {}; users can only be added before it completes",
             batch.name, batch.state
         )));
     }
     let source = records::endpoint(stores.state.as_ref(), &batch.source_endpoint).await?;
-    check_user_roots(&source.endpoint, &rows)?;
+    check_user_roots(&source.endpoint, rows)?;
     let existing = stores.state.users(&batch.name).await?;
     if let Some(row) = rows.iter().find(|row| {
         existing
             .iter()
             .any(|u| u.email.eq_ignore_ascii_case(&row.email))
     }) {
-        return Err(CliError::Invalid(format!(
+        return Err(CliError::Conflict(format!(
             "line {}: {} is in batch {} already",
             row.line, row.email, batch.name
         )));
     }
-    seal_row_passwords(
-        stores.credentials.as_ref(),
-        &batch_scope(&batch.name),
-        &rows,
-    )
-    .await?;
+    seal_row_passwords(stores.credentials.as_ref(), &batch_scope(&batch.name), rows).await?;
     let mut users: Vec<UserRecord> = rows.iter().map(user_record).collect();
     stores.state.put_users(&batch.name, &mut users).await?;
     // Users added after the initial sync get theirs with the next pass, which is now (a batch
@@ -265,7 +364,14 @@ async fn add_users(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliEr
         Ok(())
     })
     .await?;
-    println!("{} users added to batch {}", users.len(), batch.name);
+    Ok(users)
+}
+
+async fn add_users_command(args: &AddUsersArgs, settings: &Settings) -> Result<(), CliError> {
+    let rows = read_migration_csv(&args.csv)?;
+    let stores = stores(settings, &args.state).await?;
+    let users = add_users(&stores, &args.name, &rows).await?;
+    println!("{} users added to batch {}", users.len(), args.name);
     Ok(())
 }
 
@@ -277,7 +383,7 @@ fn user_record(row: &MigrationRow) -> UserRecord {
 /// find every secret of a pass under the batch's scope; `side` is the endpoint's role in the
 /// batch.
 async fn copy_endpoint_secrets(
-    stores: &AdminStores,
+    stores: &TenantStores,
     endpoint: &str,
     scope: &str,
     side: Side,
@@ -306,7 +412,7 @@ async fn copy_endpoint_secrets(
 }
 
 /// RFC 3339, or `+DURATION` from `now` (`+90s`, `+2h`).
-fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
+pub fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
     let invalid = |why: String| CliError::Invalid(format!("{flag} {text:?}: {why}"));
     match text.strip_prefix('+') {
         Some(relative) => {

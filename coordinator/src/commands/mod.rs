@@ -8,6 +8,7 @@ pub mod dns;
 pub mod endpoint;
 pub mod migrate;
 pub mod report;
+pub mod serve;
 pub mod verify;
 pub mod worker;
 
@@ -31,6 +32,9 @@ pub async fn dispatch(command: &Command, settings: &Settings) -> Result<ExitCode
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Run(args) => service::run(args, settings, &stop())
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args, settings, &stop())
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Config => config::run(settings),

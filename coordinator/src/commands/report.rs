@@ -14,6 +14,7 @@ use crate::cli::admin::{ReportFormat, ReportUsersArgs};
 use crate::error::CliError;
 use crate::records;
 use crate::settings::Settings;
+use crate::tenant_stores::TenantStores;
 
 /// One user's line of the report.
 #[derive(Debug, Serialize)]
@@ -63,21 +64,30 @@ fn round(seconds: f64) -> f64 {
 }
 
 pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(stores.state.as_ref(), &args.batch).await?;
-    let users = stores.state.users(&batch.name).await?;
-    let rows: Vec<ReportRow> = users.iter().map(ReportRow::of).collect();
-    let text = match args.format {
-        ReportFormat::Csv => csv(&rows)?,
-        ReportFormat::Json => json(&batch, &rows),
-        ReportFormat::Html => html(&batch, &rows),
-    };
+    let stores: TenantStores = open_admin(settings, &args.state.state_dir).await?.into();
+    let text = report(&stores, &args.batch, args.format).await?;
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| CliError::failed(format!("writing {}", path.display()), e))?,
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// The users report of batch `name` in `format`, as the file's text.
+pub async fn report(
+    stores: &TenantStores,
+    name: &str,
+    format: ReportFormat,
+) -> Result<String, CliError> {
+    let batch = records::batch(stores.state.as_ref(), name).await?;
+    let users = stores.state.users(&batch.name).await?;
+    let rows: Vec<ReportRow> = users.iter().map(ReportRow::of).collect();
+    Ok(match format {
+        ReportFormat::Csv => csv(&rows)?,
+        ReportFormat::Json => json(&batch, &rows),
+        ReportFormat::Html => html(&batch, &rows),
+    })
 }
 
 fn describe_skipped(item: &SkippedItem) -> String {

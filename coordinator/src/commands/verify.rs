@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use mailfleet_worker::Tuning;
 use mailfleet_worker::verify::{UserVerification, verify_user};
 use serde::Serialize;
 
@@ -14,39 +15,60 @@ use crate::error::CliError;
 use crate::records;
 use crate::service::batch_job::{BatchJob, batch_job};
 use crate::settings::Settings;
+use crate::tenant_stores::TenantStores;
 
+/// One user's verification: exact or not, and why.
 #[derive(Serialize)]
-struct Verified {
-    email: String,
-    exact: bool,
+pub struct Verified {
+    pub email: String,
+    pub exact: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub error: Option<String>,
     #[serde(flatten)]
-    result: Option<UserVerification>,
+    pub result: Option<UserVerification>,
 }
 
 pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    let batch = records::batch(stores.state.as_ref(), &args.batch).await?;
+    let stores: TenantStores = open_admin(settings, &args.state.state_dir).await?.into();
+    let verified = verify(
+        &stores,
+        &args.batch,
+        args.user.as_deref(),
+        settings.tuning(),
+    )
+    .await?;
+    if args.json {
+        print_json(&serde_json::json!({ "batch": args.batch, "users": verified }));
+    } else {
+        print_human(&verified);
+    }
+    let all_exact = verified.iter().all(|v| v.exact);
+    Ok(ExitCode::from(if all_exact { 0 } else { 1 }))
+}
+
+/// Reads source and target of batch `name`'s users (or only `only`) now and compares them.
+pub async fn verify(
+    stores: &TenantStores,
+    name: &str,
+    only: Option<&str>,
+    tuning: Tuning,
+) -> Result<Vec<Verified>, CliError> {
+    let batch = records::batch(stores.state.as_ref(), name).await?;
     let BatchJob { job, .. } = batch_job(
         &batch,
         stores.state.as_ref(),
         stores.checkpoints.clone(),
         stores.credentials.clone(),
-        settings.tuning(),
+        tuning,
     )
     .await?;
     let users = stores.state.users(&batch.name).await?;
     let selected: Vec<_> = users
         .iter()
-        .filter(|u| {
-            args.user
-                .as_ref()
-                .is_none_or(|only| u.email.eq_ignore_ascii_case(only))
-        })
+        .filter(|u| only.is_none_or(|only| u.email.eq_ignore_ascii_case(only)))
         .collect();
-    if let (Some(only), true) = (&args.user, selected.is_empty()) {
-        return Err(CliError::Invalid(format!(
+    if let (Some(only), true) = (only, selected.is_empty()) {
+        return Err(CliError::NotFound(format!(
             "batch {} has no user {only}",
             batch.name
         )));
@@ -69,13 +91,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
             },
         });
     }
-    if args.json {
-        print_json(&serde_json::json!({ "batch": batch.name, "users": verified }));
-    } else {
-        print_human(&verified);
-    }
-    let all_exact = verified.iter().all(|v| v.exact);
-    Ok(ExitCode::from(if all_exact { 0 } else { 1 }))
+    Ok(verified)
 }
 
 fn print_human(verified: &[Verified]) {

@@ -31,11 +31,7 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::failed(format!("metrics_listen {listen}"), e))?;
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/status", get(status_json))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(Served { registry, status }));
+    let app = router(registry, status);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "metrics server stopped");
@@ -43,6 +39,15 @@ pub async fn serve(
     });
     tracing::info!("serving http://{bound}/metrics");
     Ok(bound)
+}
+
+/// `/metrics`, `/status` and `/healthz`, for [`serve`] and for `mailfleet serve`'s listener.
+pub fn router(registry: Registry, status: Option<Arc<StatusBoard>>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status_json))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Arc::new(Served { registry, status }))
 }
 
 async fn metrics(State(served): State<Arc<Served>>) -> Response {

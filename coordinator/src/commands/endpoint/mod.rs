@@ -4,6 +4,8 @@
 
 mod test;
 
+pub use test::{Check, checks, stored_server};
+
 use std::process::ExitCode;
 
 use mailfleet_shared::lifecycle::validate_batch_name;
@@ -14,55 +16,74 @@ use super::print_json;
 use crate::backends::open_admin;
 use crate::cli::admin::{EndpointCommand, EndpointCreateArgs};
 use crate::cli::args::EndpointOAuth2Args;
-use crate::cli::args::{ListArgs, NamedArgs};
+use crate::cli::args::{ListArgs, NamedArgs, StateArgs};
 use crate::error::CliError;
-use crate::input;
+use crate::input::{self, ServerInput};
 use crate::records::{self, admin_credential, oauth2_credential};
 use crate::settings::Settings;
+use crate::tenant_stores::TenantStores;
 
 pub async fn run(command: &EndpointCommand, settings: &Settings) -> Result<ExitCode, CliError> {
     match command {
-        EndpointCommand::Create(args) => create(args, settings).await?,
-        EndpointCommand::List(args) => list(args, settings).await?,
-        EndpointCommand::Show(args) => show(args, settings).await?,
-        EndpointCommand::Remove(args) => remove(args, settings).await?,
+        EndpointCommand::Create(args) => create_command(args, settings).await?,
+        EndpointCommand::List(args) => list_command(args, settings).await?,
+        EndpointCommand::Show(args) => show_command(args, settings).await?,
+        EndpointCommand::Remove(args) => remove_command(args, settings).await?,
         EndpointCommand::Test(args) => return test::run(args, settings).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
+async fn stores(settings: &Settings, state: &StateArgs) -> Result<TenantStores, CliError> {
+    Ok(open_admin(settings, &state.state_dir).await?.into())
+}
+
 /// Where `endpoint create` reads the admin password (never a flag: it would show in `ps`).
 pub const ADMIN_PASSWORD_VARIABLE: &str = "MAILFLEET_ADMIN_PASSWORD";
 
-async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
-    validate_batch_name(&args.name)
-        .map_err(|e| CliError::Invalid(e.0.replacen("batch name", "endpoint name", 1)))?;
-    if !args.authentication.eq_ignore_ascii_case("basic") {
-        return Err(CliError::Invalid(format!(
-            "authentication {:?} is not supported; use basic (LOGIN or SASL PLAIN, over TLS), \
-             or OAuth2 tokens with --oauth2",
-            args.authentication
-        )));
+/// A new endpoint: its name, the server with the secrets to seal, its limits and profile.
+pub struct EndpointSpec {
+    pub name: String,
+    pub server: ServerInput,
+    pub max_concurrent_migrations: usize,
+    pub max_concurrent_incremental_syncs: usize,
+    pub profile: ProfileChoice,
+}
+
+/// An endpoint name follows the rules of batch names.
+pub fn check_name(name: &str) -> Result<(), CliError> {
+    validate_batch_name(name)
+        .map_err(|e| CliError::Invalid(e.0.replacen("batch name", "endpoint name", 1)))
+}
+
+/// Only basic authentication is named; OAuth2 has its own settings.
+pub fn check_authentication(authentication: &str) -> Result<(), CliError> {
+    if authentication.eq_ignore_ascii_case("basic") {
+        return Ok(());
     }
-    let server = input::server(
-        ("--server", &args.server),
-        (
-            args.admin.as_deref(),
-            args.admin_format.as_deref(),
-            ADMIN_PASSWORD_VARIABLE,
-        ),
-        (&args.oauth2.flags(), EndpointOAuth2Args::SECRET_VARIABLE),
-    )?;
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    if stores.state.endpoint(&args.name).await?.is_some() {
-        return Err(CliError::Invalid(format!(
+    Err(CliError::Invalid(format!(
+        "authentication {authentication:?} is not supported; use basic (LOGIN or SASL PLAIN, over TLS), \
+         or OAuth2 tokens with --oauth2"
+    )))
+}
+
+/// Stores the endpoint `spec` describes, its secrets sealed under the endpoint's scope.
+pub async fn create(stores: &TenantStores, spec: EndpointSpec) -> Result<EndpointRecord, CliError> {
+    if stores.state.endpoint(&spec.name).await?.is_some() {
+        return Err(CliError::Conflict(format!(
             "an endpoint named {} exists already",
-            args.name
+            spec.name
         )));
     }
     let secrets = [
-        (admin_credential(&args.name), server.admin_password.as_ref()),
-        (oauth2_credential(&args.name), server.oauth2_secret.as_ref()),
+        (
+            admin_credential(&spec.name),
+            spec.server.admin_password.as_ref(),
+        ),
+        (
+            oauth2_credential(&spec.name),
+            spec.server.oauth2_secret.as_ref(),
+        ),
     ];
     input::seal_passwords(
         stores.credentials.as_ref(),
@@ -72,22 +93,46 @@ async fn create(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), Cl
     )
     .await?;
     let record = EndpointRecord {
-        name: args.name.clone(),
-        endpoint: server.endpoint,
-        max_concurrent_migrations: args.max_concurrent_migrations.max(1),
-        max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs.max(1),
-        profile: match args.profile {
+        name: spec.name,
+        endpoint: spec.server.endpoint,
+        max_concurrent_migrations: spec.max_concurrent_migrations.max(1),
+        max_concurrent_incremental_syncs: spec.max_concurrent_incremental_syncs.max(1),
+        profile: match spec.profile {
             ProfileChoice::Auto => None,
             ProfileChoice::Fixed(profile) => Some(profile),
         },
     };
     stores.state.put_endpoint(&record).await?;
+    Ok(record)
+}
+
+async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
+    check_name(&args.name)?;
+    check_authentication(&args.authentication)?;
+    let server = input::server(
+        ("--server", &args.server),
+        (
+            args.admin.as_deref(),
+            args.admin_format.as_deref(),
+            ADMIN_PASSWORD_VARIABLE,
+        ),
+        (&args.oauth2.flags(), EndpointOAuth2Args::SECRET_VARIABLE),
+    )?;
+    let stores = stores(settings, &args.state).await?;
+    let spec = EndpointSpec {
+        name: args.name.clone(),
+        server,
+        max_concurrent_migrations: args.max_concurrent_migrations,
+        max_concurrent_incremental_syncs: args.max_concurrent_incremental_syncs,
+        profile: args.profile,
+    };
+    let record = create(&stores, spec).await?;
     println!("endpoint {} created: {}", record.name, describe(&record));
     Ok(())
 }
 
-async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
+async fn list_command(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
     let endpoints = stores.state.endpoints().await?;
     if args.json {
         print_json(&endpoints);
@@ -99,8 +144,8 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
+async fn show_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
     let record = records::endpoint(stores.state.as_ref(), &args.name).await?;
     if args.json {
         print_json(&record);
@@ -110,34 +155,40 @@ async fn show(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn remove(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
-    let stores = open_admin(settings, &args.state.state_dir).await?;
-    records::endpoint(stores.state.as_ref(), &args.name).await?;
+/// Removes the endpoint `name` and its sealed secrets, unless a batch uses it.
+pub async fn remove(stores: &TenantStores, name: &str) -> Result<(), CliError> {
+    records::endpoint(stores.state.as_ref(), name).await?;
     let users: Vec<String> = stores
         .state
         .batches()
         .await?
         .into_iter()
-        .filter(|b| b.source_endpoint == args.name || b.target_endpoint == args.name)
+        .filter(|b| b.source_endpoint == name || b.target_endpoint == name)
         .map(|b| b.name)
         .collect();
     if !users.is_empty() {
-        return Err(CliError::Invalid(format!(
-            "endpoint {} is used by batch {}; remove the batch first",
-            args.name,
+        return Err(CliError::Conflict(format!(
+            "endpoint {name} is used by batch {}; remove the batch first",
             users.join(", ")
         )));
     }
     stores
         .credentials
-        .remove_scope(&endpoint_scope(&args.name))
+        .remove_scope(&endpoint_scope(name))
         .await?;
-    stores.state.remove_endpoint(&args.name).await?;
+    stores.state.remove_endpoint(name).await?;
+    Ok(())
+}
+
+async fn remove_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
+    let stores = stores(settings, &args.state).await?;
+    remove(&stores, &args.name).await?;
     println!("endpoint {} removed", args.name);
     Ok(())
 }
 
-fn describe(record: &EndpointRecord) -> String {
+/// One line about an endpoint: its URL, how mailfleet logs in, its limits.
+pub fn describe(record: &EndpointRecord) -> String {
     let endpoint = &record.endpoint;
     let admin = match (&endpoint.admin, endpoint.oauth2()) {
         (_, Some(oauth2)) => format!(", OAuth2 ({:?})", oauth2.provider),

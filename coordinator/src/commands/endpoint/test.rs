@@ -22,6 +22,7 @@ use crate::error::CliError;
 use crate::input::{self, ServerInput};
 use crate::records;
 use crate::settings::Settings;
+use crate::tenant_stores::TenantStores;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -32,20 +33,25 @@ pub struct Check {
     pub detail: String,
 }
 
+/// A stored endpoint with its sealed secrets, to test.
+pub async fn stored_server(stores: &TenantStores, name: &str) -> Result<ServerInput, CliError> {
+    let record = records::endpoint(stores.state.as_ref(), name).await?;
+    let credentials = stores.credentials.as_ref();
+    Ok(ServerInput {
+        admin_password: records::stored_admin_password(credentials, name).await?,
+        oauth2_secret: records::stored_oauth2_secret(credentials, name).await?,
+        endpoint: record.endpoint,
+    })
+}
+
 /// The endpoint to test and its secrets: a stored endpoint, or the flags.
 async fn endpoint_to_test(
     args: &EndpointTestArgs,
     settings: &Settings,
 ) -> Result<ServerInput, CliError> {
     if let Some(name) = &args.endpoint {
-        let stores = open_admin(settings, &args.state.state_dir).await?;
-        let record = records::endpoint(stores.state.as_ref(), name).await?;
-        let credentials = stores.credentials.as_ref();
-        return Ok(ServerInput {
-            admin_password: records::stored_admin_password(credentials, name).await?,
-            oauth2_secret: records::stored_oauth2_secret(credentials, name).await?,
-            endpoint: record.endpoint,
-        });
+        let stores: TenantStores = open_admin(settings, &args.state.state_dir).await?.into();
+        return stored_server(&stores, name).await;
     }
     let url = args.source.as_deref().unwrap_or_default();
     input::source_server(url, &args.source_admin, &args.source_oauth2)
@@ -53,7 +59,13 @@ async fn endpoint_to_test(
 
 /// Runs every check and prints them; exit 1 when any failed.
 pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<ExitCode, CliError> {
-    let checks = checks(args, settings).await?;
+    let server = endpoint_to_test(args, settings).await?;
+    let checks = checks(
+        &server,
+        &args.users,
+        input::secret_from_environment(USER_PASSWORD_VARIABLE),
+    )
+    .await?;
     if args.json {
         print_json(&checks);
     } else {
@@ -65,8 +77,16 @@ pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<ExitCod
     Ok(ExitCode::from(u8::from(!checks.iter().all(|c| c.ok))))
 }
 
-async fn checks(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Check>, CliError> {
-    let server = endpoint_to_test(args, settings).await?;
+/// Where `endpoint test --user` reads the user's password when the endpoint has no admin.
+const USER_PASSWORD_VARIABLE: &str = "MAILFLEET_USER_PASSWORD";
+
+/// Connects to `server` and logs in for each of `users` (as its admin, with its OAuth2
+/// provider, or with `user_password`); one check each, in order.
+pub async fn checks(
+    server: &ServerInput,
+    users: &[String],
+    user_password: Option<SecretString>,
+) -> Result<Vec<Check>, CliError> {
     let endpoint = &server.endpoint;
     let label = endpoint.url();
     let reached = probe(&label, endpoint, TIMEOUT).await;
@@ -77,17 +97,21 @@ async fn checks(args: &EndpointTestArgs, settings: &Settings) -> Result<Vec<Chec
         Some(oauth2) => {
             let provider = provider_for(oauth2, server.oauth2_secret.clone())
                 .map_err(|e| CliError::Invalid(format!("OAuth2: {e}")))?;
-            for user in &args.users {
+            for user in users {
                 checks.extend(token_login(endpoint, oauth2, provider.as_ref(), user).await);
             }
         }
         None => {
-            let password = match server.admin_password {
-                Some(admin) if endpoint.admin.is_some() => Some(admin),
-                _ if !args.users.is_empty() => Some(user_password()?),
+            let password = match &server.admin_password {
+                Some(admin) if endpoint.admin.is_some() => Some(admin.clone()),
+                _ if !users.is_empty() => Some(user_password.ok_or_else(|| {
+                    CliError::Invalid(format!(
+                        "--user without --source-admin needs the user's password in {USER_PASSWORD_VARIABLE}"
+                    ))
+                })?),
                 _ => None,
             };
-            for user in &args.users {
+            for user in users {
                 let login = endpoint.login_for(user);
                 let password = password
                     .as_ref()
@@ -172,13 +196,4 @@ impl Check {
             },
         }
     }
-}
-
-fn user_password() -> Result<SecretString, CliError> {
-    input::secret_from_environment("MAILFLEET_USER_PASSWORD").ok_or_else(|| {
-        CliError::Invalid(
-            "--user without --source-admin needs the user's password in MAILFLEET_USER_PASSWORD"
-                .into(),
-        )
-    })
 }

@@ -483,7 +483,9 @@ function select(id, options, selected) {
 
 function testResult(name, result) {
   const lines = [];
-  if (result && typeof result === "object") {
+  if (Array.isArray(result)) {
+    for (const check of result) lines.push([check.check, (check.ok ? "ok: " : "FAILED: ") + check.detail]);
+  } else if (result && typeof result === "object") {
     for (const [key, value] of Object.entries(result)) {
       lines.push([stateLabel(key.replace(/_/g, " ")), typeof value === "object" ? JSON.stringify(value) : String(value)]);
     }
@@ -516,11 +518,11 @@ function endpointsView(main) {
     fill(region, table("Endpoints", ["Name", "Server", "Admin", "Migrations at once", "Incremental syncs at once", "Profile", "Actions"],
       endpoints.map((e) => [
         e.name,
-        e.url ?? e.endpoint?.url ?? "",
-        e.admin_user ?? e.endpoint?.admin?.user ?? "none",
-        e.max_concurrent_migrations ?? "",
-        e.max_concurrent_incremental_syncs ?? "",
-        e.profile ?? "auto",
+        e.description ?? "",
+        e.record?.endpoint?.admin?.user ?? "none",
+        e.record?.max_concurrent_migrations ?? "",
+        e.record?.max_concurrent_incremental_syncs ?? "",
+        e.record?.profile ?? "auto",
         h("span", { class: "row-actions" },
           h("button", { type: "button", id: "test-" + e.name, onclick: (ev) => runTest(e.name, ev.target) }, "Test " + e.name),
           can("admin") ? h("button", { type: "button", class: "danger", id: "remove-endpoint-" + e.name, onclick: async (ev) => {
@@ -605,7 +607,7 @@ function progress(batch) {
 
 function countsText(batch) {
   const c = counts(batch);
-  const parts = Object.entries(c).filter(([k, v]) => k !== "total" && Number(v) > 0)
+  const parts = Object.entries(c).filter(([k, v]) => k !== "total" && !k.startsWith("items_") && Number(v) > 0)
     .map(([k, v]) => formatCount(v) + " " + k.replace(/_/g, " "));
   return parts.length ? parts.join(", ") : "no users";
 }
@@ -637,6 +639,8 @@ function batchForm() {
   const csv = h("input", { id: "batch-csv", type: "file", accept: ".csv,text/csv", required: true });
   const startNow = h("input", { id: "batch-start", type: "checkbox" });
   const mirror = h("input", { id: "batch-mirror-deletions", type: "checkbox" });
+  const interval = h("input", { id: "batch-interval", placeholder: "24h", autocomplete: "off" });
+  const window_ = h("input", { id: "batch-window", placeholder: "72h", autocomplete: "off" });
   const errors = h("div", { id: "batch-csv-errors", role: "alert" });
   csv.setAttribute("aria-describedby", "batch-csv-hint batch-csv-errors");
   const form = h("form", { class: "card", "aria-labelledby": "batch-create" },
@@ -649,6 +653,8 @@ function batchForm() {
         h("label", { for: "batch-csv" }, "Users (CSV file)"),
         csv,
         h("small", { id: "batch-csv-hint", class: "hint" }, "Header EmailAddress,UserName,Password[,UserRoot]; up to 50,000 rows.")),
+      field("Incremental sync every", interval, "Optional, e.g. 24h or 30min."),
+      field("Completion window", window_, "Optional, e.g. 72h: syncing goes on this long after Complete."),
       h("div", { class: "field check" }, startNow, h("label", { for: "batch-start" }, "Start the initial sync now")),
       h("div", { class: "field check" }, mirror, h("label", { for: "batch-mirror-deletions" }, "Mirror deletions in incremental syncs"))),
     errors,
@@ -675,7 +681,9 @@ function batchForm() {
       csv: await file.text(),
       mirror_deletions: mirror.checked,
     };
-    if (startNow.checked) body.start_after = new Date().toISOString();
+    if (startNow.checked) body.autostart = true;
+    if (interval.value.trim()) body.incremental_interval = interval.value.trim();
+    if (window_.value.trim()) body.completion_window = window_.value.trim();
     const button = event.submitter || form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
@@ -744,6 +752,7 @@ function batchView(main, name) {
       definitions([
         ["Source → target", (batch.source_endpoint || "") + " → " + (batch.target_endpoint || "")],
         ["Users", countsText(batch)],
+        ["Items", formatCount(counts(batch).items_synced) + " synced, " + formatCount(counts(batch).items_skipped) + " skipped"],
         ["Created", formatTime(batch.created_at)],
         ["Start after", batch.start_after ? formatTime(batch.start_after) : "not started"],
         ["Initial sync finished", formatTime(batch.initial_sync_finished_at)],
@@ -778,9 +787,11 @@ async function download(path, filename) {
 
 const USER_STATES = ["Queued", "Syncing", "Synced", "IncrementalSyncing", "IncrementalSynced", "Completing",
   "Completed", "CompletedWithWarnings", "Failed", "IncrementalFailed", "Stopped"];
+// [key, label, sortable by the API]
 const USER_COLUMNS = [
-  ["email", "Email"], ["state", "State"], ["items_synced", "Items synced"], ["items_skipped", "Items skipped"],
-  ["bytes_copied_total", "Copied"], ["last_successful_sync", "Last sync"], ["consistency", "Consistency"],
+  ["email", "Email", true], ["state", "State", true], ["items_synced", "Items synced", true],
+  ["items_skipped", "Items skipped", true], ["bytes_copied_total", "Copied", false],
+  ["last_successful_sync", "Last sync", false], ["consistency", "Consistency", false],
 ];
 
 // A batch's users: sorted, filtered and searched by the API, a page at a time by cursor.
@@ -805,7 +816,8 @@ function usersSection(batchName, batchPath) {
     load().catch((e) => fill(region, h("p", { class: "error" }, e.message)));
   }
 
-  function header([key, label]) {
+  function header([key, label, sortable]) {
+    if (!sortable) return h("th", { scope: "col" }, label);
     const active = state.sort === key;
     const direction = active ? (state.descending ? "descending" : "ascending") : null;
     return h("th", { scope: "col", "aria-sort": direction || "none", dataset: { label } },
@@ -834,7 +846,7 @@ function usersSection(batchName, batchPath) {
         formatCount(u.items_skipped),
         formatBytes(u.bytes_copied_total),
         formatTime(u.last_successful_sync),
-        u.consistency ?? u.consistency_score ?? "",
+        consistency(u),
       ]), filtered ? "No users match this search." : "This batch has no users."));
     const first = state.page * PAGE_SIZE + 1;
     fill(pager,
@@ -844,6 +856,15 @@ function usersSection(batchName, batchPath) {
   }
 
   return { section, load };
+}
+
+// Microsoft's grades from skipped vs synced items, as ConsistencyScore::of computes them.
+function consistency(u) {
+  const synced = Number(u.items_synced || 0);
+  const skipped = Number(u.items_skipped || 0);
+  if (!skipped) return "Perfect";
+  const ratio = skipped / (synced + skipped);
+  return ratio < 0.001 ? "Good" : ratio < 0.01 ? "Investigate" : "Poor";
 }
 
 // ---------------------------------------------------------------- one user
@@ -861,7 +882,7 @@ function userView(main, batchName, email) {
           ["User name", u.user_name || ""],
           ["Items synced", formatCount(u.items_synced)],
           ["Items skipped", formatCount(u.items_skipped)],
-          ["Consistency", u.consistency ?? u.consistency_score ?? ""],
+          ["Consistency", consistency(u)],
           ["Copied in all passes", formatCount(u.items_copied_total) + " items, " + formatBytes(u.bytes_copied_total)],
           ["Mirrored from the source", formatCount(u.flags_updated_total) + " flag changes, " + formatCount(u.moved_total) + " moves, " + formatCount(u.deleted_total) + " deletions"],
           ["Last sync", formatTime(u.last_successful_sync)],
@@ -869,8 +890,8 @@ function userView(main, batchName, email) {
           ["Last incremental sync took", formatDuration(u.last_incremental_sync_seconds)],
         ])),
       h("section", { "aria-labelledby": "folders-title" }, h("h2", { id: "folders-title" }, "Folders"),
-        table("Folders", ["Source folder", "Target folder", "Messages", "Copied", "Skipped"],
-          folders.map((f) => [f.source ?? f.name ?? f.folder ?? "", f.target ?? "", formatCount(f.messages ?? f.exists), formatCount(f.copied ?? f.appended), formatCount(f.skipped)]),
+        table("Folders", ["Source folder", "Copied up to source UID"],
+          folders.map((f) => [f.folder, String(f.last_source_uid)]),
           "No folders recorded yet.")),
       h("section", { "aria-labelledby": "skipped-title" }, h("h2", { id: "skipped-title" }, "Skipped items"),
         items("Skipped items", u.skipped || [], "Nothing was skipped.")),

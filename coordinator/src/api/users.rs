@@ -1,0 +1,144 @@
+//! `/api/v1/batches/{name}/users`: a batch's users, filtered, sorted and paged for a screen
+//! of thousands; one user with its folders, skipped items, warnings and errors.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use mailfleet_shared::checkpoint::CheckpointKey;
+use mailfleet_shared::lifecycle::UserRecord;
+use mailfleet_shared::state::batch_scope;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::InTenant;
+use super::problem::Problem;
+use crate::commands::batch;
+use crate::error::CliError;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize, IntoParams)]
+pub struct UsersQuery {
+    /// Only users in this state (Queued, Syncing, Synced, Failed, …; any case).
+    pub state: Option<String>,
+    /// Only users whose address contains this text (any case).
+    pub q: Option<String>,
+    /// email (default), state, items_synced or items_skipped; `-` first for descending.
+    pub sort: Option<String>,
+    /// From a previous answer's next_cursor.
+    pub cursor: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    /// Each user's stored record: state, counts, skipped items, warnings, errors, times.
+    #[schema(value_type = Vec<Object>)]
+    pub users: Vec<UserRecord>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of the batch's users.
+#[utoipa::path(get, path = "/api/v1/batches/{name}/users", tag = "batches",
+    params(("name" = String, Path, description = "the batch"), UsersQuery),
+    responses((status = 200, body = UserPage), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn list(
+    tenant: InTenant,
+    Path(name): Path<String>,
+    Query(query): Query<UsersQuery>,
+) -> Result<Json<UserPage>, Problem> {
+    let (_, users) = batch::status(&tenant.stores, &name).await?;
+    Ok(Json(page(users, &query)?))
+}
+
+fn page(mut users: Vec<UserRecord>, query: &UsersQuery) -> Result<UserPage, CliError> {
+    if let Some(state) = &query.state {
+        users.retain(|u| u.state.to_string().eq_ignore_ascii_case(state));
+    }
+    if let Some(text) = query.q.as_deref().map(str::to_lowercase) {
+        users.retain(|u| u.email.to_lowercase().contains(&text));
+    }
+    let sort = query.sort.as_deref().unwrap_or("email");
+    let (descending, key) = match sort.strip_prefix('-') {
+        Some(key) => (true, key),
+        None => (false, sort),
+    };
+    match key {
+        "email" => users.sort_by(|a, b| a.email.cmp(&b.email)),
+        "state" => users.sort_by_key(|u| u.state.to_string()),
+        "items_synced" => users.sort_by_key(|u| u.items_synced),
+        "items_skipped" => users.sort_by_key(|u| u.items_skipped),
+        other => {
+            return Err(CliError::Invalid(format!(
+                "sort {other:?}: use email, state, items_synced or items_skipped"
+            )));
+        }
+    }
+    if descending {
+        users.reverse();
+    }
+    let start: usize = match &query.cursor {
+        Some(cursor) => cursor
+            .parse()
+            .map_err(|_| CliError::Invalid(format!("cursor {cursor:?} is not one of ours")))?,
+        None => 0,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let end = (start + limit).min(users.len());
+    let next_cursor = (end < users.len()).then(|| end.to_string());
+    let users = users.into_iter().skip(start).take(limit).collect();
+    Ok(UserPage { users, next_cursor })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FolderProgress {
+    pub folder: String,
+    /// Every source UID up to here is on the target.
+    pub last_source_uid: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDetail {
+    /// The stored record: state, counts, skipped items, warnings, errors, times.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub user: UserRecord,
+    /// The folders copied so far, from their checkpoints.
+    pub folders: Vec<FolderProgress>,
+}
+
+/// One user of the batch.
+#[utoipa::path(get, path = "/api/v1/batches/{name}/users/{email}", tag = "batches",
+    params(("name" = String, Path, description = "the batch"),
+        ("email" = String, Path, description = "the user's address")),
+    responses((status = 200, body = UserDetail), (status = 404, body = Problem)))]
+pub async fn show(
+    tenant: InTenant,
+    Path((name, email)): Path<(String, String)>,
+) -> Result<Json<UserDetail>, Problem> {
+    let (batch, users) = batch::status(&tenant.stores, &name).await?;
+    let user = users
+        .into_iter()
+        .find(|u| u.email.eq_ignore_ascii_case(&email))
+        .ok_or_else(|| CliError::NotFound(format!("batch {} has no user {email}", batch.name)))?;
+    let scope = batch_scope(&batch.name);
+    let checkpoints = &tenant.stores.checkpoints;
+    let mut folders = Vec::new();
+    for folder in checkpoints.mapped_folders(&scope, &user.email).await? {
+        let key = CheckpointKey {
+            scope: scope.clone(),
+            user: user.email.clone(),
+            folder: folder.clone(),
+        };
+        if let Some(checkpoint) = checkpoints.load(&key).await? {
+            folders.push(FolderProgress {
+                folder,
+                last_source_uid: checkpoint.last_source_uid,
+            });
+        }
+    }
+    Ok(Json(UserDetail { user, folders }))
+}

@@ -1,0 +1,45 @@
+//! `mailfleet serve`: what `mailfleet run` does (the scheduler, [`service::run`]) plus, on
+//! `--listen`, the HTTP API under `/api/v1`, the dashboard at `/`, `/metrics` and `/healthz` —
+//! over HTTPS with `--tls-cert`/`--tls-key`. The API works on the same stores as the scheduler and the
+//! command line, so a batch created by any of them is the same batch.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::api::listener::{self, Tls};
+use crate::api::rate_limit::RateLimiter;
+use crate::api::{self, ApiState};
+use crate::backends;
+use crate::cli::run::ServeArgs;
+use crate::dashboard;
+use crate::error::CliError;
+use crate::observe::{http, telemetry};
+use crate::service;
+use crate::settings::Settings;
+use crate::shutdown::StopSignal;
+
+pub async fn run(args: &ServeArgs, settings: &Settings, stop: &StopSignal) -> Result<(), CliError> {
+    let state_dir = &args.service.state.state_dir;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+        _ => None,
+    };
+    let control = backends::open_control(settings, state_dir).await?;
+    let stores = backends::open_admin(settings, state_dir).await?;
+    let api = Arc::new(ApiState {
+        control,
+        credentials: stores.credentials,
+        checkpoints: stores.checkpoints,
+        limiter: RateLimiter::per_minute(args.rate_limit),
+        tuning: settings.tuning(),
+        dns_server: settings.dns_server,
+    });
+    let app: Router = api::router(api)
+        .merge(http::router(telemetry::engine_registry(), None))
+        .merge(dashboard::router());
+    let server = listener::serve(args.listen, tls, app).await?;
+    let result = service::run(&args.service, settings, stop).await;
+    server.abort();
+    result
+}
