@@ -129,13 +129,13 @@ impl Browser {
     async fn wait_for_text(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                if let Ok(text) = element.text().await {
-                    if done(&text) {
-                        return text;
-                    }
-                    last = text;
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+            {
+                if done(&text) {
+                    return text;
                 }
+                last = text;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
