@@ -8,6 +8,7 @@
 //!   notifications, MX checks.
 //! - [`run`]: one sync pass — admission, collector, progress, summary, dead letters.
 //! - [`observe`]: logs and traces, `/metrics` `/status` `/healthz`, the status board.
+//! - [`dashboard`]: the web page at `/` (assets compiled in), a client of the HTTP API.
 //! - [`input`]: what users hand in (CSV, server URLs, admin logins), checked, and passwords
 //!   sealed; [`records`]: named endpoints and batches from the state store.
 //! - [`tenants`]: tenants and API tokens as operations the commands and the API share.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod dashboard;
 pub mod display;
 pub mod error;
 pub mod hardening;

@@ -9,6 +9,8 @@
 #    against (no test needs it).
 #  - aiosmtpd (Python): the real SMTP server the notification test delivers to; from PyPI
 #    when python3 has pip, else Debian's python3-aiosmtpd.
+#  - chromium and chromium-driver: the dashboard's test drives a real headless Chromium through
+#    WebDriver (/usr/bin/chromedriver, /usr/bin/chromium).
 #  - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest) for the distributed
 #    backends' tests: used as they are when something already listens there, else installed
 #    and started in the background.
@@ -26,6 +28,8 @@ command -v pkill >/dev/null 2>&1 || need+=(procps)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 has_aiosmtpd() { python3 -c 'import aiosmtpd' 2>/dev/null; }
 if ! has_aiosmtpd && ! python3 -m pip --version >/dev/null 2>&1; then need+=(python3-aiosmtpd); fi
 if ! listening 6379 && ! command -v redis-server >/dev/null 2>&1; then need+=(redis-server); fi

@@ -1,6 +1,6 @@
 //! `mailfleet serve`: what `mailfleet run` does (the scheduler, [`service::run`]) plus, on
-//! `--listen`, the HTTP API under `/api/v1`, `/metrics` and `/healthz` — over HTTPS with
-//! `--tls-cert`/`--tls-key`. The API works on the same stores as the scheduler and the
+//! `--listen`, the HTTP API under `/api/v1`, the dashboard at `/`, `/metrics` and `/healthz` —
+//! over HTTPS with `--tls-cert`/`--tls-key`. The API works on the same stores as the scheduler and the
 //! command line, so a batch created by any of them is the same batch.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use crate::api::rate_limit::RateLimiter;
 use crate::api::{self, ApiState};
 use crate::backends;
 use crate::cli::run::ServeArgs;
+use crate::dashboard;
 use crate::error::CliError;
 use crate::observe::{http, telemetry};
 use crate::service;
@@ -32,7 +33,9 @@ pub async fn run(args: &ServeArgs, settings: &Settings, stop: &StopSignal) -> Re
         tuning: settings.tuning(),
         dns_server: settings.dns_server,
     });
-    let app: Router = api::router(api).merge(http::router(telemetry::engine_registry(), None));
+    let app: Router = api::router(api)
+        .merge(http::router(telemetry::engine_registry(), None))
+        .merge(dashboard::router());
     let server = listener::serve(args.listen, tls, app).await?;
     let result = service::run(&args.service, settings, stop).await;
     server.abort();
