@@ -207,8 +207,6 @@ fn admin_token(state_dir: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the ControlStore (backends::open_control, `mailfleet token create`) of \
-            wt-tenancy, not merged into this branch yet: `mailfleet serve` refuses to start"]
 async fn an_operator_runs_a_batch_from_csv_to_completed_in_the_dashboard() {
     if chromium_missing() {
         eprintln!(

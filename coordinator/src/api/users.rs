@@ -6,6 +6,7 @@ use axum::extract::{Path, Query};
 use mailfleet_shared::checkpoint::CheckpointKey;
 use mailfleet_shared::lifecycle::UserRecord;
 use mailfleet_shared::state::batch_scope;
+use mailfleet_shared::tenancy::tenant_scope;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -124,7 +125,8 @@ pub async fn show(
         .into_iter()
         .find(|u| u.email.eq_ignore_ascii_case(&email))
         .ok_or_else(|| CliError::NotFound(format!("batch {} has no user {email}", batch.name)))?;
-    let scope = batch_scope(&batch.name);
+    // Workers checkpoint under the tenant's scope of the batch (see `service::batch_job`).
+    let scope = tenant_scope(&tenant.stores.tenant, &batch_scope(&batch.name));
     let checkpoints = &tenant.stores.checkpoints;
     let mut folders = Vec::new();
     for folder in checkpoints.mapped_folders(&scope, &user.email).await? {

@@ -180,8 +180,10 @@ impl Faults {
                 if !self.workers.is_empty() {
                     let index = rand::rng().random_range(0..self.workers.len());
                     let mut worker = self.workers.swap_remove(index);
-                    worker.kill()?; // SIGKILL
+                    // SIGKILL; reaped whatever kill says (it fails only if the worker had exited).
+                    let killed = worker.kill();
                     worker.wait()?;
+                    killed?;
                     self.spawn_worker()?;
                 }
             }
