@@ -6,7 +6,7 @@
 //!
 //! A leader cut off from its database (the session lost, the process alive) must stop before a
 //! standby starts: it confirms the lock before every pass and every [`LEASE_CHECK`], and stops
-//! its passes and exits when it cannot (a supervisor restarts it as a standby); a new leader
+//! its passes and stands by again when it cannot; a new leader
 //! waits [`FENCE`] — longer than a lost leader takes to notice — before its first pass.
 //!
 //! With SQLite state there is nothing to elect: the state dir's lock keeps a second service off.
@@ -56,10 +56,13 @@ impl Leadership {
         };
         let mut waited = false;
         loop {
-            if let Some(lock) = SchedulerLock::try_take(url)
-                .await
-                .map_err(|e| CliError::failed("state store", e))?
-            {
+            // The service opened the database already, so an error here is the database
+            // going away (restarted, unreachable): stand by until it is back.
+            let taken = SchedulerLock::try_take(url).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "the state database is unreachable; standing by");
+                None
+            });
+            if let Some(lock) = taken {
                 if waited {
                     tracing::info!("took over scheduling: the leader is gone");
                     // A leader that lost its session (not its process) is still stopping.

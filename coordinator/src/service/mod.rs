@@ -78,9 +78,6 @@ pub async fn run(
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
-    let Some(mut leadership) = Leadership::acquire(settings, state_dir, stop).await? else {
-        return Err(CliError::Interrupted);
-    };
     let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
     if let Some(broker) = &backends.dead_letters {
         dead_letters::report_as_failures(broker.clone());
@@ -93,17 +90,42 @@ pub async fn run(
         notifier: Notifier::from_settings(settings)?,
         tuning: settings.tuning(),
     });
-    service.recover().await?;
     tracing::info!(state_dir = %state_dir.display(), "service started");
-    let scheduled = service
-        .schedule(&mut leadership, args.poll_interval, stop)
-        .await;
+    // A leader that loses the lock (its database session cut, e.g. PostgreSQL restarted) has
+    // stopped its passes by then, and stands by again like any other service.
+    let scheduled = loop {
+        let leadership = match Leadership::acquire(settings, state_dir, stop).await {
+            Ok(Some(leadership)) => leadership,
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        };
+        let mut leadership = leadership;
+        if let Err(error) = service.recover().await {
+            break Err(error);
+        }
+        match service
+            .schedule(&mut leadership, args.poll_interval, stop)
+            .await
+        {
+            Ok(Scheduled::LostLeadership) => continue,
+            Ok(Scheduled::Stopped) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
     tracing::info!("service stopping");
     service.backends.queue.close();
     let stopped = service.runtime.shut_down().await;
     scheduled?;
     stopped?;
     Err(CliError::Interrupted)
+}
+
+/// Why [`Service::schedule`] returned without an error.
+enum Scheduled {
+    /// `stop` fired.
+    Stopped,
+    /// The scheduler lock is gone: another service may be scheduling now.
+    LostLeadership,
 }
 
 impl Service {
@@ -114,7 +136,7 @@ impl Service {
         leadership: &mut Leadership,
         poll_interval: std::time::Duration,
         stop: &StopSignal,
-    ) -> Result<(), CliError> {
+    ) -> Result<Scheduled, CliError> {
         let (stop_passes, token) = shutdown_pair();
         let passes_stop = StopSignal {
             token,
@@ -124,16 +146,15 @@ impl Service {
         let mut busy: HashSet<BatchKey> = HashSet::new();
         let scheduled = loop {
             if stop.is_requested() {
-                break Ok(());
+                break Ok(Scheduled::Stopped);
             }
             // Fencing: a leader cut off from the database must not start (or go on with) passes
             // a standby is about to take over.
             if !leadership.is_held().await {
-                tracing::error!("lost the scheduler lock of the state database: stopping");
-                break Err(CliError::failed(
-                    "scheduling",
-                    "lost the scheduler lock of the state database (a standby takes over); restart to stand by",
-                ));
+                tracing::error!(
+                    "lost the scheduler lock of the state database: stopping this service's passes and standing by"
+                );
+                break Ok(Scheduled::LostLeadership);
             }
             let due = match self.due(&busy).await {
                 Ok(due) => due,
