@@ -33,6 +33,7 @@ pub mod sqlite;
 mod sqlite_control;
 pub mod sqlite_state;
 mod stored_time;
+mod stored_token;
 pub mod tenant_keys;
 
 pub use error::StoresError;

@@ -16,35 +16,7 @@ use sqlx::types::Json;
 
 use crate::postgres_state::{PostgresStateStore, pg};
 use crate::stored_time::{parse_time, time_text};
-
-/// A token row as stored, decoded after the query.
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: String,
-    tenant: Option<String>,
-    role: String,
-    label: String,
-    created_at: String,
-    revoked_at: Option<String>,
-    hash: String,
-}
-
-impl TokenRow {
-    fn decode(self) -> Result<(TokenRecord, String), StoreError> {
-        let record = TokenRecord {
-            role: self
-                .role
-                .parse()
-                .map_err(|e| StoreError::corrupt(format!("token {}: {e}", self.id)))?,
-            created_at: parse_time(&self.created_at)?,
-            revoked_at: self.revoked_at.as_deref().map(parse_time).transpose()?,
-            id: self.id,
-            tenant: self.tenant,
-            label: self.label,
-        };
-        Ok((record, self.hash))
-    }
-}
+use crate::stored_token::TokenRow;
 
 /// The columns of [`TokenRow`], spliced into queries (sqlx takes only static query text).
 macro_rules! token_columns {

@@ -9,28 +9,19 @@ use chrono::{DateTime, Utc};
 use mailfleet_shared::state::StateStore;
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::{
-    AuditEntry, ControlStore, DEFAULT_TENANT, DEFAULT_TENANT_STAYS, Role, TenantRecord, TokenRecord,
+    AuditEntry, ControlStore, DEFAULT_TENANT, DEFAULT_TENANT_STAYS, TenantRecord, TokenRecord,
 };
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::error::sqlite_error as sql;
 use crate::sqlite_state::{SqliteStateStore, from_json, to_json, write_transaction};
 use crate::stored_time::{parse_time, time_text};
+use crate::stored_token::TokenRow;
 
 const TOKEN_COLUMNS: &str = "id, tenant, role, label, created_at, revoked_at, hash";
 
-/// A token row as stored (the columns of [`TOKEN_COLUMNS`]), decoded after the query.
-struct TokenRow {
-    id: String,
-    tenant: Option<String>,
-    role: String,
-    label: String,
-    created_at: String,
-    revoked_at: Option<String>,
-    hash: String,
-}
-
 impl TokenRow {
+    /// Reads a row of [`TOKEN_COLUMNS`].
     fn read(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
         Ok(TokenRow {
             id: row.get(0)?,
@@ -41,22 +32,6 @@ impl TokenRow {
             revoked_at: row.get(5)?,
             hash: row.get(6)?,
         })
-    }
-
-    fn decode(self) -> Result<(TokenRecord, String), StoreError> {
-        let role: Role = self
-            .role
-            .parse()
-            .map_err(|e| StoreError::corrupt(format!("token {}: {e}", self.id)))?;
-        let record = TokenRecord {
-            created_at: parse_time(&self.created_at)?,
-            revoked_at: self.revoked_at.as_deref().map(parse_time).transpose()?,
-            id: self.id,
-            tenant: self.tenant,
-            role,
-            label: self.label,
-        };
-        Ok((record, self.hash))
     }
 }
 
