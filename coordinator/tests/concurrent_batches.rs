@@ -1,8 +1,12 @@
 //! Passes of different batches run at once (ARCHITECTURE.md, "Many batches at once"), sharing
 //! their endpoint's limit: two batches on one source endpoint allowing 2 users at once both
 //! reach Synced; the service's `/status` shows that endpoint never had more than 2 users in
-//! sync (its peak, counted by the admission slots, not sampled), and the small batch was not
-//! kept waiting for the big one to finish (its user synced before the big batch's last user).
+//! sync (its peak, counted by the admission slots, not sampled), and every mailbox is exact.
+//!
+//! Which batch's user gets a slot that frees is decided without a clock or I/O, so its fairness
+//! (a batch arriving while another holds every slot is served next) is proved by the unit tests
+//! in `coordinator/src/run/slots.rs`; here, when each pass begins is up to the scheduler, and an
+//! order of completion would only measure how busy the machine was.
 
 mod common;
 
@@ -28,19 +32,6 @@ fn csv(pair: &Pair, name: &str, users: &[(&str, &str)]) -> std::path::PathBuf {
     let path = pair.dir.path().join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// When each user of a batch last synced.
-fn synced_at(status: &Value) -> Vec<chrono::DateTime<chrono::FixedOffset>> {
-    status["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| {
-            let at = u["last_successful_sync"].as_str().unwrap();
-            chrono::DateTime::parse_from_rfc3339(at).unwrap()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,20 +67,13 @@ async fn two_batches_share_one_endpoints_limit_and_both_complete() {
         &["--workers", "4", "--metrics-listen", &status_address],
         &pair.dir.path().join("service.log"),
     );
-    let big = service
+    service
         .wait_for("wave-a", "Synced", |s| batch_state(s) == "Synced")
         .await;
-    let small = service
+    service
         .wait_for("wave-b", "Synced", |s| batch_state(s) == "Synced")
         .await;
 
-    // Admitted side by side: the small batch's user did not wait for the whole big batch.
-    let small_done = synced_at(&small)[0];
-    let big_last = synced_at(&big).into_iter().max().unwrap();
-    assert!(
-        small_done < big_last,
-        "wave-b synced at {small_done}, after all of wave-a ({big_last})"
-    );
     let board: Value = reqwest::get(format!("http://{status_address}/status"))
         .await
         .unwrap()

@@ -662,3 +662,49 @@ async fn a_folder_recreated_under_another_name_with_the_same_messages_is_renamed
     );
     assert_same_mail(&pair.source_snapshot(0).await, &target, str::to_owned);
 }
+
+/// The benchmark's day (`loadtest bench single`) on its corpus: 1,000 messages over the
+/// corpus's folders, a first pass, an idle re-run, then about 1 % of the messages flagged,
+/// moved to the next folder (chains of moves, the last folder's into the first) or joined by new
+/// mail, and one more pass: the target is the source, message for message, nothing twice.
+#[tokio::test]
+async fn a_pass_after_a_day_of_one_percent_changes_leaves_the_target_exactly_the_source() {
+    let user = ("mirror-day@example.com", "pd");
+    let pair = Pair::start(&[user]);
+    pair.seed_all(&mailfleet_testkit::corpus::CorpusSpec {
+        messages: 1_000,
+        ..Default::default()
+    })
+    .await;
+    let csv = pair.write_csv();
+    for pass in ["initial", "idle re-run"] {
+        let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+        assert_eq!(code, 0, "{pass}: {stderr}\n{json}");
+    }
+    let changes = mailfleet_testkit::user_changes::change_one_percent(pair.source.port(), user, 0)
+        .await
+        .unwrap();
+    assert!(
+        changes.moved > 0 && changes.flagged > 0 && changes.added > 0,
+        "{changes:?}"
+    );
+    let (code, json, stderr) = run(&mut pair.migrate_command(&csv, &[]));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, user.0);
+    assert_eq!(count(result, "moved"), changes.moved as u64, "{result}");
+    assert_eq!(
+        count(result, "items_copied"),
+        changes.added as u64,
+        "{result}"
+    );
+    assert_eq!(
+        result["deleted_on_source_kept"],
+        serde_json::json!([]),
+        "{result}"
+    );
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
+}

@@ -336,3 +336,32 @@ pub fn assert_same_mail(
         differences.join("\n")
     );
 }
+
+/// Messages per non-empty folder of `(login, password)`'s mailbox on the server at `port`,
+/// sorted by folder name.
+pub async fn folder_counts(port: u16, user: (&str, &str)) -> Result<Vec<(String, u32)>> {
+    let mut session = connect_login(port, user.0, user.1).await?;
+    let names: Vec<String> = session
+        .list(Some(""), Some("*"))
+        .await?
+        .try_collect::<Vec<_>>()
+        .await?
+        .iter()
+        .filter(|n| {
+            !n.attributes()
+                .iter()
+                .any(|a| matches!(a, async_imap::types::NameAttribute::NoSelect))
+        })
+        .map(|n| n.name().to_owned())
+        .collect();
+    let mut counts = Vec::new();
+    for name in names {
+        let status = session.status(&name, "(MESSAGES)").await?;
+        if status.exists > 0 {
+            counts.push((name, status.exists));
+        }
+    }
+    counts.sort();
+    session.logout().await?;
+    Ok(counts)
+}

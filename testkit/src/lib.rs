@@ -27,6 +27,7 @@ pub mod identity;
 pub mod postgres;
 pub mod private;
 pub mod scripted_server;
+pub mod user_changes;
 
 pub use client::{
     MailCount, MailboxSnapshot, NewMessage, append_all, assert_same_mail, connect_login,

@@ -377,6 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_arriving_late_gets_the_next_free_slot_of_its_tenant() {
+        let mut slots = Slots::default();
+        let shared = [(endpoint("imap"), 2)];
+        slots.join(1, &claim("default", 1, &shared), 3);
+        assert_eq!(
+            slots.grant(),
+            vec![1, 1],
+            "the first batch alone takes both slots"
+        );
+        slots.join(2, &claim("default", 1, &shared), 1);
+        slots.release(1);
+        assert_eq!(
+            slots.grant(),
+            vec![2],
+            "served before the first batch's third user"
+        );
+        slots.release(1);
+        assert_eq!(slots.grant(), vec![1]);
+    }
+
+    #[test]
     fn a_small_tenant_is_not_starved_by_a_huge_batch() {
         let mut slots = Slots::default();
         let shared = [(endpoint("imap"), 4)];

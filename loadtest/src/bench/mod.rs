@@ -12,7 +12,6 @@ mod process;
 mod report;
 pub mod scale;
 pub mod single;
-mod user_changes;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {

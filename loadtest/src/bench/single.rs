@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::bail;
 use mailfleet_testkit::corpus::CorpusSpec;
+use mailfleet_testkit::user_changes::change_one_percent;
 use mailfleet_testkit::{DovecotServer, StartOptions};
 use serde_json::{Value, json};
 
@@ -21,7 +22,6 @@ use super::mbsync::mbsync_config;
 use super::measured::{self, Measured};
 use super::process::{migrate_command, release_binary, single_user_csv};
 use super::report::{publish, rounded};
-use super::user_changes::change_one_percent;
 
 const USER: (&str, &str) = ("bench@example.com", "bench-pw");
 
@@ -95,7 +95,9 @@ pub async fn run(args: &SingleArgs) -> anyhow::Result<()> {
                 );
             }
             let rerun = measured::run(tool.command(&binary, &source, &target, &dir)?, tool.name())?;
-            let changes = change_one_percent(source.port(), USER, changed.len()).await?;
+            let changes = change_one_percent(source.port(), USER, changed.len())
+                .await
+                .map_err(|e| anyhow::anyhow!("changing the source: {e}"))?;
             changed.push(changes.total());
             let incremental =
                 measured::run(tool.command(&binary, &source, &target, &dir)?, tool.name())?;

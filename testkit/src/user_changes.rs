@@ -1,11 +1,11 @@
 //! What a user does between two passes, done to a seeded mailbox so that an incremental pass has
 //! something to carry: about 1 % of the messages touched, a third each flagged or unflagged,
-//! moved to another folder, and joined by a new message in their folder.
+//! moved to another folder, and joined by a new message in their folder. The single-mailbox
+//! benchmark (`loadtest bench single`) measures passes after it; `coordinator/tests/
+//! incremental.rs` checks that such a pass leaves the target exactly the source.
 
+use crate::client::{Result, connect_login, folder_counts};
 use futures_util::TryStreamExt;
-use mailfleet_testkit::connect_login;
-
-use super::mailbox::folder_counts;
 
 /// What [`change_one_percent`] did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -24,19 +24,17 @@ impl Changes {
 /// Touches every 100th message of each folder (by position), in turn: `\Flagged` toggled (with
 /// `\Seen` set when flagging), `UID MOVE` to the next folder, a new small message appended
 /// beside it. `round` keeps the new messages' Message-IDs apart from earlier calls'.
-pub async fn change_one_percent(
-    port: u16,
-    user: (&str, &str),
-    round: usize,
-) -> anyhow::Result<Changes> {
+///
+/// Nothing else changes: a folder is left by selecting the next one, never by CLOSE, which
+/// would expunge the messages the corpus keeps marked `\Deleted` (a deletion, which a pass
+/// without `--mirror-deletions` rightly keeps on the target).
+pub async fn change_one_percent(port: u16, user: (&str, &str), round: usize) -> Result<Changes> {
     let folders: Vec<String> = folder_counts(port, user)
         .await?
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    let mut session = connect_login(port, user.0, user.1)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut session = connect_login(port, user.0, user.1).await?;
     let mut changes = Changes::default();
     let mut turn = 0usize;
     for (index, folder) in folders.iter().enumerate() {
@@ -82,7 +80,6 @@ pub async fn change_one_percent(
             session.uid_mv(uid_list(&moves), to).await?;
             changes.moved += moves.len();
         }
-        session.close().await?;
         for n in 0..beside {
             let bytes = format!(
                 "Message-ID: <round{round}-{index}-{n}@user-changes.loadtest>\r\n\
