@@ -57,7 +57,8 @@ pub async fn create_tenant(
 }
 
 /// Removes a tenant: its secrets (and the key that sealed them, so copies stay sealed), then
-/// its endpoints, batches, users and tokens. Its audit log stays.
+/// its endpoints, batches, users and tokens. Its audit log stays. Refused while one of its
+/// batches is syncing: the pass would go on with credentials that are gone.
 pub async fn remove_tenant(
     control: &dyn ControlStore,
     keys: Arc<TenantKeys>,
@@ -73,8 +74,15 @@ pub async fn remove_tenant(
         return Err(CliError::Invalid(format!("no tenant named {name}")));
     }
     let state = control.tenant_state(name);
+    let batches = state.batches().await?;
+    if let Some(busy) = batches.iter().find(|batch| batch.state.is_active()) {
+        return Err(CliError::Conflict(format!(
+            "tenant {name}'s batch {} is {}: stop it (batch stop) before removing the tenant",
+            busy.name, busy.state
+        )));
+    }
     let credentials = TenantCredentials::new(keys.clone(), name);
-    for batch in state.batches().await? {
+    for batch in batches {
         credentials.remove_scope(&batch_scope(&batch.name)).await?;
     }
     for endpoint in state.endpoints().await? {

@@ -515,6 +515,20 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
     .await;
     let completed = wait_for_state(&api, &operator, "wave-1", &["Completed"]).await;
     assert_eq!(completed["counts"]["completed"], 2, "{completed}");
+    // The scheduler's gauges on serve's own /metrics; no unauthenticated /status beside the API.
+    let metrics = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mailfleet_users{state=\"Completed\"} 2")
+            && metrics.contains("mailfleet_pending_tasks"),
+        "{metrics}"
+    );
+    let status = reqwest::get(format!("{}/status", api.base)).await.unwrap();
+    assert_eq!(status.status(), StatusCode::NOT_FOUND);
     let page = api
         .expect(
             StatusCode::OK,

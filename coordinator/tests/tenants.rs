@@ -1,8 +1,9 @@
 //! Tenants end to end with the real binary and real Dovecot servers (ARCHITECTURE.md,
 //! "Tenants"): two tenants with a same-named endpoint and batch live side by side, each sees
 //! only its own, each one's sealed passwords log in to the real servers (`verify`), a tenant's
-//! user limit holds, tokens are created once, listed without their text and revoked, and a
-//! removed tenant takes its records, tokens and secrets with it.
+//! user limit holds, tokens are created once, listed without their text and revoked, a tenant
+//! is not removed while one of its batches may be syncing, and a removed tenant takes its
+//! records, tokens and secrets with it.
 
 mod common;
 
@@ -150,6 +151,15 @@ async fn tenants_keep_same_named_endpoints_and_batches_apart() {
             "tenant.create"
         ]
     );
+
+    // Not while one of its batches may be syncing: the pass would lose its passwords mid-way.
+    acme.ok(&["batch", "start", "wave"]);
+    let busy = provider.refused(&["tenant", "remove", "acme"]);
+    assert!(
+        busy.contains("tenant acme's batch wave is Starting: stop it"),
+        "{busy}"
+    );
+    acme.ok(&["batch", "stop", "wave"]);
 
     // Removing a tenant removes its records, tokens and secrets; the other keeps its own.
     provider.ok(&["tenant", "remove", "acme"]);

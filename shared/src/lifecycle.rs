@@ -54,6 +54,22 @@ pub enum UserState {
     Stopped,
 }
 
+impl BatchState {
+    /// Whether a pass of the batch may be running: the scheduler changes its users without the
+    /// batch's state changing, and what the batch stands on (its tenant, its endpoints) must
+    /// not be taken away.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            BatchState::Starting
+                | BatchState::Syncing
+                | BatchState::IncrementalSyncing
+                | BatchState::Stopping
+                | BatchState::Completing
+        )
+    }
+}
+
 impl fmt::Display for BatchState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)

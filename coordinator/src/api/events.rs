@@ -70,7 +70,7 @@ impl Watch {
             seen.push(batch.name.clone());
             let known = self.batches.get(&batch.name).cloned();
             let may_have_changed = known.as_ref().is_none_or(|(state, counts)| {
-                *state != batch.state || counts.syncing > 0 || batch_is_active(batch.state)
+                *state != batch.state || counts.syncing > 0 || batch.state.is_active()
             });
             if !may_have_changed {
                 continue;
@@ -131,16 +131,4 @@ impl Watch {
             }
         }
     }
-}
-
-/// States in which the scheduler may change users without the batch's state changing.
-fn batch_is_active(state: BatchState) -> bool {
-    matches!(
-        state,
-        BatchState::Starting
-            | BatchState::Syncing
-            | BatchState::IncrementalSyncing
-            | BatchState::Stopping
-            | BatchState::Completing
-    )
 }

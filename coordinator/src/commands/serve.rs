@@ -15,6 +15,7 @@ use crate::cli::run::ServeArgs;
 use crate::dashboard;
 use crate::error::CliError;
 use crate::observe::{http, telemetry};
+use crate::run::status_board::StatusBoard;
 use crate::service;
 use crate::settings::Settings;
 use crate::shutdown::StopSignal;
@@ -33,11 +34,17 @@ pub async fn run(args: &ServeArgs, settings: &Settings, stop: &StopSignal) -> Re
         tuning: settings.tuning(),
         dns_server: settings.dns_server,
     });
+    // `/metrics` carries the scheduler's gauges (users by state, pending tasks); `/status`,
+    // every tenant's users unauthenticated, is not served here: the API shows each tenant its
+    // own.
+    let board = StatusBoard::new();
+    let mut registry = telemetry::engine_registry();
+    board.register(&mut registry);
     let app: Router = api::router(api)
-        .merge(http::router(telemetry::engine_registry(), None))
+        .merge(http::router(registry, None))
         .merge(dashboard::router());
     let server = listener::serve(args.listen, tls, app).await?;
-    let result = service::run(&args.service, settings, stop).await;
+    let result = service::run_with_board(&args.service, settings, stop, board).await;
     server.abort();
     result
 }

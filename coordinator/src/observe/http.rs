@@ -41,13 +41,17 @@ pub async fn serve(
     Ok(bound)
 }
 
-/// `/metrics`, `/status` and `/healthz`, for [`serve`] and for `mailfleet serve`'s listener.
+/// `/metrics`, `/healthz` and, given a board, `/status`: for [`serve`] and for `mailfleet
+/// serve`'s listener (which has no `/status`: it would show every tenant's users to anyone).
 pub fn router(registry: Registry, status: Option<Arc<StatusBoard>>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(metrics))
-        .route("/status", get(status_json))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(Served { registry, status }))
+        .route("/healthz", get(|| async { "ok" }));
+    let router = match status {
+        Some(_) => router.route("/status", get(status_json)),
+        None => router,
+    };
+    router.with_state(Arc::new(Served { registry, status }))
 }
 
 async fn metrics(State(served): State<Arc<Served>>) -> Response {

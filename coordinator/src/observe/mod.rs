@@ -18,7 +18,16 @@ pub async fn status_board(
     settings: &Settings,
     broker: Option<&Arc<RabbitMqQueue>>,
 ) -> Result<Arc<StatusBoard>, CliError> {
-    let board = StatusBoard::new();
+    shown_status_board(StatusBoard::new(), settings, broker).await
+}
+
+/// [`status_board`] for a board the caller made (`serve` registers its gauges on its own
+/// listener's `/metrics` first).
+pub async fn shown_status_board(
+    board: Arc<StatusBoard>,
+    settings: &Settings,
+    broker: Option<&Arc<RabbitMqQueue>>,
+) -> Result<Arc<StatusBoard>, CliError> {
     if let Some(listen) = settings.metrics_listen {
         let mut registry = telemetry::engine_registry();
         board.register(&mut registry);

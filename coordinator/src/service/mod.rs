@@ -68,6 +68,16 @@ pub async fn run(
     settings: &Settings,
     stop: &StopSignal,
 ) -> Result<(), CliError> {
+    run_with_board(args, settings, stop, StatusBoard::new()).await
+}
+
+/// [`run`], keeping users' states and admission on `board` (`serve` shows its gauges).
+pub async fn run_with_board(
+    args: &ServiceArgs,
+    settings: &Settings,
+    stop: &StopSignal,
+    board: Arc<StatusBoard>,
+) -> Result<(), CliError> {
     let state_dir = &args.state.state_dir;
     if args.workers == 0 {
         settings.require_fleet("a service without local workers")?;
@@ -78,7 +88,8 @@ pub async fn run(
         Some(_) => None,
         None => Some(backends::lock_state_dir(state_dir)?),
     };
-    let board = observe::status_board(settings, backends.dead_letters.as_ref()).await?;
+    let board =
+        observe::shown_status_board(board, settings, backends.dead_letters.as_ref()).await?;
     if let Some(broker) = &backends.dead_letters {
         dead_letters::report_as_failures(broker.clone());
     }
