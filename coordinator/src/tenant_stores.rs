@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_shared::credentials::CredentialStore;
-use mailfleet_shared::state::StateStore;
-use mailfleet_shared::tenancy::{CLI_ACTOR, ControlStore};
+use mailfleet_shared::state::{StateStore, batch_scope};
+use mailfleet_shared::tenancy::{CLI_ACTOR, ControlStore, tenant_scope};
 use mailfleet_stores::tenant_keys::TenantCredentials;
 
 use crate::backends::{AdminStores, ProviderStores};
@@ -35,6 +35,20 @@ impl TenantStores {
             checkpoints: provider.checkpoints.clone(),
             control: provider.control.clone(),
         }
+    }
+
+    /// Removes batch `name` with everything kept for it: its sealed passwords, its users'
+    /// checkpoints and maps of copies (a batch made later under the name starts afresh; what
+    /// is on the target already is still found by fingerprint, ARCHITECTURE.md rule 1), then
+    /// its records. Each step is repeatable, so a removal cut short is finished by another.
+    pub async fn remove_batch(&self, name: &str) -> Result<(), CliError> {
+        self.credentials.remove_scope(&batch_scope(name)).await?;
+        let scope = tenant_scope(&self.tenant, &batch_scope(name));
+        for user in self.state.users(name).await? {
+            self.checkpoints.clear_user(&scope, &user.email).await?;
+        }
+        self.state.remove_batch(name).await?;
+        Ok(())
     }
 
     /// Appends a change made by a command on the machine to the tenant's audit log.

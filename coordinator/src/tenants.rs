@@ -3,18 +3,18 @@
 //! return data; printing is the front end's.
 
 use chrono::Utc;
-use mailfleet_shared::credentials::CredentialStore;
-use mailfleet_shared::state::{batch_scope, endpoint_scope};
+use mailfleet_shared::state::endpoint_scope;
 use mailfleet_shared::tenancy::{
     AuditEntry, ControlStore, DEFAULT_TENANT, Role, TenantRecord, TokenRecord, check_tenant_name,
     token_hash, token_text,
 };
-use mailfleet_stores::tenant_keys::{TenantCredentials, TenantKeys};
+use mailfleet_stores::tenant_keys::TenantKeys;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
-use std::sync::Arc;
 
+use crate::backends::ProviderStores;
 use crate::error::CliError;
+use crate::tenant_stores::TenantStores;
 
 /// Appends what `actor` did to `tenant`'s audit log.
 pub async fn audit(
@@ -56,15 +56,16 @@ pub async fn create_tenant(
     audit(control, &tenant.name, actor, "tenant.create", &tenant.name).await
 }
 
-/// Removes a tenant: its secrets (and the key that sealed them, so copies stay sealed), then
-/// its endpoints, batches, users and tokens. Its audit log stays. Refused while one of its
-/// batches is syncing: the pass would go on with credentials that are gone.
+/// Removes a tenant: each batch as `batch remove` does (sealed passwords, checkpoints,
+/// records), its endpoints' secrets, the key that sealed them (so copies stay sealed), then its
+/// endpoints, users and tokens. Its audit log stays. Refused while one of its batches may be
+/// syncing: the pass would go on with credentials that are gone.
 pub async fn remove_tenant(
-    control: &dyn ControlStore,
-    keys: Arc<TenantKeys>,
+    provider: &ProviderStores,
     name: &str,
     actor: &str,
 ) -> Result<(), CliError> {
+    let control = provider.control.as_ref();
     if name == DEFAULT_TENANT {
         return Err(CliError::Invalid(
             mailfleet_shared::tenancy::DEFAULT_TENANT_STAYS.into(),
@@ -73,24 +74,24 @@ pub async fn remove_tenant(
     if control.tenant(name).await?.is_none() {
         return Err(CliError::Invalid(format!("no tenant named {name}")));
     }
-    let state = control.tenant_state(name);
-    let batches = state.batches().await?;
+    let stores = TenantStores::of(provider, name);
+    let batches = stores.state.batches().await?;
     if let Some(busy) = batches.iter().find(|batch| batch.state.is_active()) {
         return Err(CliError::Conflict(format!(
             "tenant {name}'s batch {} is {}: stop it (batch stop) before removing the tenant",
             busy.name, busy.state
         )));
     }
-    let credentials = TenantCredentials::new(keys.clone(), name);
     for batch in batches {
-        credentials.remove_scope(&batch_scope(&batch.name)).await?;
+        stores.remove_batch(&batch.name).await?;
     }
-    for endpoint in state.endpoints().await? {
-        credentials
+    for endpoint in stores.state.endpoints().await? {
+        stores
+            .credentials
             .remove_scope(&endpoint_scope(&endpoint.name))
             .await?;
     }
-    keys.remove_key(name).await?;
+    provider.keys.remove_key(name).await?;
     control.remove_tenant(name).await?;
     audit(control, name, actor, "tenant.remove", name).await
 }

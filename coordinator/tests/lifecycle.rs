@@ -12,6 +12,9 @@ use chrono::{FixedOffset, TimeZone};
 use common::service::{ServiceCli, batch_state, html_report_row, user};
 use common::{Pair, Running};
 use futures_util::TryStreamExt;
+use mailfleet_shared::checkpoint::CheckpointStore;
+use mailfleet_stores::crypto::SecretBox;
+use mailfleet_stores::sqlite::SqliteStore;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
 use serde_json::Value;
@@ -279,7 +282,27 @@ async fn a_batch_syncs_incrementally_completes_after_its_window_and_then_stops()
     }
     assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
 
+    // Removing the batch takes its users' checkpoints and maps of copies with it.
+    let checkpoints = SqliteStore::open(
+        &pair.state_dir(),
+        SecretBox::from_key_bytes(&[0u8; 32]).unwrap(),
+    )
+    .unwrap();
+    let mapped = || async {
+        let mut folders = Vec::new();
+        for (user, _) in &pair.users {
+            folders.extend(
+                checkpoints
+                    .mapped_folders("batch:wave-1", user)
+                    .await
+                    .unwrap(),
+            );
+        }
+        folders
+    };
+    assert!(!mapped().await.is_empty(), "the passes left checkpoints");
     service.ok(&["batch", "remove", "wave-1"]);
+    assert_eq!(mapped().await, Vec::<String>::new());
     service.ok(&["endpoint", "remove", "old-imap"]);
     let listed = service.ok(&["batch", "list"]);
     assert!(!listed.contains("wave-1"), "{listed}");

@@ -4,6 +4,8 @@
 # mailboxes with realistic mail, migrates them, re-runs to show nothing is copied twice, and
 # prints where the report is. Servers are stopped on exit; everything lives in .demo/.
 # Ports: DEMO_SOURCE_PORT / DEMO_TARGET_PORT. Size: DEMO_MESSAGES (per mailbox, default 300).
+# DEMO_KEEP_SERVERS=1 leaves both servers running (README's "A provider's first hour" uses them);
+# `deploy/dev/dovecot.sh stop source` and `... stop target` stop them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +25,9 @@ for server in source target; do
   for user in "${users[@]}"; do echo "${user%%:*}:{PLAIN}${user#*:}" >>".demo/$server/users"; done
   echo "admin:{PLAIN}admin-demo-pw" >".demo/$server/masters"
 done
-trap 'deploy/dev/dovecot.sh stop source; deploy/dev/dovecot.sh stop target' EXIT
+if [[ ${DEMO_KEEP_SERVERS:-0} != 1 ]]; then
+  trap 'deploy/dev/dovecot.sh stop source; deploy/dev/dovecot.sh stop target' EXIT
+fi
 deploy/dev/dovecot.sh start source "$source_port"
 deploy/dev/dovecot.sh start target "$target_port"
 

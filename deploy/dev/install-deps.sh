@@ -28,6 +28,8 @@ command -v pkill >/dev/null 2>&1 || need+=(procps)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 has_aiosmtpd() { python3 -c 'import aiosmtpd' 2>/dev/null; }

@@ -90,12 +90,6 @@ pub async fn remove(
     if api.control.tenant(&name).await?.is_none() {
         return Err(Problem::not_found(format!("no tenant named {name}")));
     }
-    crate::tenants::remove_tenant(
-        api.control.as_ref(),
-        api.stores.keys.clone(),
-        &name,
-        &caller.token_id,
-    )
-    .await?;
+    crate::tenants::remove_tenant(&api.stores, &name, &caller.token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -251,11 +251,7 @@ pub async fn transition(
     // Removing is stored first: nothing starts a Removing batch, and a removal cut short is
     // finished by running `batch remove` again.
     if batch.state == BatchState::Removing {
-        stores
-            .credentials
-            .remove_scope(&batch_scope(&batch.name))
-            .await?;
-        stores.state.remove_batch(&batch.name).await?;
+        stores.remove_batch(&batch.name).await?;
         return Ok(Transitioned::Removed(batch.name));
     }
     Ok(Transitioned::To(Box::new(batch)))

@@ -67,13 +67,7 @@ async fn list(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
 
 async fn remove(args: &TenantNameArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = open_provider(settings, &args.state.state_dir).await?;
-    tenants::remove_tenant(
-        stores.control.as_ref(),
-        stores.keys.clone(),
-        &args.name,
-        CLI_ACTOR,
-    )
-    .await?;
+    tenants::remove_tenant(&stores, &args.name, CLI_ACTOR).await?;
     println!("tenant {} removed", args.name);
     Ok(())
 }
