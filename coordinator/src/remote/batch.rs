@@ -1,5 +1,6 @@
 //! `mailfleet --api URL batch …`: `/api/v1/batches`.
 
+use mailfleet_shared::lifecycle::UserRecord;
 use reqwest::Method;
 
 use super::problem::with_csv_path;
@@ -98,10 +99,7 @@ async fn lifecycle(
 }
 
 /// Every user of batch `name`, page after page.
-async fn users(
-    api: &ApiClient,
-    name: &str,
-) -> Result<Vec<mailfleet_shared::lifecycle::UserRecord>, CliError> {
+async fn users(api: &ApiClient, name: &str) -> Result<Vec<UserRecord>, CliError> {
     let mut users = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

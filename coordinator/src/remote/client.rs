@@ -95,7 +95,11 @@ impl ApiClient {
             let url = e
                 .url()
                 .map_or_else(|| self.base.to_string(), Url::to_string);
-            CliError::failed(format!("calling the API at {url}"), causes(&e))
+            let mut why = causes(&e);
+            if why.contains("certificate") {
+                why.push_str(" (a self-signed serve certificate is trusted with --api-ca FILE)");
+            }
+            CliError::failed(format!("calling the API at {url}"), why)
         })?;
         let status = response.status();
         if status.is_success() {
