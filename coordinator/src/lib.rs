@@ -12,6 +12,8 @@
 //! - [`input`]: what users hand in (CSV, server URLs, admin logins), checked, and passwords
 //!   sealed; [`records`]: named endpoints and batches from the state store.
 //! - [`tenants`]: tenants and API tokens as operations the commands and the API share.
+//! - [`remote`]: the `endpoint`, `batch`, `report` and `verify` commands run through the API of
+//!   a `mailfleet serve` elsewhere (`--api URL`), printed by the commands' own printers.
 //! - [`backends`]: embedded or RabbitMQ/Redis, chosen in one place; [`settings`]:
 //!   mailfleet.toml + `MAILFLEET_*` + flags; [`shutdown`]: the one stop path;
 //!   [`error`]: what ends a command and its exit status; [`cli`]: the clap command line;
@@ -31,6 +33,7 @@ pub mod hardening;
 pub mod input;
 pub mod observe;
 pub mod records;
+pub mod remote;
 pub mod run;
 pub mod service;
 pub mod settings;

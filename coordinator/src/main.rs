@@ -1,6 +1,7 @@
 //! The `mailfleet` binary: parse the command line, load the settings, set up logging, run the
 //! command, exit with a status scripts can rely on (0 done, 1 some users failed, 2 invalid
-//! input, 130 stopped by a signal). Everything else lives in the library (`lib.rs`).
+//! input, 130 stopped by a signal), here or through a service's API (`--api`). Everything
+//! else lives in the library (`lib.rs`).
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use mailfleet::cli::Cli;
 use mailfleet::commands;
 use mailfleet::hardening;
 use mailfleet::observe::telemetry;
+use mailfleet::remote::{self, ApiClient};
 use mailfleet::settings::Settings;
 
 fn main() -> ExitCode {
@@ -38,7 +40,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(&cli.command, &settings)) {
+    // The one place a command chooses where it runs: a service's API (--api), or here.
+    let outcome = runtime.block_on(async {
+        match ApiClient::from_args(&cli.remote, settings.tenant.as_deref())? {
+            Some(api) => remote::run(&cli.command, &api).await,
+            None => commands::dispatch(&cli.command, &settings).await,
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("mailfleet: {error}");

@@ -101,6 +101,14 @@ pub enum ProfileChoice {
 }
 
 impl ProfileChoice {
+    /// The word `--profile` takes for this choice (`auto`, `generic`, `m365`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileChoice::Auto => "auto",
+            ProfileChoice::Fixed(profile) => profile.name(),
+        }
+    }
+
     pub fn resolve(self, target: &Endpoint) -> ServerProfile {
         match self {
             ProfileChoice::Auto => ServerProfile::detect(target),

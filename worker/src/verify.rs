@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use mailfleet_shared::fingerprint::{Fingerprint, header_value};
 use mailfleet_shared::messages::MailboxUser;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::discovery::select_user_folders;
 use crate::error::WorkerError;
@@ -22,7 +22,7 @@ use crate::job::{Job, Side};
 use crate::target_index::fetch_fingerprints;
 
 /// Enough of a message for a person to find it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageSummary {
     pub subject: Option<String>,
     pub date: Option<String>,
@@ -33,7 +33,7 @@ pub struct MessageSummary {
     pub received: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discrepancy {
     pub folder: String,
     /// Copies missing on the target, or extra copies on it.
@@ -41,7 +41,8 @@ pub struct Discrepancy {
     pub message: MessageSummary,
 }
 
-#[derive(Debug, Default, Serialize)]
+/// Serialized by `verify --json` and the API; read back by `verify --api`.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct UserVerification {
     pub folders: usize,
     pub source_messages: u64,

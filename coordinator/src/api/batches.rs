@@ -24,7 +24,7 @@ use crate::input;
 use crate::tenant_stores::TenantStores;
 
 /// How many of a batch's users are where.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counts {
     pub total: usize,
     pub queued: usize,
@@ -64,7 +64,7 @@ impl Counts {
 }
 
 /// A batch: every stored field (name, state, endpoints, times, rules) and its users' counts.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BatchView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -82,7 +82,7 @@ impl BatchView {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct NewBatch {
     /// Unique in the tenant, at most 64 characters, letters, digits, '-' and '_'.
     pub name: String,
@@ -308,7 +308,7 @@ pub async fn complete(
     Ok(Json(BatchView::load(&tenant.stores, &name).await?))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Verification {
     pub batch: String,
     /// Per user: exact, folders, messages on each side, what is missing or duplicated.
@@ -316,19 +316,32 @@ pub struct Verification {
     pub users: Vec<verify::Verified>,
 }
 
-/// Reads source and target of every user now and compares them (operator+: it logs in to
-/// both servers).
+#[derive(Deserialize, IntoParams)]
+pub struct VerifyQuery {
+    /// Only this user (as `verify --user`); 404 when the batch has no such user.
+    pub user: Option<String>,
+}
+
+/// Reads source and target of every user (or one) now and compares them (operator+: it logs
+/// in to both servers).
 #[utoipa::path(post, path = "/api/v1/batches/{name}/verify", tag = "batches",
-    params(("name" = String, Path, description = "the batch")),
+    params(("name" = String, Path, description = "the batch"), VerifyQuery),
     responses((status = 200, body = Verification), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn verify(
     State(api): State<Shared>,
     tenant: InTenant,
     Path(name): Path<String>,
+    Query(query): Query<VerifyQuery>,
 ) -> Result<Json<Verification>, Problem> {
     tenant.caller.require(Role::Operator)?;
-    let users = verify::verify(&tenant.stores, &name, None, api.tuning.clone()).await?;
+    let users = verify::verify(
+        &tenant.stores,
+        &name,
+        query.user.as_deref(),
+        api.tuning.clone(),
+    )
+    .await?;
     Ok(Json(Verification { batch: name, users }))
 }
 

@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::input::{self, ServerInput};
 use crate::records;
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct NewEndpoint {
     /// Letters, digits, '-' and '_'.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct NewEndpoint {
 }
 
 /// An endpoint as the API shows it: the stored record and the CLI's one-line description.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     pub name: String,
     pub description: String,
@@ -60,7 +60,7 @@ impl EndpointView {
     }
 }
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Default)]
 pub struct TestRequest {
     /// Users to log in for (as the endpoint's admin).
     #[serde(default)]

@@ -21,6 +21,12 @@ mod tokens;
 mod users;
 mod whoami;
 
+/// The requests and answers `mailfleet --api` sends and reads (`remote`): the handlers' own
+/// types, so the two ends cannot disagree.
+pub use batches::{BatchView, NewBatch, Verification};
+pub use endpoints::{EndpointView, NewEndpoint, TestRequest};
+pub use users::UserPage;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -32,7 +32,7 @@ pub struct UsersQuery {
     pub limit: Option<usize>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct UserPage {
     /// Each user's stored record: state, counts, skipped items, warnings, errors, times.
     #[schema(value_type = Vec<Object>)]

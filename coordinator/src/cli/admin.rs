@@ -172,6 +172,17 @@ pub enum ReportFormat {
     Html,
 }
 
+impl ReportFormat {
+    /// The word `--format` takes (and the API's `format` query).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportFormat::Csv => "csv",
+            ReportFormat::Json => "json",
+            ReportFormat::Html => "html",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReportUsersArgs {
     pub batch: String,

@@ -13,7 +13,7 @@ pub mod tenancy;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::settings::Settings;
 use admin::{BatchCommand, DnsCommand, EndpointCommand, ReportCommand, VerifyArgs};
@@ -47,8 +47,25 @@ pub struct Cli {
         env = "MAILFLEET_TENANT"
     )]
     pub tenant: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the endpoint, batch, report and verify commands run: on this machine's stores, or on a
+/// `mailfleet serve` elsewhere through its HTTP API. The token is never a flag (it would show
+/// in `ps`): it comes from MAILFLEET_API_TOKEN only.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Run the endpoint, batch, report and verify commands through the API of the
+    /// `mailfleet serve` at this URL (e.g. https://mailfleet.example.net:8443), with the token
+    /// in MAILFLEET_API_TOKEN, instead of on the stores here.
+    #[arg(long, global = true, env = "MAILFLEET_API")]
+    pub api: Option<url::Url>,
+    /// With --api: also trust this CA certificate (PEM), e.g. serve's self-signed --tls-cert.
+    #[arg(long, global = true, env = "MAILFLEET_API_CA")]
+    pub api_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -150,16 +150,20 @@ async fn create_command(args: &BatchCreateArgs, settings: &Settings) -> Result<(
     let stores = stores(settings, &args.state).await?;
     let users = create(&stores, &batch, &rows).await?;
     stores.audit_cli("batch.create", &batch.name).await?;
+    print_created(&batch, users.len());
+    Ok(())
+}
+
+/// What `batch create` prints, here or through the API.
+pub fn print_created(batch: &BatchRecord, users: usize) {
     println!(
-        "batch {} created with {} users; {}",
+        "batch {} created with {users} users; {}",
         batch.name,
-        users.len(),
         match batch.start_after {
             Some(at) => format!("starts at {at}"),
             None => "start it with `mailfleet batch start`".to_owned(),
         }
     );
-    Ok(())
 }
 
 /// `batch complete`: when the batch names its target MX, the users' domains must point at it
@@ -214,14 +218,7 @@ async fn complete_command(args: &CompleteArgs, settings: &Settings) -> Result<()
     )
     .await?;
     stores.audit_cli("batch.complete", &batch.name).await?;
-    println!(
-        "batch {} is {}: syncing goes on until {}, then a final sync",
-        batch.name,
-        batch.state,
-        batch
-            .completion_deadline
-            .map_or_else(String::new, |at| at.to_rfc3339())
-    );
+    print_transitioned(&Transitioned::To(Box::new(batch)), Command::Complete);
     Ok(())
 }
 
@@ -263,45 +260,50 @@ async fn transition_command(
     settings: &Settings,
 ) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
-    match transition(&stores, &args.name, command).await? {
-        Transitioned::Removed(name) => {
-            stores.audit_cli("batch.remove", &name).await?;
-            println!("batch {name} removed");
-        }
-        Transitioned::To(batch) => {
-            stores
-                .audit_cli(&format!("batch.{command}"), &batch.name)
-                .await?;
-            match command {
-                Command::Complete => println!(
-                    "batch {} is {}: syncing goes on until {}, then a final sync",
-                    batch.name,
-                    batch.state,
-                    batch
-                        .completion_deadline
-                        .map_or_else(String::new, display::time)
-                ),
-                _ => println!("batch {} is {}", batch.name, batch.state),
-            }
-        }
-    }
+    let transitioned = transition(&stores, &args.name, command).await?;
+    let (action, name) = match &transitioned {
+        Transitioned::Removed(name) => ("batch.remove".to_owned(), name),
+        Transitioned::To(batch) => (format!("batch.{command}"), &batch.name),
+    };
+    stores.audit_cli(&action, name).await?;
+    print_transitioned(&transitioned, command);
     Ok(())
+}
+
+/// What lifecycle `command` prints, here or through the API: where it left the batch.
+pub fn print_transitioned(transitioned: &Transitioned, command: Command) {
+    match transitioned {
+        Transitioned::Removed(name) => println!("batch {name} removed"),
+        Transitioned::To(batch) if command == Command::Complete => println!(
+            "batch {} is {}: syncing goes on until {}, then a final sync",
+            batch.name,
+            batch.state,
+            batch
+                .completion_deadline
+                .map_or_else(String::new, display::time)
+        ),
+        Transitioned::To(batch) => println!("batch {} is {}", batch.name, batch.state),
+    }
 }
 
 async fn list_command(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
-    let batches = stores.state.batches().await?;
-    if args.json {
+    print_list(&stores.state.batches().await?, args.json);
+    Ok(())
+}
+
+/// What `batch list` prints, here or through the API.
+pub fn print_list(batches: &[BatchRecord], json: bool) {
+    if json {
         print_json(&batches);
-        return Ok(());
+        return;
     }
-    for batch in &batches {
+    for batch in batches {
         println!(
             "{:<24} {:<20} {} -> {}",
             batch.name, batch.state, batch.source_endpoint, batch.target_endpoint
         );
     }
-    Ok(())
 }
 
 /// The stored batch `name` and its users.
@@ -317,9 +319,15 @@ pub async fn status(
 async fn status_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
     let (batch, users) = status(&stores, &args.name).await?;
-    if args.json {
+    print_status(&batch, &users, args.json);
+    Ok(())
+}
+
+/// What `batch status` prints, here or through the API: the batch and every user.
+pub fn print_status(batch: &BatchRecord, users: &[UserRecord], json: bool) {
+    if json {
         print_json(&serde_json::json!({ "batch": batch, "users": users }));
-        return Ok(());
+        return;
     }
     println!("batch {}: {}", batch.name, batch.state);
     let time = |at: Option<DateTime<Utc>>| at.map_or_else(|| "-".to_owned(), display::time);
@@ -334,7 +342,7 @@ async fn status_command(args: &NamedArgs, settings: &Settings) -> Result<(), Cli
             time(batch.completion_deadline)
         );
     }
-    for user in &users {
+    for user in users {
         println!(
             "  {:<32} {:<22} synced {:>7}  skipped {:>4}  {}",
             user.email,
@@ -344,7 +352,6 @@ async fn status_command(args: &NamedArgs, settings: &Settings) -> Result<(), Cli
             user.errors.join("; ")
         );
     }
-    Ok(())
 }
 
 /// Adds one user per CSV row to the batch `name`; the users added.

@@ -72,12 +72,19 @@ fn round(seconds: f64) -> f64 {
 pub async fn run(args: &ReportUsersArgs, settings: &Settings) -> Result<(), CliError> {
     let stores: TenantStores = open_admin(settings, &args.state.state_dir).await?.into();
     let text = report(&stores, &args.batch, args.format).await?;
-    match &args.output {
+    write(&text, args.output.as_deref())
+}
+
+/// Where `report users` puts the report, made here or by the API: `output`, else stdout.
+pub fn write(text: &str, output: Option<&std::path::Path>) -> Result<(), CliError> {
+    match output {
         Some(path) => std::fs::write(path, text)
-            .map_err(|e| CliError::failed(format!("writing {}", path.display()), e))?,
-        None => print!("{text}"),
+            .map_err(|e| CliError::failed(format!("writing {}", path.display()), e)),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// The users report of batch `name` in `format`, as the file's text.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use mailfleet_worker::Tuning;
 use mailfleet_worker::verify::{UserVerification, verify_user};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::print_json;
 use crate::backends::open_admin;
@@ -18,7 +18,7 @@ use crate::settings::Settings;
 use crate::tenant_stores::TenantStores;
 
 /// One user's verification: exact or not, and why.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Verified {
     pub email: String,
     pub exact: bool,
@@ -37,13 +37,18 @@ pub async fn run(args: &VerifyArgs, settings: &Settings) -> Result<ExitCode, Cli
         settings.tuning(),
     )
     .await?;
-    if args.json {
-        print_json(&serde_json::json!({ "batch": args.batch, "users": verified }));
+    Ok(print_verified(&args.batch, &verified, args.json))
+}
+
+/// What `verify` prints, here or through the API; exit 1 unless every user is exact.
+pub fn print_verified(batch: &str, verified: &[Verified], json: bool) -> ExitCode {
+    if json {
+        print_json(&serde_json::json!({ "batch": batch, "users": verified }));
     } else {
-        print_human(&verified);
+        print_human(verified);
     }
     let all_exact = verified.iter().all(|v| v.exact);
-    Ok(ExitCode::from(if all_exact { 0 } else { 1 }))
+    ExitCode::from(if all_exact { 0 } else { 1 })
 }
 
 /// Reads source and target of batch `name`'s users (or only `only`) now and compares them.

@@ -4,7 +4,7 @@
 
 mod test;
 
-pub use test::{Check, checks, stored_server};
+pub use test::{Check, USER_PASSWORD_VARIABLE, checks, print_checks, stored_server};
 
 use std::process::ExitCode;
 
@@ -128,32 +128,46 @@ async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Resul
     };
     let record = create(&stores, spec).await?;
     stores.audit_cli("endpoint.create", &record.name).await?;
-    println!("endpoint {} created: {}", record.name, describe(&record));
+    print_created(&record);
     Ok(())
+}
+
+/// What `endpoint create` prints, here or through the API.
+pub fn print_created(record: &EndpointRecord) {
+    println!("endpoint {} created: {}", record.name, describe(record));
 }
 
 async fn list_command(args: &ListArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
-    let endpoints = stores.state.endpoints().await?;
-    if args.json {
-        print_json(&endpoints);
-    } else {
-        for record in &endpoints {
-            println!("{}  {}", record.name, describe(record));
-        }
-    }
+    print_list(&stores.state.endpoints().await?, args.json);
     Ok(())
+}
+
+/// What `endpoint list` prints, here or through the API.
+pub fn print_list(endpoints: &[EndpointRecord], json: bool) {
+    if json {
+        print_json(&endpoints);
+        return;
+    }
+    for record in endpoints {
+        println!("{}  {}", record.name, describe(record));
+    }
 }
 
 async fn show_command(args: &NamedArgs, settings: &Settings) -> Result<(), CliError> {
     let stores = stores(settings, &args.state).await?;
     let record = records::endpoint(stores.state.as_ref(), &args.name).await?;
-    if args.json {
-        print_json(&record);
-    } else {
-        println!("{}  {}", record.name, describe(&record));
-    }
+    print_one(&record, args.json);
     Ok(())
+}
+
+/// What `endpoint show` prints, here or through the API.
+pub fn print_one(record: &EndpointRecord, json: bool) {
+    if json {
+        print_json(record);
+    } else {
+        println!("{}  {}", record.name, describe(record));
+    }
 }
 
 /// Removes the endpoint `name` and its sealed secrets, unless a batch uses it.
@@ -185,8 +199,13 @@ async fn remove_command(args: &NamedArgs, settings: &Settings) -> Result<(), Cli
     let stores = stores(settings, &args.state).await?;
     remove(&stores, &args.name).await?;
     stores.audit_cli("endpoint.remove", &args.name).await?;
-    println!("endpoint {} removed", args.name);
+    print_removed(&args.name);
     Ok(())
+}
+
+/// What `endpoint remove` prints, here or through the API.
+pub fn print_removed(name: &str) {
+    println!("endpoint {name} removed");
 }
 
 /// One line about an endpoint: its URL, how mailfleet logs in, its limits.

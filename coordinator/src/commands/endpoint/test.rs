@@ -13,7 +13,7 @@ use mailfleet_worker::imap::connect::{Credentials, ImapConnection, connect, conn
 use mailfleet_worker::imap::sasl::BearerLogin;
 use mailfleet_worker::oauth2::{TokenProvider, provider_for};
 use secrecy::SecretString;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backends::open_admin;
 use crate::cli::admin::EndpointTestArgs;
@@ -26,7 +26,7 @@ use crate::tenant_stores::TenantStores;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Check {
     pub check: String,
     pub ok: bool,
@@ -66,19 +66,24 @@ pub async fn run(args: &EndpointTestArgs, settings: &Settings) -> Result<ExitCod
         input::secret_from_environment(USER_PASSWORD_VARIABLE),
     )
     .await?;
-    if args.json {
+    Ok(print_checks(&checks, args.json))
+}
+
+/// What `endpoint test` prints, here or through the API; exit 1 when any check failed.
+pub fn print_checks(checks: &[Check], json: bool) -> ExitCode {
+    if json {
         print_json(&checks);
     } else {
-        for c in &checks {
+        for c in checks {
             let verdict = if c.ok { "ok  " } else { "FAIL" };
             println!("{verdict} {}: {}", c.check, c.detail);
         }
     }
-    Ok(ExitCode::from(u8::from(!checks.iter().all(|c| c.ok))))
+    ExitCode::from(u8::from(!checks.iter().all(|c| c.ok)))
 }
 
 /// Where `endpoint test --user` reads the user's password when the endpoint has no admin.
-const USER_PASSWORD_VARIABLE: &str = "MAILFLEET_USER_PASSWORD";
+pub const USER_PASSWORD_VARIABLE: &str = "MAILFLEET_USER_PASSWORD";
 
 /// Connects to `server` and logs in for each of `users` (as its admin, with its OAuth2
 /// provider, or with `user_password`); one check each, in order.
