@@ -311,6 +311,29 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
         problem["detail"].as_str().unwrap().contains("line 4"),
         "{problem}"
     );
+    // A CSV of as many rows as a batch may have is read whole (axum's default limit, 2 MB,
+    // would answer 413 before a row was read): its last row's error is named.
+    let mut largest = String::from(CSV_HEADER);
+    for i in 1..50_000 {
+        let user = format!("user-{i:05}@customer.example");
+        largest.push_str(&format!("{user},{user},password-number-{i}\n"));
+    }
+    largest.push_str("not-an-address,x,pw\n");
+    assert!(largest.len() > 2 << 20, "{} bytes", largest.len());
+    let problem = api
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Method::POST,
+            "/api/v1/batches",
+            &operator,
+            Some(batch(&largest)),
+        )
+        .await;
+    assert_eq!(
+        problem["errors"][0]["line"], 50_001,
+        "{}",
+        problem["detail"]
+    );
     api.expect(
         StatusCode::NOT_FOUND,
         Method::GET,

@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -91,6 +92,11 @@ pub(crate) fn sendable<'a, T>(
     Box::pin(operation)
 }
 
+/// The largest request body: a batch of the most rows a migration CSV may have
+/// (`MAX_ROWS`, 50,000) at 640 bytes a row (address, login, password, user root), as JSON.
+/// axum's default (2 MB) would refuse a 50,000-user batch's CSV.
+const MAX_REQUEST_BYTES: usize = mailfleet_shared::migration_csv::MAX_ROWS * 640;
+
 /// Every `/api/v1` route and `/api/v1/openapi.json` (no token needed for the document).
 pub fn router(api: Shared) -> Router {
     let (routes, document) = openapi::routes().split_for_parts();
@@ -109,5 +115,6 @@ pub fn router(api: Shared) -> Router {
                 }
             }),
         )
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(api)
 }
