@@ -73,7 +73,6 @@ pub async fn run(args: &SingleArgs) -> anyhow::Result<()> {
     let seeded = mailfleet_testkit::seed(source.port(), USER.0, USER.1, &spec)
         .await
         .map_err(|e| anyhow::anyhow!("seeding: {e}"))?;
-    let source_counts = folder_counts(source.port(), USER).await?;
     let megabytes = mailbox_bytes(source.base_dir()) as f64 / 1e6;
     eprintln!("seeded {seeded} messages, {megabytes:.0} MB");
 
@@ -86,6 +85,8 @@ pub async fn run(args: &SingleArgs) -> anyhow::Result<()> {
             let target = DovecotServer::start(StartOptions::users(&[USER]))?;
             let dir = work.path().join(format!("{}-{round}", tool.name()));
             std::fs::create_dir_all(&dir)?;
+            // Each round's changes stay on the source: the next copy is checked against it now.
+            let source_counts = folder_counts(source.port(), USER).await?;
             let full = measured::run(tool.command(&binary, &source, &target, &dir)?, tool.name())?;
             let copied = folder_counts(target.port(), USER).await?;
             if copied != source_counts {
