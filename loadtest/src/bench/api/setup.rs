@@ -173,7 +173,7 @@ fn progress(index: usize, user: &mut UserRecord) {
             user.items_copied_total = items;
             user.bytes_copied_total = items * 48_000;
             user.initial_sync_seconds = Some(items as f64 / 40.0);
-            if index % 7 == 0 {
+            if index.is_multiple_of(7) {
                 user.items_skipped = 1;
                 user.skipped = vec![SkippedItem {
                     folder: "INBOX".to_owned(),
