@@ -17,6 +17,8 @@
 //!   flags as last synced (what incremental passes mirror).
 //! - [`tenancy`]: tenants, API tokens (stored as hashes) and the audit log, and the
 //!   `ControlStore` seam that scopes every tenant's records in the store layer.
+//! - [`user_query`]: a page of a batch's users and the count of each state, as the state
+//!   stores answer them without reading every user.
 //! - [`queue`], [`checkpoint`], [`credentials`], [`state`], [`job_spec`]'s `JobSpecStore`: the
 //!   seams whose backends live in `mailfleet-stores`; [`store_error`]: the error they all return,
 //!   with a kind that says whether retrying can help.
@@ -41,3 +43,4 @@ pub mod state;
 pub mod store_error;
 pub mod tenancy;
 pub mod uid_map;
+pub mod user_query;

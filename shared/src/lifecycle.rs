@@ -77,6 +77,28 @@ impl fmt::Display for BatchState {
 }
 
 impl UserState {
+    /// Every state, in declaration order.
+    pub const ALL: [UserState; 11] = [
+        UserState::Queued,
+        UserState::Syncing,
+        UserState::Synced,
+        UserState::IncrementalSyncing,
+        UserState::IncrementalSynced,
+        UserState::Completing,
+        UserState::Completed,
+        UserState::CompletedWithWarnings,
+        UserState::Failed,
+        UserState::IncrementalFailed,
+        UserState::Stopped,
+    ];
+
+    /// The state whose name (as displayed and stored) is `name`, ASCII letters in any case.
+    pub fn named(name: &str) -> Option<UserState> {
+        UserState::ALL
+            .into_iter()
+            .find(|state| state.to_string().eq_ignore_ascii_case(name))
+    }
+
     /// Whether a pass is working on the user (the states of [`PassKind::user_running_state`]).
     pub fn is_running(self) -> bool {
         matches!(

@@ -10,6 +10,7 @@ use crate::endpoint::Endpoint;
 use crate::lifecycle::{BatchRecord, UserRecord};
 use crate::server_profile::ServerProfile;
 use crate::store_error::{StoreError, StoreErrorKind};
+use crate::user_query::{self, StateTally, UserPage, UserQuery};
 
 /// A named migration endpoint: a server, how to log in to it, and how hard it may be pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +86,28 @@ pub trait StateStore: Send + Sync {
     async fn put_users(&self, batch: &str, users: &mut [UserRecord]) -> Result<(), StoreError>;
     /// The batch's users in CSV order (users added later after them).
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// The batch's user with this address (ASCII letters in any case), if any. The API's
+    /// user page: the stores look it up by key instead of reading every user.
+    async fn user(&self, batch: &str, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self
+            .users(batch)
+            .await?
+            .into_iter()
+            .find(|user| user.email.eq_ignore_ascii_case(email)))
+    }
+
+    /// The page of the batch's users `query` selects, as [`user_query::select`] defines it.
+    /// The API's users list: the stores answer from their indexes.
+    async fn user_page(&self, batch: &str, query: &UserQuery) -> Result<UserPage, StoreError> {
+        Ok(user_query::select(self.users(batch).await?, query))
+    }
+
+    /// How many of the batch's users are in each state, as [`user_query::tally`] counts them:
+    /// a batch's counts without reading its users.
+    async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {
+        Ok(user_query::tally(&self.users(batch).await?))
+    }
 }
 
 /// Conflicts in a row after which [`update_batch`] gives up. Every conflict means another

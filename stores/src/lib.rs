@@ -6,7 +6,9 @@
 //! - [`sqlite`]: embedded mode's checkpoints, credentials and job specs in `state.db` (WAL).
 //! - [`sqlite_state`]: the state store (endpoints, batches, users, each a tenant's) in the same
 //!   file, and (`sqlite_control`) its tenants, API tokens and audit log;
-//!   [`postgres_state`]: the same in PostgreSQL, for a fleet sharing one state.
+//!   [`postgres_state`]: the same in PostgreSQL, for a fleet sharing one state. Both answer a
+//!   page of a batch's users with one query (`user_page_sql`) and its counts from an index
+//!   (`tally_row`).
 //! - [`tenant_keys`]: each tenant's secrets sealed under a key of its own, derived from the
 //!   master key; the credential store wrapper that picks it by scope.
 //! - [`memory_queue`]: embedded mode's in-process task and report queue.
@@ -34,6 +36,8 @@ mod sqlite_control;
 pub mod sqlite_state;
 mod stored_time;
 mod stored_token;
+mod tally_row;
 pub mod tenant_keys;
+mod user_page_sql;
 
 pub use error::StoresError;

@@ -23,13 +23,16 @@ use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::DEFAULT_TENANT;
+use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
 use serde::de::DeserializeOwned;
-use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Connection};
 
 use crate::error::StoresError;
+use crate::tally_row::TallyRow;
+use crate::user_page_sql::{Bind, Dialect, user_page_sql};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -331,7 +334,81 @@ impl StateStore for PostgresStateStore {
         )
         .await
     }
+
+    async fn user(&self, batch: &str, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        // By key; then with ASCII letters folded (a scan of the batch's addresses) — a batch
+        // never holds one address in two cases, so either finds the one user.
+        let comparisons = [
+            ("email = $3", email.to_owned()),
+            (
+                "translate(email, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = $3",
+                email.to_ascii_lowercase(),
+            ),
+        ];
+        for (comparison, key) in comparisons {
+            let found: Option<Json<UserRecord>> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT {VERSIONED_RECORD} FROM batch_users
+                 WHERE tenant = $1 AND batch = $2 AND {comparison} ORDER BY position LIMIT 1"
+            )))
+            .bind(&*self.tenant)
+            .bind(batch)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(pg)?;
+            if let Some(Json(user)) = found {
+                return Ok(Some(user));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn user_page(&self, batch: &str, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let (text, binds) = user_page_sql(Dialect::Postgres, VERSIONED_RECORD, query);
+        let mut select = sqlx::query_scalar::<_, Json<UserRecord>>(AssertSqlSafe(text))
+            .bind(&*self.tenant)
+            .bind(batch);
+        for bind in binds {
+            select = match bind {
+                Bind::Text(text) => select.bind(text),
+                Bind::Integer(number) => select.bind(number),
+            };
+        }
+        let rows = select.fetch_all(&self.pool).await.map_err(pg)?;
+        let more = rows.len() > query.limit;
+        let users = rows
+            .into_iter()
+            .take(query.limit)
+            .map(|Json(user)| user)
+            .collect();
+        Ok(UserPage { users, more })
+    }
+
+    async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), SUM(items_synced)::bigint, SUM(items_skipped)::bigint
+             FROM batch_users WHERE tenant = $1 AND batch = $2 GROUP BY state",
+        )
+        .bind(&*self.tenant)
+        .bind(batch)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg)?;
+        TallyRow::into_tallies(
+            rows.into_iter()
+                .map(|(state, users, items_synced, items_skipped)| TallyRow {
+                    state,
+                    users,
+                    items_synced,
+                    items_skipped,
+                })
+                .collect(),
+        )
+    }
 }
+
+/// A user's record with its row version put in (the column is the truth).
+const VERSIONED_RECORD: &str = "record || jsonb_build_object('version', version)";
 
 /// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
 async fn insert_user(

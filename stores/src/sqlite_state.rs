@@ -1,8 +1,9 @@
 //! The state store in SQLite: endpoints, batches and users in `state.db` beside the embedded
 //! checkpoints. Records are JSON documents keyed by name — the domain types evolve without a
-//! schema migration per field, and nothing queries inside them. Batches and users carry a row
-//! version in a column of its own; reads put it into the record, writes compare it
-//! (`UPDATE … WHERE version = ?`).
+//! schema migration per field. The only queries inside them are a user's state and items,
+//! as generated columns with indexes, for a page of the API's users list and a batch's
+//! counts. Batches and users carry a row version in a column of its own; reads put it into
+//! the record, writes compare it (`UPDATE … WHERE version = ?`).
 //!
 //! Several processes share the file (the service, `batch` commands, `report`): WAL mode and a
 //! busy timeout make their writes wait for each other instead of failing.
@@ -20,12 +21,16 @@ use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::{DEFAULT_TENANT, TenantRecord};
+use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{StoresError, decode_json, encode_json, sqlite_error as sql};
 use crate::sqlite::open_connection;
+use crate::tally_row::TallyRow;
+use crate::user_page_sql::{Bind, Dialect, user_page_sql};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS endpoints (
@@ -48,6 +53,9 @@ CREATE TABLE IF NOT EXISTS batch_users (
     email TEXT NOT NULL,
     record TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
+    state TEXT GENERATED ALWAYS AS (json_extract(record, '$.state')) VIRTUAL,
+    items_synced INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_synced')) VIRTUAL,
+    items_skipped INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_skipped')) VIRTUAL,
     PRIMARY KEY (tenant, batch, email)
 );
 CREATE TABLE IF NOT EXISTS tenants (
@@ -72,6 +80,37 @@ CREATE TABLE IF NOT EXISTS audit (
     subject TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant, id);
+";
+
+/// The users' columns the API's list filters and sorts on, generated from the record (so no
+/// write names them): tables from before them get them added.
+const GENERATED_USER_COLUMNS: [(&str, &str); 3] = [
+    (
+        "state",
+        "TEXT GENERATED ALWAYS AS (json_extract(record, '$.state')) VIRTUAL",
+    ),
+    (
+        "items_synced",
+        "INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_synced')) VIRTUAL",
+    ),
+    (
+        "items_skipped",
+        "INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_skipped')) VIRTUAL",
+    ),
+];
+
+/// The indexes behind a page of users and a batch's counts (`user_page_sql`): by state in
+/// address order (the state filter); by state in CSV order with the items, which also
+/// answers the counts without decoding a record; by items, with the state for the filter.
+const USER_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS batch_users_by_state
+    ON batch_users (tenant, batch, state, email);
+CREATE INDEX IF NOT EXISTS batch_users_by_state_position
+    ON batch_users (tenant, batch, state, position, items_synced, items_skipped);
+CREATE INDEX IF NOT EXISTS batch_users_by_items_synced
+    ON batch_users (tenant, batch, items_synced, position, state);
+CREATE INDEX IF NOT EXISTS batch_users_by_items_skipped
+    ON batch_users (tenant, batch, items_skipped, position, state);
 ";
 
 /// Tables written before records were versioned lack the column; their rows start at 1.
@@ -138,9 +177,11 @@ fn migrate(db: &mut Connection) -> Result<(), StoresError> {
     let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     transaction.execute_batch(SCHEMA)?;
     add_version_columns(&transaction)?;
+    add_generated_user_columns(&transaction)?;
     if !has_column(&transaction, "endpoints", "tenant")? {
         add_tenant_keys(&transaction)?;
     }
+    transaction.execute_batch(USER_INDEXES)?;
     transaction.execute(
         "INSERT OR IGNORE INTO tenants (name, record) VALUES (?1, ?2)",
         params![DEFAULT_TENANT, default_tenant_record()],
@@ -160,9 +201,10 @@ fn default_tenant_record() -> String {
     serde_json::to_string(&record).expect("a tenant record is plain data")
 }
 
+/// Generated columns included (`table_xinfo`; `table_info` leaves them out).
 fn has_column(db: &Connection, table: &str, column: &str) -> Result<bool, StoresError> {
     Ok(db.query_row(
-        &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+        &format!("SELECT COUNT(*) > 0 FROM pragma_table_xinfo('{table}') WHERE name = ?1"),
         [column],
         |row| row.get(0),
     )?)
@@ -173,6 +215,17 @@ fn add_version_columns(db: &Connection) -> Result<(), StoresError> {
         if !has_column(db, table, "version")? {
             db.execute_batch(&format!(
                 "ALTER TABLE {table} ADD COLUMN version INTEGER NOT NULL DEFAULT 1"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn add_generated_user_columns(db: &Connection) -> Result<(), StoresError> {
+    for (column, definition) in GENERATED_USER_COLUMNS {
+        if !has_column(db, "batch_users", column)? {
+            db.execute_batch(&format!(
+                "ALTER TABLE batch_users ADD COLUMN {column} {definition}"
             ))?;
         }
     }
@@ -489,6 +542,84 @@ impl StateStore for SqliteStateStore {
                 ),
                 &[tenant, &batch],
             )
+        })
+        .await
+    }
+
+    async fn user(&self, batch: &str, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (batch, email) = (batch.to_owned(), email.to_owned());
+        self.with(move |db, tenant| {
+            // By key; then in any ASCII case (NOCASE folds ASCII only), which the key's index
+            // cannot serve — a batch never holds one address in two cases, so either finds
+            // the one user.
+            for comparison in ["email = ?3", "email = ?3 COLLATE NOCASE"] {
+                let found = db
+                    .query_row(
+                        &format!(
+                            "SELECT {VERSIONED_RECORD} FROM batch_users
+                             WHERE tenant = ?1 AND batch = ?2 AND {comparison}
+                             ORDER BY position LIMIT 1"
+                        ),
+                        [tenant, &batch, &email],
+                        |row| row.get::<_, String>(0),
+                    )
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(text) = found {
+                    return from_json(&text, Some(&email)).map(Some);
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn user_page(&self, batch: &str, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let (text, binds) = user_page_sql(Dialect::Sqlite, VERSIONED_RECORD, query);
+        let (batch, limit) = (batch.to_owned(), query.limit);
+        let mut users: Vec<UserRecord> = self
+            .with(move |db, tenant| {
+                let mut values = vec![Value::from(tenant.to_owned()), Value::from(batch)];
+                values.extend(binds.into_iter().map(|bind| match bind {
+                    Bind::Text(text) => Value::from(text),
+                    Bind::Integer(number) => Value::from(number),
+                }));
+                let mut statement = db.prepare(&text).map_err(sql)?;
+                let rows = statement
+                    .query_map(rusqlite::params_from_iter(values), |row| {
+                        row.get::<_, String>(0)
+                    })
+                    .map_err(sql)?;
+                rows.map(|row| from_json(&row.map_err(sql)?, None))
+                    .collect()
+            })
+            .await?;
+        let more = users.len() > limit;
+        users.truncate(limit);
+        Ok(UserPage { users, more })
+    }
+
+    async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {
+        let batch = batch.to_owned();
+        self.with(move |db, tenant| {
+            let mut statement = db
+                .prepare(
+                    "SELECT state, COUNT(*), SUM(items_synced), SUM(items_skipped)
+                     FROM batch_users WHERE tenant = ?1 AND batch = ?2 GROUP BY state",
+                )
+                .map_err(sql)?;
+            let rows = statement
+                .query_map([tenant, &batch], |row| {
+                    Ok(TallyRow {
+                        state: row.get(0)?,
+                        users: row.get(1)?,
+                        items_synced: row.get(2)?,
+                        items_skipped: row.get(3)?,
+                    })
+                })
+                .map_err(sql)?;
+            let rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
+            TallyRow::into_tallies(rows)
         })
         .await
     }

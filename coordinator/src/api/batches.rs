@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord, UserState};
 use mailfleet_shared::tenancy::Role;
+use mailfleet_shared::user_query::{self, StateTally};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,6 +22,7 @@ use crate::commands::batch::{self, BatchSpec, Command, Transitioned};
 use crate::commands::{report, verify};
 use crate::error::CliError;
 use crate::input;
+use crate::records;
 use crate::tenant_stores::TenantStores;
 
 /// How many of a batch's users are where.
@@ -40,14 +42,19 @@ pub struct Counts {
 
 impl Counts {
     pub fn of(users: &[UserRecord]) -> Self {
-        let mut counts = Counts {
-            total: users.len(),
-            ..Counts::default()
-        };
-        for user in users {
-            counts.items_synced += user.items_synced;
-            counts.items_skipped += user.items_skipped;
-            let bucket = match user.state {
+        Counts::of_tallies(&user_query::tally(users))
+    }
+
+    /// From the store's count of each state ([`StateStore::user_tally`]), which reads no user.
+    ///
+    /// [`StateStore::user_tally`]: mailfleet_shared::state::StateStore::user_tally
+    pub fn of_tallies(tallies: &[StateTally]) -> Self {
+        let mut counts = Counts::default();
+        for tally in tallies {
+            counts.total += tally.users;
+            counts.items_synced += tally.items_synced;
+            counts.items_skipped += tally.items_skipped;
+            let bucket = match tally.state {
                 UserState::Queued => &mut counts.queued,
                 UserState::Syncing | UserState::IncrementalSyncing | UserState::Completing => {
                     &mut counts.syncing
@@ -57,9 +64,14 @@ impl Counts {
                 UserState::Failed | UserState::IncrementalFailed => &mut counts.failed,
                 UserState::Stopped => &mut counts.stopped,
             };
-            *bucket += 1;
+            *bucket += tally.users;
         }
         counts
+    }
+
+    /// The counts of batch `name`'s users, from the store's index.
+    pub async fn load(stores: &TenantStores, name: &str) -> Result<Self, CliError> {
+        Ok(Counts::of_tallies(&stores.state.user_tally(name).await?))
     }
 }
 
@@ -74,9 +86,9 @@ pub struct BatchView {
 
 impl BatchView {
     pub async fn load(stores: &TenantStores, name: &str) -> Result<Self, CliError> {
-        let (batch, users) = batch::status(stores, name).await?;
+        let batch = records::batch(stores.state.as_ref(), name).await?;
         Ok(BatchView {
-            counts: Counts::of(&users),
+            counts: Counts::load(stores, &batch.name).await?,
             batch,
         })
     }
@@ -157,9 +169,8 @@ impl NewBatch {
 pub async fn list(tenant: InTenant) -> Result<Json<Vec<BatchView>>, Problem> {
     let mut views = Vec::new();
     for batch in tenant.stores.state.batches().await? {
-        let users = tenant.stores.state.users(&batch.name).await?;
         views.push(BatchView {
-            counts: Counts::of(&users),
+            counts: Counts::load(&tenant.stores, &batch.name).await?,
             batch,
         });
     }

@@ -1,19 +1,22 @@
 //! `/api/v1/batches/{name}/users`: a batch's users, filtered, sorted and paged for a screen
-//! of thousands; one user with its folders, skipped items, warnings and errors.
+//! of thousands; one user with its folders, skipped items, warnings and errors. Both ask the
+//! store for what they show (`StateStore::user_page`, `StateStore::user`): a page of a
+//! 50,000-user batch reads its 50 users, not the batch.
 
 use axum::Json;
 use axum::extract::{Path, Query};
 use mailfleet_shared::checkpoint::CheckpointKey;
-use mailfleet_shared::lifecycle::UserRecord;
+use mailfleet_shared::lifecycle::{UserRecord, UserState};
 use mailfleet_shared::state::batch_scope;
 use mailfleet_shared::tenancy::tenant_scope;
+use mailfleet_shared::user_query::{UserOrder, UserQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::InTenant;
 use super::problem::Problem;
-use crate::commands::batch;
 use crate::error::CliError;
+use crate::records;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -22,7 +25,7 @@ const MAX_LIMIT: usize = 1000;
 pub struct UsersQuery {
     /// Only users in this state (Queued, Syncing, Synced, Failed, …; any case).
     pub state: Option<String>,
-    /// Only users whose address contains this text (any case).
+    /// Only users whose address contains this text (ASCII letters in any case).
     pub q: Option<String>,
     /// email (default), state, items_synced or items_skipped; `-` first for descending.
     pub sort: Option<String>,
@@ -51,47 +54,67 @@ pub async fn list(
     Path(name): Path<String>,
     Query(query): Query<UsersQuery>,
 ) -> Result<Json<UserPage>, Problem> {
-    let (_, users) = batch::status(&tenant.stores, &name).await?;
-    Ok(Json(page(users, &query)?))
+    let batch = records::batch(tenant.stores.state.as_ref(), &name).await?;
+    let Some(selection) = selection(&query)? else {
+        return Ok(Json(UserPage {
+            users: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let page = tenant
+        .stores
+        .state
+        .user_page(&batch.name, &selection)
+        .await?;
+    let next_cursor = page
+        .more
+        .then(|| (selection.offset + page.users.len()).to_string());
+    Ok(Json(UserPage {
+        users: page.users,
+        next_cursor,
+    }))
 }
 
-fn page(mut users: Vec<UserRecord>, query: &UsersQuery) -> Result<UserPage, CliError> {
-    if let Some(state) = &query.state {
-        users.retain(|u| u.state.to_string().eq_ignore_ascii_case(state));
-    }
-    if let Some(text) = query.q.as_deref().map(str::to_lowercase) {
-        users.retain(|u| u.email.to_lowercase().contains(&text));
-    }
+/// The store's query for the list's parameters; `None` when no user can match (a state that
+/// does not exist). The cursor is the number of users before the page.
+fn selection(query: &UsersQuery) -> Result<Option<UserQuery>, CliError> {
+    let state = match query.state.as_deref() {
+        Some(name) => match UserState::named(name) {
+            Some(state) => Some(state),
+            None => return Ok(None),
+        },
+        None => None,
+    };
     let sort = query.sort.as_deref().unwrap_or("email");
     let (descending, key) = match sort.strip_prefix('-') {
         Some(key) => (true, key),
         None => (false, sort),
     };
-    match key {
-        "email" => users.sort_by(|a, b| a.email.cmp(&b.email)),
-        "state" => users.sort_by_key(|u| u.state.to_string()),
-        "items_synced" => users.sort_by_key(|u| u.items_synced),
-        "items_skipped" => users.sort_by_key(|u| u.items_skipped),
+    let order = match key {
+        "email" => UserOrder::Email,
+        "state" => UserOrder::State,
+        "items_synced" => UserOrder::ItemsSynced,
+        "items_skipped" => UserOrder::ItemsSkipped,
         other => {
             return Err(CliError::Invalid(format!(
                 "sort {other:?}: use email, state, items_synced or items_skipped"
             )));
         }
-    }
-    if descending {
-        users.reverse();
-    }
-    let start: usize = match &query.cursor {
+    };
+    let offset = match &query.cursor {
         Some(cursor) => cursor
             .parse()
             .map_err(|_| CliError::Invalid(format!("cursor {cursor:?} is not one of ours")))?,
         None => 0,
     };
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let end = (start + limit).min(users.len());
-    let next_cursor = (end < users.len()).then(|| end.to_string());
-    let users = users.into_iter().skip(start).take(limit).collect();
-    Ok(UserPage { users, next_cursor })
+    Ok(Some(UserQuery {
+        state,
+        contains: query.q.clone(),
+        order,
+        descending,
+        offset,
+        limit: query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -120,10 +143,12 @@ pub async fn show(
     tenant: InTenant,
     Path((name, email)): Path<(String, String)>,
 ) -> Result<Json<UserDetail>, Problem> {
-    let (batch, users) = batch::status(&tenant.stores, &name).await?;
-    let user = users
-        .into_iter()
-        .find(|u| u.email.eq_ignore_ascii_case(&email))
+    let batch = records::batch(tenant.stores.state.as_ref(), &name).await?;
+    let user = tenant
+        .stores
+        .state
+        .user(&batch.name, &email)
+        .await?
         .ok_or_else(|| CliError::NotFound(format!("batch {} has no user {email}", batch.name)))?;
     // Workers checkpoint under the tenant's scope of the batch (see `service::batch_job`).
     let scope = tenant_scope(&tenant.stores.tenant, &batch_scope(&batch.name));

@@ -1,7 +1,9 @@
 //! `loadtest bench …`: measurements of the real `mailfleet` binary (release build) against the
 //! machine's real RabbitMQ, Redis and Dovecot. Each prints a table and writes JSON under
-//! `target/loadtest/`; BENCHMARKS.md records the figures. Nothing here asserts a time.
+//! `target/loadtest/`; BENCHMARKS.md records the figures. Nothing here asserts a time, except
+//! `bench api`, whose targets are the control plane's requirements.
 
+pub mod api;
 pub mod fleet;
 mod mailbox;
 mod mbsync;
@@ -31,6 +33,10 @@ pub enum BenchCommand {
     /// One folder grown from 1,000 to 100,000 messages; prints mailfleet's peak RSS at each
     /// size (it must stay flat).
     Memory(memory::MemoryArgs),
+    /// The control plane with one batch of 50,000 users: the API's users list, users and
+    /// batch, and the dashboard's batch page, timed against `mailfleet serve` (p50/p95/p99),
+    /// with its peak RSS; fails when a target is missed.
+    Api(api::ApiArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -40,5 +46,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fleet(args) => fleet::run(&args).await,
         BenchCommand::Scale(args) => scale::run(&args).await,
         BenchCommand::Memory(args) => memory::run(&args).await,
+        BenchCommand::Api(args) => api::run(&args).await,
     }
 }

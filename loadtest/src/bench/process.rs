@@ -14,14 +14,26 @@ pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const REDIS: &str = "redis://127.0.0.1:6379";
 
 /// Builds `mailfleet` in release mode (a no-op when it is current) and returns its path.
+/// Built together with `loadtest`, as `cargo build --release -p mailfleet -p loadtest` builds
+/// them: dependencies' features depend on the packages a build names, so `mailfleet` alone
+/// would recompile sqlx, the stores and the coordinator after that build (ten minutes on two
+/// cores), and back again.
 pub fn release_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "mailfleet"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "mailfleet",
+            "-p",
+            "loadtest",
+        ])
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release -p mailfleet failed");
+        bail!("cargo build --release -p mailfleet -p loadtest failed");
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     Ok(root.join("target/release/mailfleet"))

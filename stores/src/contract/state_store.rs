@@ -12,6 +12,7 @@ use mailfleet_shared::lifecycle::{
 };
 use mailfleet_shared::state::{EndpointRecord, StateStore, update_batch};
 use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
+use mailfleet_shared::user_query::{self, UserOrder, UserQuery};
 
 /// A batch as `batch create` makes it, not stored yet.
 pub fn new_batch(name: &str) -> BatchRecord {
@@ -56,6 +57,7 @@ pub async fn state_store_contract(store: Arc<dyn StateStore>, other: Arc<dyn Sta
     endpoints_round_trip_in_name_order(store.as_ref()).await;
     batches_and_users_round_trip_in_order(store.as_ref()).await;
     batch_names_are_unique(store.as_ref()).await;
+    user_pages_and_counts_are_the_selections_of_every_user(store.as_ref()).await;
     removing_a_batch_removes_its_users(store.as_ref()).await;
     stale_versions_conflict_and_write_nothing(store.as_ref(), other.as_ref()).await;
     a_stop_racing_the_end_of_a_pass_is_kept(store.as_ref(), other.as_ref()).await;
@@ -145,6 +147,100 @@ pub async fn batches_and_users_round_trip_in_order(store: &dyn StateStore) {
     assert_eq!(stored_users[2], written[1]);
     assert!(store.users("no-such-batch").await.unwrap().is_empty());
     assert_eq!(store.batch("no-such-batch").await.unwrap(), None);
+}
+
+/// A page of users (every filter, order and direction, at the start, inside and past the end)
+/// is what `user_query::select` picks from all the batch's users; a user is found by address
+/// in any ASCII case; the counts are `user_query::tally`'s. Users written after the batch was
+/// created are found by their new state and items, and come after the others among ties.
+pub async fn user_pages_and_counts_are_the_selections_of_every_user(store: &dyn StateStore) {
+    let states = [UserState::Synced, UserState::Queued, UserState::Failed];
+    let users: Vec<UserRecord> = (0..23)
+        .map(|i| {
+            // Addresses out of CSV order, and in more than one case.
+            let email = format!(
+                "{}{:02}@Example.org",
+                ["carol", "Bob", "ann"][i % 3],
+                23 - i
+            );
+            let mut user = UserRecord::queued(&email, "u", None);
+            user.state = states[i % 3];
+            user.items_synced = (i as u64 * 7) % 5;
+            user.items_skipped = (i % 4 == 0) as u64;
+            user
+        })
+        .collect();
+    store
+        .create_batch(&new_batch("paged"), &users)
+        .await
+        .unwrap();
+    let mut moved = store.users("paged").await.unwrap()[..2].to_vec();
+    moved[0].state = UserState::Failed;
+    moved[0].items_synced = 99;
+    store.put_users("paged", &mut moved).await.unwrap();
+    let mut added = [UserRecord::queued("zed@example.org", "z", None)];
+    store.put_users("paged", &mut added).await.unwrap();
+
+    let all = store.users("paged").await.unwrap();
+    let orders = [
+        UserOrder::Email,
+        UserOrder::State,
+        UserOrder::ItemsSynced,
+        UserOrder::ItemsSkipped,
+    ];
+    for order in orders {
+        for descending in [false, true] {
+            for (state, contains) in [
+                (None, None),
+                (Some(UserState::Failed), None),
+                (None, Some("B")),
+                (Some(UserState::Synced), Some("@example.")),
+                (Some(UserState::Stopped), None),
+            ] {
+                for (offset, limit) in [(0, 5), (5, 5), (20, 10), (30, 5), (0, 100)] {
+                    let query = UserQuery {
+                        state,
+                        contains: contains.map(str::to_owned),
+                        order,
+                        descending,
+                        offset,
+                        limit,
+                    };
+                    assert_eq!(
+                        store.user_page("paged", &query).await.unwrap(),
+                        user_query::select(all.clone(), &query),
+                        "{query:?}"
+                    );
+                }
+            }
+        }
+    }
+    let first = &all[0];
+    assert_eq!(
+        store.user("paged", &first.email).await.unwrap().as_ref(),
+        Some(first)
+    );
+    assert_eq!(
+        store
+            .user("paged", &first.email.to_ascii_uppercase())
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(first)
+    );
+    assert_eq!(
+        store.user("paged", "nobody@example.org").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.user("no-such-batch", &first.email).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.user_tally("paged").await.unwrap(),
+        user_query::tally(&all)
+    );
+    assert!(store.user_tally("no-such-batch").await.unwrap().is_empty());
 }
 
 /// `create_batch` on a taken name fails and leaves the batch and its users as they were.
