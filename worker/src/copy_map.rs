@@ -177,6 +177,13 @@ async fn record_attempt(
         job.release(Side::Source, user, source);
         return Ok(0);
     }
+    // The folder's mod-sequence before the copies' flags are read, for a map that has none:
+    // the next pass asks only for flag changes since (with QRESYNC it skips a folder where
+    // nothing changed, ARCHITECTURE.md rule 6). An older value is kept: the map's earlier
+    // entries were read before this one.
+    if map.highest_modseq == 0 && source.has_capability("CONDSTORE") {
+        map.highest_modseq = source_box.highest_modseq.unwrap_or(0);
+    }
     let (first, last) = (map.source_covered + 1, checkpoint.last_source_uid);
     let copied = identify(&mut source, format!("{first}:{last}"), |uid| {
         (first..=last).contains(&uid)
