@@ -131,6 +131,12 @@ pub async fn run_with_board(
     Err(CliError::Interrupted)
 }
 
+/// Whether `error` is the state store being out of reach (a restart, a dropped connection):
+/// the service stands by and carries on when it is back, rather than exiting.
+fn store_unreachable(error: &CliError) -> bool {
+    matches!(error, CliError::Store(store) if store.kind() == StoreErrorKind::Unavailable)
+}
+
 /// Why [`Service::schedule`] returned without an error.
 enum Scheduled {
     /// `stop` fired.
@@ -169,6 +175,11 @@ impl Service {
             }
             let due = match self.due(&busy).await {
                 Ok(due) => due,
+                // The database went away between the lock check and this read: as a lost lock.
+                Err(error) if store_unreachable(&error) => {
+                    tracing::error!(%error, "the state database is unreachable: standing by");
+                    break Ok(Scheduled::LostLeadership);
+                }
                 Err(error) => break Err(error),
             };
             for (tenant, batch, kind) in due {
@@ -184,6 +195,12 @@ impl Service {
             tokio::select! {
                 Some(joined) = running.join_next() => match joined {
                     Ok((key, Ok(()))) => { busy.remove(&key); }
+                    // A pass cut off from the database runs again from its checkpoints once
+                    // this service (or a standby) holds the lock again.
+                    Ok((_, Err(error))) if store_unreachable(&error) => {
+                        tracing::error!(%error, "the state database is unreachable: standing by");
+                        break Ok(Scheduled::LostLeadership);
+                    }
                     Ok((_, Err(error))) => break Err(error),
                     Err(crash) => break Err(CliError::failed("a pass", crash)),
                 },
