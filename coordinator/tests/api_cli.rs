@@ -8,30 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::Pair;
-use common::api::Service;
+use common::api::{Service, created_token};
 use common::mailfleet;
 use mailfleet_testkit::corpus::CorpusSpec;
 use serde_json::Value;
 
 /// An admin token of the default tenant, made on the service's machine.
 fn admin_token(state_dir: &Path) -> String {
-    let output = mailfleet()
-        .args(["token", "create", "--role", "admin", "--label", "cli"])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .split_whitespace()
-        .find(|word| word.starts_with("mf_"))
-        .unwrap_or_else(|| panic!("no token in {stdout}"))
-        .to_owned()
+    created_token(state_dir, &["--role", "admin", "--label", "cli"])
 }
 
 /// What one command printed and how it exited.

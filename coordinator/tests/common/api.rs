@@ -13,15 +13,15 @@ use super::{Running, mailfleet};
 /// A provider token made with `mailfleet token create --provider`: the one way in before any
 /// tenant exists.
 pub async fn provider_token(state_dir: &Path) -> String {
+    created_token(state_dir, &["--provider", "--label", "test"])
+}
+
+/// The token `mailfleet token create ARGS` prints, made on the service's machine.
+pub fn created_token(state_dir: &Path, args: &[&str]) -> String {
     let output = mailfleet()
-        .args([
-            "token",
-            "create",
-            "--provider",
-            "--label",
-            "test",
-            "--state-dir",
-        ])
+        .args(["token", "create"])
+        .args(args)
+        .arg("--state-dir")
         .arg(state_dir)
         .output()
         .unwrap();
