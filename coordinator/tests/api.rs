@@ -351,7 +351,8 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
     )
     .await;
 
-    // Events: the stream is open before the start, and tells of the batch's change.
+    // Events: the stream is open before the start, and tells of the batch's change and of
+    // its users as the pass writes them.
     let mut events = api
         .request(Method::GET, "/api/v1/events", &operator)
         .send()
@@ -367,11 +368,17 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
     )
     .await;
     let mut seen = String::new();
-    while !seen.split("\n\n").any(|event| {
-        event.starts_with("event: batch")
-            && event.contains("\"name\":\"wave-1\"")
-            && !event.contains("\"state\":\"Created\"")
-    }) {
+    let told = |seen: &str, kind: &str, of: &str| {
+        seen.split("\n\n").any(|event| {
+            event.starts_with(&format!("event: {kind}"))
+                && event.contains(of)
+                && !event.contains("\"state\":\"Created\"")
+                && !event.contains("\"state\":\"Queued\"")
+        })
+    };
+    while !(told(&seen, "batch", "\"name\":\"wave-1\"")
+        && told(&seen, "user", "\"batch\":\"wave-1\""))
+    {
         let chunk = events
             .chunk()
             .await

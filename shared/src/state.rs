@@ -108,6 +108,36 @@ pub trait StateStore: Send + Sync {
     async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {
         Ok(user_query::tally(&self.users(batch).await?))
     }
+
+    /// The newest change among the batch's users (0 when none was written since changes were
+    /// numbered): a reader starting now passes it to [`users_changed_after`] and sees only
+    /// what is written from then on.
+    ///
+    /// Every write of a user gives it a change number larger than any the store gave before
+    /// (across batches and removals), and one batch's writers take turns, so within a batch
+    /// the numbers grow in commit order: a reader that saw change N has seen every earlier
+    /// write of that batch. This is how the API's event stream finds what changed without
+    /// reading every user of a batch each second.
+    ///
+    /// [`users_changed_after`]: StateStore::users_changed_after
+    async fn user_change_mark(&self, batch: &str) -> Result<u64, StoreError>;
+
+    /// Up to `limit` of the batch's users written after change `after`, oldest change first,
+    /// each with the change it was written at (the next call's `after` is the last one's).
+    async fn users_changed_after(
+        &self,
+        batch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangedUser>, StoreError>;
+}
+
+/// A user as [`StateStore::users_changed_after`] finds it: the record and the change number
+/// of its last write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedUser {
+    pub change: u64,
+    pub user: UserRecord,
 }
 
 /// Conflicts in a row after which [`update_batch`] gives up. Every conflict means another

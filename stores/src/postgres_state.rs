@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
-use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::DEFAULT_TENANT;
 use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
@@ -405,6 +405,44 @@ impl StateStore for PostgresStateStore {
                 .collect(),
         )
     }
+
+    async fn user_change_mark(&self, batch: &str) -> Result<u64, StoreError> {
+        let mark: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(changed), 0) FROM batch_users WHERE tenant = $1 AND batch = $2",
+        )
+        .bind(&*self.tenant)
+        .bind(batch)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(mark as u64)
+    }
+
+    async fn users_changed_after(
+        &self,
+        batch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangedUser>, StoreError> {
+        let rows: Vec<(i64, Json<UserRecord>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT changed, {VERSIONED_RECORD} FROM batch_users
+             WHERE tenant = $1 AND batch = $2 AND changed > $3 ORDER BY changed LIMIT $4"
+        )))
+        .bind(&*self.tenant)
+        .bind(batch)
+        .bind(column(after)?)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(rows
+            .into_iter()
+            .map(|(change, Json(user))| ChangedUser {
+                change: change as u64,
+                user,
+            })
+            .collect())
+    }
 }
 
 /// A user's record with its row version put in (the column is the truth).
@@ -449,7 +487,8 @@ async fn update_user(
     user: &UserRecord,
 ) -> Result<(), StoreError> {
     let updated = sqlx::query(
-        "UPDATE batch_users SET state = $3, record = $4, version = version + 1
+        "UPDATE batch_users SET state = $3, record = $4, version = version + 1,
+                changed = nextval('batch_user_changes')
          WHERE tenant = $6 AND batch = $1 AND email = $2 AND version = $5",
     )
     .bind(batch)

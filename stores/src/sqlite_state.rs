@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
-use mailfleet_shared::state::{EndpointRecord, StateStore};
+use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::{DEFAULT_TENANT, TenantRecord};
 use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
@@ -53,11 +53,17 @@ CREATE TABLE IF NOT EXISTS batch_users (
     email TEXT NOT NULL,
     record TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
+    changed INTEGER NOT NULL DEFAULT 0,
     state TEXT GENERATED ALWAYS AS (json_extract(record, '$.state')) VIRTUAL,
     items_synced INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_synced')) VIRTUAL,
     items_skipped INTEGER GENERATED ALWAYS AS (json_extract(record, '$.items_skipped')) VIRTUAL,
     PRIMARY KEY (tenant, batch, email)
 );
+CREATE TABLE IF NOT EXISTS user_change_counter (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    last INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO user_change_counter (id, last) VALUES (0, 0);
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
     record TEXT NOT NULL
@@ -111,6 +117,8 @@ CREATE INDEX IF NOT EXISTS batch_users_by_items_synced
     ON batch_users (tenant, batch, items_synced, position, state);
 CREATE INDEX IF NOT EXISTS batch_users_by_items_skipped
     ON batch_users (tenant, batch, items_skipped, position, state);
+CREATE INDEX IF NOT EXISTS batch_users_by_change
+    ON batch_users (tenant, batch, changed);
 ";
 
 /// Tables written before records were versioned lack the column; their rows start at 1.
@@ -178,6 +186,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoresError> {
     transaction.execute_batch(SCHEMA)?;
     add_version_columns(&transaction)?;
     add_generated_user_columns(&transaction)?;
+    if !has_column(&transaction, "batch_users", "changed")? {
+        // Users written before changes were numbered count as change 0, seen by every reader.
+        transaction.execute_batch(
+            "ALTER TABLE batch_users ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
     if !has_column(&transaction, "endpoints", "tenant")? {
         add_tenant_keys(&transaction)?;
     }
@@ -426,8 +440,9 @@ impl StateStore for SqliteStateStore {
                     "a batch named {name} exists already"
                 )));
             }
-            for (position, user) in users.iter().enumerate() {
-                insert_user(&transaction, tenant, &name, position as i64, user)?;
+            let first_change = take_changes(&transaction, users.len())?;
+            for ((position, user), change) in users.iter().enumerate().zip(first_change..) {
+                insert_user(&transaction, tenant, &name, position as i64, change, user)?;
             }
             transaction.commit().map_err(sql)
         })
@@ -513,12 +528,13 @@ impl StateStore for SqliteStateStore {
                         |row| row.get(0),
                     )
                     .map_err(sql)?;
-                for user in &rows {
+                let first_change = take_changes(&transaction, rows.len())?;
+                for (user, change) in rows.iter().zip(first_change..) {
                     if user.version == 0 {
-                        insert_user(&transaction, tenant, &batch, next, user)?;
+                        insert_user(&transaction, tenant, &batch, next, change, user)?;
                         next += 1;
                     } else {
-                        update_user(&transaction, tenant, &batch, user)?;
+                        update_user(&transaction, tenant, &batch, change, user)?;
                     }
                 }
                 transaction.commit().map_err(sql)?;
@@ -623,6 +639,68 @@ impl StateStore for SqliteStateStore {
         })
         .await
     }
+
+    async fn user_change_mark(&self, batch: &str) -> Result<u64, StoreError> {
+        let batch = batch.to_owned();
+        self.with(move |db, tenant| {
+            let mark: i64 = db
+                .query_row(
+                    "SELECT COALESCE(MAX(changed), 0) FROM batch_users
+                     WHERE tenant = ?1 AND batch = ?2",
+                    [tenant, &batch],
+                    |row| row.get(0),
+                )
+                .map_err(sql)?;
+            Ok(mark as u64)
+        })
+        .await
+    }
+
+    async fn users_changed_after(
+        &self,
+        batch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangedUser>, StoreError> {
+        let batch = batch.to_owned();
+        self.with(move |db, tenant| {
+            let mut statement = db
+                .prepare(&format!(
+                    "SELECT changed, {VERSIONED_RECORD} FROM batch_users
+                     WHERE tenant = ?1 AND batch = ?2 AND changed > ?3
+                     ORDER BY changed LIMIT ?4"
+                ))
+                .map_err(sql)?;
+            let rows = statement
+                .query_map(params![tenant, batch, after as i64, limit as i64], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(sql)?;
+            rows.map(|row| {
+                let (change, record) = row.map_err(sql)?;
+                Ok(ChangedUser {
+                    change: change as u64,
+                    user: from_json(&record, None)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+}
+
+/// Numbers `count` writes of users, in the write transaction that makes them: returns the
+/// first of `count` change numbers larger than any given before (the counter is one row, so
+/// it outlives removed batches; SQLite's single writer makes them commit-ordered).
+fn take_changes(db: &Connection, count: usize) -> Result<i64, StoreError> {
+    let last: i64 = db
+        .query_row(
+            "UPDATE user_change_counter SET last = last + ?1 WHERE id = 0 RETURNING last",
+            [count as i64],
+            |row| row.get(0),
+        )
+        .map_err(sql)?;
+    Ok(last - count as i64 + 1)
 }
 
 /// Adds a new user at `position` (version 1); a conflict if the batch has the address already.
@@ -631,13 +709,15 @@ fn insert_user(
     tenant: &str,
     batch: &str,
     position: i64,
+    change: i64,
     user: &UserRow,
 ) -> Result<(), StoreError> {
     let inserted = db
         .execute(
-            "INSERT OR IGNORE INTO batch_users (tenant, batch, position, email, record, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            params![tenant, batch, position, user.email, user.record],
+            "INSERT OR IGNORE INTO batch_users
+                 (tenant, batch, position, email, record, version, changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+            params![tenant, batch, position, user.email, user.record, change],
         )
         .map_err(sql)?;
     if inserted == 0 {
@@ -654,13 +734,14 @@ fn update_user(
     db: &Connection,
     tenant: &str,
     batch: &str,
+    change: i64,
     user: &UserRow,
 ) -> Result<(), StoreError> {
     let updated = db
         .execute(
-            "UPDATE batch_users SET record = ?3, version = version + 1
+            "UPDATE batch_users SET record = ?3, version = version + 1, changed = ?6
              WHERE tenant = ?5 AND batch = ?1 AND email = ?2 AND version = ?4",
-            params![batch, user.email, user.record, user.version, tenant],
+            params![batch, user.email, user.record, user.version, tenant, change],
         )
         .map_err(sql)?;
     if updated == 0 {

@@ -10,7 +10,7 @@ use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::lifecycle::{
     BatchCommand, BatchRecord, BatchState, PassKind, PassOutcome, UserRecord, UserState,
 };
-use mailfleet_shared::state::{EndpointRecord, StateStore, update_batch};
+use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore, update_batch};
 use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
 use mailfleet_shared::user_query::{self, UserOrder, UserQuery};
 
@@ -59,6 +59,7 @@ pub async fn state_store_contract(store: Arc<dyn StateStore>, other: Arc<dyn Sta
     batch_names_are_unique(store.as_ref()).await;
     user_pages_and_counts_are_the_selections_of_every_user(store.as_ref()).await;
     removing_a_batch_removes_its_users(store.as_ref()).await;
+    user_changes_are_seen_once_in_write_order(store.as_ref(), other.as_ref()).await;
     stale_versions_conflict_and_write_nothing(store.as_ref(), other.as_ref()).await;
     a_stop_racing_the_end_of_a_pass_is_kept(store.as_ref(), other.as_ref()).await;
     concurrent_updates_are_never_lost(store, other).await;
@@ -308,6 +309,80 @@ pub async fn removing_a_batch_removes_its_users(store: &dyn StateStore) {
     assert!(error.to_string().contains("never-created"), "{error}");
 }
 
+/// A reader that took the mark sees each later write of the batch's users once, oldest first,
+/// a page at a time, whichever handle wrote it; nothing of other batches; and a batch removed
+/// and created again under its name starts above the old mark, so the reader misses nothing.
+pub async fn user_changes_are_seen_once_in_write_order(
+    store: &dyn StateStore,
+    other: &dyn StateStore,
+) {
+    fn changed_emails(changes: &[ChangedUser]) -> Vec<&str> {
+        changes.iter().map(|c| c.user.email.as_str()).collect()
+    }
+    let users = [
+        UserRecord::queued("a@example.com", "a", None),
+        UserRecord::queued("b@example.com", "b", None),
+        UserRecord::queued("c@example.com", "c", None),
+    ];
+    store
+        .create_batch(&new_batch("watched"), &users)
+        .await
+        .unwrap();
+    store
+        .create_batch(&new_batch("unwatched"), &users)
+        .await
+        .unwrap();
+    let mark = store.user_change_mark("watched").await.unwrap();
+    assert!(mark > 0, "created users are numbered changes");
+    assert!(
+        store
+            .users_changed_after("watched", mark, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing changed since the mark"
+    );
+
+    let mut stored = store.users("watched").await.unwrap();
+    stored[2].state = UserState::Syncing;
+    store.put_users("watched", &mut stored[2..]).await.unwrap();
+    stored[0].state = UserState::Syncing;
+    other.put_users("watched", &mut stored[..1]).await.unwrap();
+    let mut elsewhere = store.users("unwatched").await.unwrap();
+    elsewhere[1].state = UserState::Failed;
+    store.put_users("unwatched", &mut elsewhere).await.unwrap();
+
+    let first = store.users_changed_after("watched", mark, 1).await.unwrap();
+    assert_eq!(changed_emails(&first), ["c@example.com"]);
+    assert_eq!(first[0].user.state, UserState::Syncing);
+    let rest = store
+        .users_changed_after("watched", first[0].change, 10)
+        .await
+        .unwrap();
+    assert_eq!(changed_emails(&rest), ["a@example.com"], "in write order");
+    assert_eq!(
+        rest[0].user, stored[0],
+        "the record as stored, version included"
+    );
+    let mark = rest[0].change;
+    assert_eq!(store.user_change_mark("watched").await.unwrap(), mark);
+
+    store.remove_batch("watched").await.unwrap();
+    store
+        .create_batch(&new_batch("watched"), &users[..1])
+        .await
+        .unwrap();
+    let again = store
+        .users_changed_after("watched", mark, 10)
+        .await
+        .unwrap();
+    assert_eq!(changed_emails(&again), ["a@example.com"]);
+    assert_eq!(again[0].user.state, UserState::Queued);
+    for name in ["watched", "unwatched"] {
+        store.remove_batch(name).await.unwrap();
+    }
+}
+
 /// A write of a record read at version N fails with a conflict once another writer moved it
 /// past N (or removed it), and writes nothing — of a users write, not even its other users.
 pub async fn stale_versions_conflict_and_write_nothing(
@@ -442,6 +517,17 @@ impl StateStore for RaceBeforeWrite<'_> {
     }
     async fn users(&self, batch: &str) -> Result<Vec<UserRecord>, StoreError> {
         self.inner.users(batch).await
+    }
+    async fn user_change_mark(&self, batch: &str) -> Result<u64, StoreError> {
+        self.inner.user_change_mark(batch).await
+    }
+    async fn users_changed_after(
+        &self,
+        batch: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangedUser>, StoreError> {
+        self.inner.users_changed_after(batch, after, limit).await
     }
 }
 
