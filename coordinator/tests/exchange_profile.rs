@@ -4,13 +4,16 @@
 //! message arrives once,
 //! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
 //! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
-//! user with words a person can act on.
+//! user with words a person can act on. Exchange's disconnect at a session's tenth error is
+//! met and recovered from.
 
 mod common;
 
 use common::{Pair, mailfleet, run, user_result};
-use mailfleet_testkit::exchange_front::{Condition, ExchangeFront};
-use mailfleet_testkit::{Layout, NewMessage, StartOptions, append_all, connect_login};
+use mailfleet_testkit::exchange_front::{Condition, ExchangeFront, TOO_BIG};
+use mailfleet_testkit::{
+    Layout, NewMessage, StartOptions, append_all, assert_same_mail, connect_login,
+};
 use serde_json::Value;
 
 const USER: (&str, &str) = ("alice@exprofile.test", "exprofile-pw");
@@ -315,4 +318,85 @@ async fn m365_renames_slashes_and_names_equal_but_for_case_without_losing_mail()
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
     assert_eq!(pair.target_snapshot(0).await.message_count(), 4);
+}
+
+/// The front's size limit in the tests below: the padded messages are over it.
+const SIZE_LIMIT: usize = 2048;
+
+/// A message with `\Seen`, padded past [`SIZE_LIMIT`] when `oversized`.
+fn sized_message(subject: &str, oversized: bool) -> NewMessage {
+    let mut message = message(subject, &["\\Seen"]);
+    if oversized {
+        message.bytes.extend(b"x".repeat(SIZE_LIMIT));
+        message.bytes.extend(b"\r\n");
+    }
+    message
+}
+
+/// Exchange ends a session at its tenth error. Twelve messages over the target's size limit
+/// among twenty-four it takes, in one folder: the tenth refusal ends the session with a BYE,
+/// mailfleet reconnects and resumes from its checkpoint without offering the refused messages
+/// again (so the limit is met once), every other message arrives once, and each refused one is
+/// a skipped item naming the target's words; the user completes with warnings, exit status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_without_them() {
+    let pair = Pair::from_servers(
+        StartOptions::users(&[USER]),
+        StartOptions::users(&[USER]),
+        &[USER],
+    );
+    let oversized = |i: usize| i % 3 == 2;
+    let messages: Vec<NewMessage> = (0..36)
+        .map(|i| sized_message(&format!("m{i:02}"), oversized(i)))
+        .collect();
+    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    append_all(&mut session, "INBOX", &messages).await.unwrap();
+    session.logout().await.unwrap();
+    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
+    let front = ExchangeFront::start_with(upstream, Condition::SizeLimit(SIZE_LIMIT))
+        .await
+        .unwrap();
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "CompletedWithWarnings", "{result}");
+    assert_eq!(result["items_skipped"], 12, "{result}");
+    assert_eq!(
+        front.error_limit_hits(),
+        1,
+        "the tenth refusal ended one session, and only one: {result}"
+    );
+    let refused_words = TOO_BIG.trim_start_matches("NO ");
+    let mut skipped: Vec<String> = result["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let reason = item["reason"].as_str().unwrap();
+            assert!(reason.contains("target refused the message"), "{item}");
+            assert!(reason.contains(refused_words), "{item}");
+            item["subject"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    skipped.sort();
+    let expected: Vec<String> = (0..36)
+        .filter(|&i| oversized(i))
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    assert_eq!(skipped, expected);
+
+    // Every message the target takes is there exactly once, with its flags and date.
+    let mut taken = pair.source_snapshot(0).await;
+    for folder in taken.folders.values_mut() {
+        folder.messages.retain(|m| m.bytes.len() <= SIZE_LIMIT);
+    }
+    assert_same_mail(&taken, &pair.target_snapshot(0).await, str::to_owned);
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
+    assert_same_mail(&taken, &pair.target_snapshot(0).await, str::to_owned);
 }
