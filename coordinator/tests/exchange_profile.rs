@@ -5,11 +5,13 @@
 //! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
 //! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
 //! user with words a person can act on. Exchange's disconnect at a session's tenth error is
-//! met and recovered from.
+//! met and recovered from, and a copy left without `\Flagged` (a crash between its APPEND and
+//! the STORE) is flagged by the next pass.
 
 mod common;
 
 use common::{Pair, mailfleet, run, user_result};
+use futures_util::TryStreamExt;
 use mailfleet_testkit::exchange_front::{Condition, ExchangeFront, TOO_BIG};
 use mailfleet_testkit::{
     Layout, NewMessage, StartOptions, append_all, assert_same_mail, connect_login,
@@ -399,4 +401,74 @@ async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_withou
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
     assert_same_mail(&taken, &pair.target_snapshot(0).await, str::to_owned);
+}
+
+/// Subject → sorted flags of every message in the target's INBOX.
+async fn target_inbox(pair: &Pair) -> Vec<(String, Vec<String>)> {
+    target_folder(pair, "INBOX").await
+}
+
+/// A crash between a copy's APPEND (which loses `\Flagged` on Exchange) and the profile's
+/// `UID STORE` leaves the copy unflagged, and no checkpoint or map knows of it. Made here
+/// without a kill: after a first run, a new flagged source message is APPENDed through the
+/// front with the same bytes, as the crashed attempt would have; the next run finds it present
+/// and flags it. A message the user flagged on the target only stays flagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_unflagged_by_a_crash_is_flagged_by_the_next_run() {
+    let pair = Pair::from_servers(
+        StartOptions::users(&[USER]),
+        StartOptions::users(&[USER]),
+        &[USER],
+    );
+    let mut source = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    let first = [
+        message("flagged", &["\\Seen", "\\Flagged"]),
+        message("flagged-on-target", &["\\Seen"]),
+    ];
+    append_all(&mut source, "INBOX", &first).await.unwrap();
+    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
+        .await
+        .unwrap();
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+
+    // The user flags a copy on the target; a new flagged message arrives on the source, and
+    // its copy reaches the target as the crash left it: through the front, \Flagged dropped.
+    let mut target = connect_login(front.port(), USER.0, USER.1).await.unwrap();
+    target.select("INBOX").await.unwrap();
+    // UID 2: the first run appended in source order.
+    target
+        .uid_store("2", "+FLAGS.SILENT (\\Flagged)")
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let arrived = [message("crashed-before-store", &["\\Seen", "\\Flagged"])];
+    append_all(&mut source, "INBOX", &arrived).await.unwrap();
+    append_all(&mut target, "INBOX", &arrived).await.unwrap();
+    target.logout().await.unwrap();
+    source.logout().await.unwrap();
+    assert_eq!(
+        target_inbox(&pair).await[0],
+        ("crashed-before-store".to_owned(), strings(&["\\Seen"])),
+        "the copy as the crash left it"
+    );
+
+    let (code, json, stderr) = migrate(&pair, &front);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["items_copied"], 0, "{result}");
+    let flagged_and_seen = strings(&["\\Flagged", "\\Seen"]);
+    assert_eq!(
+        target_inbox(&pair).await,
+        vec![
+            ("crashed-before-store".to_owned(), flagged_and_seen.clone()),
+            ("flagged".to_owned(), flagged_and_seen.clone()),
+            ("flagged-on-target".to_owned(), flagged_and_seen),
+        ],
+        "{result}"
+    );
 }
