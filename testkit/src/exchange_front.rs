@@ -32,10 +32,11 @@
 //! On request ([`Condition`]): a mailbox that is full (`NO Server Unavailable. 15` to every
 //! APPEND after the first few), one that is "authenticated but not connected" (every command
 //! after login answered so), a busy server (`* BYE Connection closed. 14` instead of every Nth
-//! APPEND), or tokens that expire after the Nth APPEND.
+//! APPEND), tokens that expire after the Nth APPEND, or a message size limit (an APPEND whose
+//! literal is over it refused at its command line, each refusal one of the session's errors).
 //!
 //! Not reproduced: OAUTHBEARER, the `Request is throttled` replies, case-insensitivity beyond
-//! CREATE, `$MDNSent` shown as a category, size limits. Only synchronizing literals are
+//! CREATE, `$MDNSent` shown as a category. Only synchronizing literals are
 //! understood from the client (`{n}`, what mailfleet sends), and a literal is read as soon as
 //! its line is forwarded: a server refusing an APPEND at its command line (instead of `+`)
 //! would leave the front waiting.
@@ -65,9 +66,15 @@ pub const ERROR_LIMIT: usize = 10;
 /// Exchange's disconnect when it is busy (and, here, after [`ERROR_LIMIT`] errors).
 const BUSY_BYE: &str = "* BYE Connection closed. 14\r\n";
 
+/// The front's refusal of an APPEND over [`Condition::SizeLimit`]. Exchange Online refuses a
+/// message over the mailbox's maximum receive size; its exact IMAP words for that are not
+/// documented, so these are the front's own (a NO without a response code, as Exchange's are).
+pub const TOO_BIG: &str = "NO APPEND failed: the message exceeds the maximum message size";
+
 pub struct ExchangeFront {
     address: SocketAddr,
     accept_loop: JoinHandle<()>,
+    error_limit_hits: Arc<AtomicUsize>,
 }
 
 /// A state of the mailbox behind the front, on top of Exchange's ordinary behaviour.
@@ -86,6 +93,10 @@ pub enum Condition {
     /// expires: sessions logged in with one end at their next command, and the token is
     /// refused at login. Only with [`ExchangeFront::start_app_only`].
     TokensExpireAfterAppends(usize),
+    /// An APPEND whose literal is over this many bytes is answered [`TOO_BIG`] instead of `+`
+    /// (the message is never sent), as Exchange refuses a message over the size limit; like any
+    /// tagged error it counts toward the session's [`ERROR_LIMIT`].
+    SizeLimit(usize),
 }
 
 /// Exchange's app-only logins: tokens checked with the identity stand-in, the mailbox opened
@@ -129,7 +140,9 @@ impl ExchangeFront {
             appends: Arc::new(AtomicUsize::new(0)),
             created: Arc::default(),
             logins,
+            error_limit_hits: Arc::default(),
         };
+        let error_limit_hits = mailbox.error_limit_hits.clone();
         let accept_loop = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mailbox = mailbox.clone();
@@ -141,7 +154,13 @@ impl ExchangeFront {
         Ok(ExchangeFront {
             address,
             accept_loop,
+            error_limit_hits,
         })
+    }
+
+    /// Sessions the front ended at their [`ERROR_LIMIT`]th error: that a client met the limit.
+    pub fn error_limit_hits(&self) -> usize {
+        self.error_limit_hits.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -167,6 +186,8 @@ struct Mailbox {
     /// Lowercased name → the name as first created through the front.
     created: Arc<std::sync::Mutex<HashMap<String, String>>>,
     logins: Option<Arc<AppOnlyLogins>>,
+    /// Sessions ended at their [`ERROR_LIMIT`]th error.
+    error_limit_hits: Arc<AtomicUsize>,
 }
 
 /// What the front says instead of the server.
@@ -194,8 +215,8 @@ impl Mailbox {
         (*first != name).then(|| Reply::Answer(format!("{tag} NO Mailbox already exists.\r\n")))
     }
 
-    /// The answer this condition gives `verb` instead of the server, if any.
-    fn refusal(&self, tag: &str, verb: &str) -> Option<Reply> {
+    /// The answer this condition gives `verb` (on `line`) instead of the server, if any.
+    fn refusal(&self, tag: &str, verb: &str, line: &str) -> Option<Reply> {
         let verb = verb.to_ascii_uppercase();
         let append = (verb == "APPEND").then(|| self.appends.fetch_add(1, Ordering::SeqCst) + 1);
         match (self.condition, append) {
@@ -204,6 +225,11 @@ impl Mailbox {
             ),
             (Condition::BusyEveryAppends(every), Some(count)) if count % every == 0 => {
                 Some(Reply::Bye(BUSY_BYE))
+            }
+            (Condition::SizeLimit(limit), Some(_))
+                if literal_size(line).is_some_and(|size| size > limit) =>
+            {
+                Some(Reply::Answer(format!("{tag} {TOO_BIG}\r\n")))
             }
             (Condition::TokensExpireAfterAppends(after), Some(count)) if count == after => {
                 if let Some(logins) = &self.logins {
@@ -235,6 +261,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mailbox: Mailbox) -> std
         writer: Mutex::new(client_write),
         errors: AtomicUsize::new(0),
         app_only: mailbox.logins.is_some(),
+        error_limit_hits: mailbox.error_limit_hits.clone(),
     });
     let to_client = tokio::spawn(server_to_client(server_read, client.clone()));
     let result = client_to_server(client_read, server_write, client, mailbox).await;
@@ -248,6 +275,8 @@ struct ToClient {
     errors: AtomicUsize,
     /// Capabilities offer XOAUTH2 only.
     app_only: bool,
+    /// The front's count of sessions ended at the limit, shared by every session.
+    error_limit_hits: Arc<AtomicUsize>,
 }
 
 /// Whether the session goes on after a write.
@@ -264,6 +293,7 @@ impl ToClient {
         writer.write_all(line.as_bytes()).await?;
         writer.write_all(literal).await?;
         if is_tagged_error(line) && self.errors.fetch_add(1, Ordering::SeqCst) + 1 >= ERROR_LIMIT {
+            self.error_limit_hits.fetch_add(1, Ordering::SeqCst);
             writer.write_all(BUSY_BYE.as_bytes()).await?;
             writer.shutdown().await?;
             return Ok(Session::Closed);
@@ -408,7 +438,7 @@ async fn client_to_server(
             }
         }
         let reply = reply
-            .or_else(|| mailbox.refusal(tag, verb))
+            .or_else(|| mailbox.refusal(tag, verb, &line))
             .or_else(|| mailbox.name_taken(tag, verb, &line));
         let command = match reply {
             Some(Reply::Bye(bye)) => return to_client.bye(bye).await.map(drop),
@@ -655,6 +685,25 @@ mod tests {
             None,
             "the connection is closed"
         );
+        assert_eq!(front.error_limit_hits(), 1);
+    }
+
+    #[test]
+    fn appends_over_the_size_limit_are_refused_before_their_literal() {
+        let mailbox = Mailbox {
+            condition: Condition::SizeLimit(100),
+            appends: Arc::default(),
+            created: Arc::default(),
+            logins: None,
+            error_limit_hits: Arc::default(),
+        };
+        let over = "A1 APPEND \"INBOX\" (\\Seen) {101}\r\n";
+        assert!(matches!(
+            mailbox.refusal("A1", "APPEND", over),
+            Some(Reply::Answer(a)) if a == format!("A1 {TOO_BIG}\r\n") && is_tagged_error(&a)
+        ));
+        let within = "A2 APPEND \"INBOX\" {100}\r\n";
+        assert!(mailbox.refusal("A2", "APPEND", within).is_none());
     }
 
     #[test]

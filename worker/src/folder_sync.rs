@@ -272,8 +272,13 @@ impl Copier<'_> {
     }
 
     async fn copy_batch(&mut self, batch: &[&MessageMeta]) -> Result<(), WorkerError> {
+        // A message the target refused earlier in this task is not offered again on a retry:
+        // it would be refused again, and Exchange Online ends a session at its tenth error
+        // (FAULTS.md, "Exchange Online as the target"), so a batch holding ten such messages
+        // would end every attempt at the same place. It is already reported as skipped.
         let (oversized, wanted): (Vec<&MessageMeta>, Vec<&MessageMeta>) = batch
             .iter()
+            .filter(|m| !self.run.skipped_uids.contains(&m.uid))
             .partition(|m| m.size > self.job.max_message_size);
         for meta in oversized {
             let header = self.fetch_header(meta.uid).await?;
