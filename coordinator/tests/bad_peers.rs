@@ -336,7 +336,10 @@ async fn a_literal_cut_short_by_a_closed_connection_is_a_lost_connection() {
         "cutclosed",
         Misbehaviour::UnterminatedLiteral { close: true },
         &[],
-        ("FETCH bodies", "connection to"),
+        (
+            "FETCH bodies",
+            "closed the connection in the middle of a response",
+        ),
     )
     .await;
 }
@@ -347,7 +350,10 @@ async fn a_bye_inside_a_literal_is_a_lost_connection_not_a_message() {
         "byeliteral",
         Misbehaviour::ByeInLiteral,
         &[],
-        ("FETCH bodies", "connection to"),
+        (
+            "FETCH bodies",
+            "closed the connection in the middle of a response",
+        ),
     )
     .await;
     // The bytes before the BYE never became a message.

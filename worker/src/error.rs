@@ -292,6 +292,15 @@ pub fn from_io(server: &str, context: &str, error: std::io::Error) -> WorkerErro
             excerpt,
         };
     }
+    // async-imap's words when the stream ends inside a response (a literal cut short, a BYE
+    // in the middle of one): say what happened instead.
+    let text = if error.kind() == std::io::ErrorKind::UnexpectedEof
+        && text == "bytes remaining in stream"
+    {
+        "the server closed the connection in the middle of a response".to_owned()
+    } else {
+        text
+    };
     WorkerError::ConnectionLost {
         server,
         reason: format!("{context}: {}", cut(&text)),
@@ -395,6 +404,21 @@ mod tests {
             long.to_string()
                 .starts_with("source imap://x:1 answered LIST with a response line longer"),
             "{long}"
+        );
+    }
+
+    #[test]
+    fn a_stream_ending_inside_a_response_says_so() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "bytes remaining in stream",
+        );
+        let error = from_io("source imap://x:1", "FETCH bodies", eof);
+        assert!(error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "connection to source imap://x:1 lost: FETCH bodies: the server closed the \
+             connection in the middle of a response"
         );
     }
 
