@@ -16,7 +16,7 @@ use common::{Pair, Running, run, user_result};
 use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::fault_proxy::{Action, FaultProxy};
-use mailfleet_testkit::scripted_server::{Misbehaviour, ScriptedServer};
+use mailfleet_testkit::scripted_server::{HOSTILE_NAMES, Misbehaviour, ScriptedServer};
 use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
 use serde_json::Value;
 
@@ -434,6 +434,37 @@ async fn completions_with_foreign_or_repeated_tags_are_not_taken_for_ours() {
         &pair.target_snapshot(0).await,
         str::to_owned,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_names_that_look_like_escaping_paths_are_mapped_or_skipped_with_a_reason() {
+    let (pair, _, finished) = migrate_through(
+        "names-good@example.com",
+        "names-bad@example.com",
+        Misbehaviour::HostileNames,
+        &SHORT_LIMITS,
+    )
+    .await;
+    assert_eq!(finished.code, 0, "{}\n{}", finished.stderr, finished.json);
+    let bad = user_result(&finished.json, &pair.users[1].0);
+    eprintln!("{bad}");
+    assert_eq!(bad["status"], "CompletedWithWarnings", "{bad}");
+    // Each name is skipped with a reason: the empty levels by the folder map, `.` and `..` by
+    // the target (Dovecot refuses them), `a/../b` because its parent `a/..` was refused.
+    let skipped = bad["skipped"].as_array().unwrap();
+    for name in HOSTILE_NAMES {
+        let skip = skipped
+            .iter()
+            .find(|s| s["folder"] == name)
+            .unwrap_or_else(|| panic!("{name:?} is not reported: {bad}"));
+        assert!(!skip["reason"].as_str().unwrap().is_empty(), "{skip}");
+    }
+    // On the target: INBOX with its message, and the plain parent `a` of `a/../b`; no `.` or
+    // `..` level anywhere.
+    let target = pair.target_snapshot(1).await;
+    let names: Vec<&str> = target.folders.keys().map(String::as_str).collect();
+    assert_eq!(names, ["INBOX", "a"]);
+    assert_eq!(target.folders["INBOX"].messages.len(), 1);
 }
 
 /// Marks `uids` of `folder` deleted and expunges them, as another client of the mailbox would.

@@ -55,7 +55,13 @@ pub enum Misbehaviour {
     /// Answers correctly, but before each tagged completion sends one with a tag never sent
     /// (`ZZ9 OK`), and after it the same completion again.
     WrongTags,
+    /// Lists, beside INBOX, folders named like paths that escape: `..`, `.`, `a/../b`, `/lead`
+    /// (a leading separator) and the empty name; each opens as the one-message INBOX does.
+    HostileNames,
 }
+
+/// The names [`Misbehaviour::HostileNames`] lists beside INBOX.
+pub const HOSTILE_NAMES: [&str; 5] = ["..", ".", "a/../b", "/lead", ""];
 
 pub struct ScriptedServer {
     address: SocketAddr,
@@ -241,6 +247,14 @@ async fn misbehave(
                 let (data, done) = answer.split_at(answer.rfind(&format!("{tag} ")).unwrap_or(0));
                 let text = format!("{data}ZZ9 OK {verb} completed\r\n{done}{done}");
                 to_client.write_all(text.as_bytes()).await?
+            }
+            Misbehaviour::HostileNames if verb == "LIST" => {
+                let mut lines = String::from("* LIST (\\HasNoChildren) \"/\" INBOX\r\n");
+                for name in HOSTILE_NAMES {
+                    lines.push_str(&format!("* LIST (\\HasNoChildren) \"/\" \"{name}\"\r\n"));
+                }
+                lines.push_str(&format!("{tag} OK LIST completed\r\n"));
+                to_client.write_all(lines.as_bytes()).await?
             }
             Misbehaviour::WrongFetchUids => {
                 let answer = wrong_uids_answer(tag, &verb, command);
