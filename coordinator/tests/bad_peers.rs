@@ -467,6 +467,24 @@ async fn folder_names_that_look_like_escaping_paths_are_mapped_or_skipped_with_a
     assert_eq!(target.folders["INBOX"].messages.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uidvalidity_that_differs_between_status_and_examine_copies_once() {
+    let (pair, _, finished) = migrate_through(
+        "validity-good@example.com",
+        "validity-bad@example.com",
+        Misbehaviour::ShiftingUidValidity,
+        &SHORT_LIMITS,
+    )
+    .await;
+    assert_eq!(finished.code, 0, "{}\n{}", finished.stderr, finished.json);
+    let bad = user_result(&finished.json, &pair.users[1].0);
+    eprintln!("{bad}");
+    assert_eq!(bad["status"], "Completed", "{bad}");
+    assert_eq!(bad["items_copied"], 1, "{bad}");
+    let target = pair.target_snapshot(1).await;
+    assert_eq!(target.folders["INBOX"].messages.len(), 1, "{target:?}");
+}
+
 /// Marks `uids` of `folder` deleted and expunges them, as another client of the mailbox would.
 async fn expunge(port: u16, (login, password): (&str, &str), folder: &str, uids: &str) {
     let mut session = connect_login(port, login, password).await.unwrap();

@@ -58,6 +58,8 @@ pub enum Misbehaviour {
     /// Lists, beside INBOX, folders named like paths that escape: `..`, `.`, `a/../b`, `/lead`
     /// (a leading separator) and the empty name; each opens as the one-message INBOX does.
     HostileNames,
+    /// Plays the one-message INBOX, but EXAMINE says UIDVALIDITY 8 where STATUS says 7.
+    ShiftingUidValidity,
 }
 
 /// The names [`Misbehaviour::HostileNames`] lists beside INBOX.
@@ -255,6 +257,10 @@ async fn misbehave(
                 }
                 lines.push_str(&format!("{tag} OK LIST completed\r\n"));
                 to_client.write_all(lines.as_bytes()).await?
+            }
+            Misbehaviour::ShiftingUidValidity if verb == "EXAMINE" || verb == "SELECT" => {
+                let answer = answer(tag, &verb, command).replace("UIDVALIDITY 7", "UIDVALIDITY 8");
+                to_client.write_all(answer.as_bytes()).await?
             }
             Misbehaviour::WrongFetchUids => {
                 let answer = wrong_uids_answer(tag, &verb, command);
