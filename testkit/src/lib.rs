@@ -6,7 +6,8 @@
 //!   [`client::assert_same_mail`] (messages as multisets of bytes, flags and dates).
 //! - [`corpus`]: deterministic, realistic mailboxes; [`bad_messages`]: broken ones.
 //! - [`broker`]: closing RabbitMQ connections from the broker's side.
-//! - [`fault_proxy`]: a TCP proxy that injects busy greetings and cut connections;
+//! - [`fault_proxy`]: a TCP proxy that injects busy greetings, cut connections, APPENDs
+//!   answered OK and dropped, and commands held at a point a test chooses;
 //!   [`exchange_front`]: an Exchange Online personality in front of a real Dovecot.
 //! - [`identity`]: a stand-in for Entra ID's and Google's token endpoints, whose tokens a
 //!   Dovecot started [`StartOptions::with_oauth2`] accepts.
@@ -14,7 +15,8 @@
 //! - [`private`]: Redis, RabbitMQ and PostgreSQL instances of a test's own, to restart or wipe
 //!   mid-run, and a small filesystem to fill.
 //! - [`scripted_server`]: an IMAP source that misbehaves for one login (silence, floods, junk,
-//!   huge literals, trickles) and passes the others through to a real server.
+//!   huge literals, trickles, literals cut short, endless lines, wrong UIDs and tags) and
+//!   passes the others through to a real server.
 
 pub mod bad_messages;
 pub mod broker;

@@ -2,8 +2,10 @@
 //!
 //! It reproduces what broken or hostile IMAP servers do after a successful login: fall silent,
 //! list folders without end, answer with random bytes (NUL included), trickle an answer one
-//! byte at a time, announce a literal of a terabyte, or (honest but slow) deliver every answer
-//! in small pieces with pauses. Only the chosen login meets the misbehaviour; every other login
+//! byte at a time, announce a literal of a terabyte, cut a literal short (then silence, a close
+//! or a `* BYE`), send a line that never ends or untagged responses without end, answer FETCH
+//! for the wrong UIDs, complete commands with wrong or repeated tags, or (honest but slow)
+//! deliver every answer in small pieces with pauses. Only the chosen login meets the misbehaviour; every other login
 //! is passed through to a real server (Dovecot), so one migration holds a good user and a bad
 //! one and a test can show that a bad server costs one user, never the process.
 //!
@@ -37,7 +39,31 @@ pub enum Misbehaviour {
     /// Honest: passed through to the real server, but every answer arrives in pieces of
     /// `piece` bytes, `pause` apart.
     Fragmenting { piece: usize, pause: Duration },
+    /// Answers the message body FETCH with a literal of 100 bytes announced and 10 sent, then
+    /// falls silent, or (`close`) closes the connection.
+    UnterminatedLiteral { close: bool },
+    /// Answers the first command with one line of this many bytes that never ends (no CRLF),
+    /// then falls silent.
+    EndlessLine(u64),
+    /// Answers EXAMINE with `* 1 EXISTS` and `* OK` lines without end, never completing it.
+    EndlessUntagged,
+    /// Sends `* BYE` in the middle of the message body's literal, then closes.
+    ByeInLiteral,
+    /// Plays an INBOX of two messages (UIDs 1 and 2) whose FETCH answers hold a message not
+    /// asked for (UID 9) and leave out UID 2, which SEARCH still finds.
+    WrongFetchUids,
+    /// Answers correctly, but before each tagged completion sends one with a tag never sent
+    /// (`ZZ9 OK`), and after it the same completion again.
+    WrongTags,
+    /// Lists, beside INBOX, folders named like paths that escape: `..`, `.`, `a/../b`, `/lead`
+    /// (a leading separator) and the empty name; each opens as the one-message INBOX does.
+    HostileNames,
+    /// Plays the one-message INBOX, but EXAMINE says UIDVALIDITY 8 where STATUS says 7.
+    ShiftingUidValidity,
 }
+
+/// The names [`Misbehaviour::HostileNames`] lists beside INBOX.
+pub const HOSTILE_NAMES: [&str; 5] = ["..", ".", "a/../b", "/lead", ""];
 
 pub struct ScriptedServer {
     address: SocketAddr,
@@ -181,12 +207,64 @@ async fn misbehave(
                 })
                 .await;
             }
-            Misbehaviour::HugeLiteral(size)
-                if verb == "FETCH" && command.contains("BODY.PEEK[]") =>
-            {
+            Misbehaviour::HugeLiteral(size) if is_body_fetch(&verb, command) => {
                 let announcement = format!("* 1 FETCH (UID 1 BODY[] {{{size}}}\r\n");
                 to_client.write_all(announcement.as_bytes()).await?;
                 return endless(&mut to_client, |chunk| chunk.resize(64 * 1024, b'x')).await;
+            }
+            Misbehaviour::UnterminatedLiteral { close } if is_body_fetch(&verb, command) => {
+                let start = "* 1 FETCH (UID 1 BODY[] {100}\r\nFrom: a@e";
+                to_client.write_all(start.as_bytes()).await?;
+                if close {
+                    return to_client.shutdown().await;
+                }
+                return silent(from_client).await;
+            }
+            Misbehaviour::ByeInLiteral if is_body_fetch(&verb, command) => {
+                let start = "* 1 FETCH (UID 1 BODY[] {100}\r\nFrom: a@e\r\n* BYE shutting down\r\n";
+                to_client.write_all(start.as_bytes()).await?;
+                return to_client.shutdown().await;
+            }
+            Misbehaviour::EndlessLine(bytes) => {
+                let mut left = bytes;
+                to_client.write_all(b"* CAPABILITY IMAP4rev1 ").await?;
+                let chunk = vec![b'A'; 64 * 1024];
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64) as usize;
+                    to_client.write_all(&chunk[..n]).await?;
+                    left -= n as u64;
+                }
+                return silent(from_client).await;
+            }
+            Misbehaviour::EndlessUntagged if verb == "EXAMINE" || verb == "SELECT" => {
+                return endless(&mut to_client, |chunk| {
+                    while chunk.len() < 64 * 1024 {
+                        chunk.extend_from_slice(b"* 1 EXISTS\r\n* OK still here\r\n");
+                    }
+                })
+                .await;
+            }
+            Misbehaviour::WrongTags => {
+                let answer = answer(tag, &verb, command);
+                let (data, done) = answer.split_at(answer.rfind(&format!("{tag} ")).unwrap_or(0));
+                let text = format!("{data}ZZ9 OK {verb} completed\r\n{done}{done}");
+                to_client.write_all(text.as_bytes()).await?
+            }
+            Misbehaviour::HostileNames if verb == "LIST" => {
+                let mut lines = String::from("* LIST (\\HasNoChildren) \"/\" INBOX\r\n");
+                for name in HOSTILE_NAMES {
+                    lines.push_str(&format!("* LIST (\\HasNoChildren) \"/\" \"{name}\"\r\n"));
+                }
+                lines.push_str(&format!("{tag} OK LIST completed\r\n"));
+                to_client.write_all(lines.as_bytes()).await?
+            }
+            Misbehaviour::ShiftingUidValidity if verb == "EXAMINE" || verb == "SELECT" => {
+                let answer = answer(tag, &verb, command).replace("UIDVALIDITY 7", "UIDVALIDITY 8");
+                to_client.write_all(answer.as_bytes()).await?
+            }
+            Misbehaviour::WrongFetchUids => {
+                let answer = wrong_uids_answer(tag, &verb, command);
+                to_client.write_all(answer.as_bytes()).await?
             }
             Misbehaviour::Trickle(interval) => {
                 for byte in answer(tag, &verb, command).as_bytes() {
@@ -201,6 +279,52 @@ async fn misbehave(
             }
         }
     }
+}
+
+/// Reads the client's commands and never answers again, until it goes away.
+async fn silent(mut from_client: impl AsyncBufReadExt + Unpin) -> std::io::Result<()> {
+    loop {
+        read_line(&mut from_client).await?;
+    }
+}
+
+fn is_body_fetch(verb: &str, command: &str) -> bool {
+    verb == "FETCH" && command.contains("BODY.PEEK[]")
+}
+
+/// The [`Misbehaviour::WrongFetchUids`] INBOX's answer: two messages, UID 2 never fetched.
+fn wrong_uids_answer(tag: &str, verb: &str, command: &str) -> String {
+    let message =
+        |uid: u32| format!("From: a@example.com\r\nSubject: scripted {uid}\r\n\r\nhi\r\n");
+    let data = match verb {
+        "STATUS" => "* STATUS INBOX (MESSAGES 2 UIDNEXT 10 UIDVALIDITY 7)\r\n".to_owned(),
+        "EXAMINE" | "SELECT" => "* 2 EXISTS\r\n* 0 RECENT\r\n* FLAGS (\\Seen)\r\n\
+             * OK [UIDVALIDITY 7] UIDs valid\r\n* OK [UIDNEXT 10] next\r\n"
+            .to_owned(),
+        // Every UID asked for exists (`UID 1:*`, or the ones a client finds missing).
+        "SEARCH" if command.contains("UID 2") => "* SEARCH 2\r\n".to_owned(),
+        "SEARCH" => "* SEARCH 1 2\r\n".to_owned(),
+        "FETCH" if command.contains("BODY.PEEK[]") => [1, 9]
+            .map(|uid| {
+                let body = message(uid);
+                format!(
+                    "* {uid} FETCH (UID {uid} BODY[] {{{}}}\r\n{body})\r\n",
+                    body.len()
+                )
+            })
+            .concat(),
+        "FETCH" if command.contains("RFC822.SIZE") => [1, 2, 9]
+            .map(|uid| {
+                format!(
+                    "* {uid} FETCH (UID {uid} RFC822.SIZE {} FLAGS (\\Seen) \
+                     INTERNALDATE \"01-Jan-2024 10:00:00 +0000\")\r\n",
+                    message(uid).len()
+                )
+            })
+            .concat(),
+        _ => return answer(tag, verb, command),
+    };
+    format!("{data}{tag} OK {verb} completed\r\n")
 }
 
 /// Writes what `fill` puts in a 64 KiB chunk, again and again, until the client goes away.

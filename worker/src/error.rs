@@ -80,6 +80,24 @@ pub enum WorkerError {
     /// A multi-line answer (FETCH, SEARCH, LIST) came back short: retried, never trusted.
     #[error("{server} gave an incomplete answer: {reason}")]
     Incomplete { server: String, reason: String },
+    /// The target answered OK to APPENDs whose messages it did not store: its UIDNEXT rose by
+    /// less than the messages it confirmed (UIDNEXT only grows, so other clients' mail can hide
+    /// a loss, never invent one). Retried: the next attempt's fingerprint index finds which are
+    /// missing and appends them again, saying so (`folder_sync.rs`); a target that keeps doing
+    /// it fails the user with this text.
+    #[error(
+        "{server} confirmed {confirmed} message(s) appended to {folder} but holds at most \
+         {stored} of them (its UIDNEXT went from {uid_next_before} to {uid_next_after}): the \
+         target did not keep what it accepted"
+    )]
+    NotStored {
+        server: String,
+        folder: String,
+        confirmed: u32,
+        stored: u32,
+        uid_next_before: u32,
+        uid_next_after: u32,
+    },
     /// Another worker took over this folder while this one stalled.
     #[error("lost the lease on folder {folder} to another worker")]
     LeaseLost { folder: String },
@@ -118,6 +136,7 @@ impl WorkerError {
             | WorkerError::Timeout { .. }
             | WorkerError::Unparsable { .. }
             | WorkerError::Incomplete { .. }
+            | WorkerError::NotStored { .. }
             | WorkerError::LeaseLost { .. }
             | WorkerError::TokenUnavailable { .. } => true,
             WorkerError::Store(error) => error.is_retryable(),
@@ -273,6 +292,15 @@ pub fn from_io(server: &str, context: &str, error: std::io::Error) -> WorkerErro
             excerpt,
         };
     }
+    // async-imap's words when the stream ends inside a response (a literal cut short, a BYE
+    // in the middle of one): say what happened instead.
+    let text = if error.kind() == std::io::ErrorKind::UnexpectedEof
+        && text == "bytes remaining in stream"
+    {
+        "the server closed the connection in the middle of a response".to_owned()
+    } else {
+        text
+    };
     WorkerError::ConnectionLost {
         server,
         reason: format!("{context}: {}", cut(&text)),
@@ -376,6 +404,21 @@ mod tests {
             long.to_string()
                 .starts_with("source imap://x:1 answered LIST with a response line longer"),
             "{long}"
+        );
+    }
+
+    #[test]
+    fn a_stream_ending_inside_a_response_says_so() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "bytes remaining in stream",
+        );
+        let error = from_io("source imap://x:1", "FETCH bodies", eof);
+        assert!(error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "connection to source imap://x:1 lost: FETCH bodies: the server closed the \
+             connection in the middle of a response"
         );
     }
 

@@ -158,6 +158,12 @@ async fn attempt(
     // APPENDs and STATUS follow; an EXAMINEd folder is closed without expunging anything.
     target.run("CLOSE", |s| s.close()).await?;
     target.discard_unsolicited();
+    // Where the target's UIDs stand before our appends: each batch's must move it on by as
+    // many as the target confirmed (`check_kept`).
+    let mut mark = match target_box.uid_next {
+        Some(next) => next.saturating_sub(1),
+        None => target_uid_mark(&mut target, &plan.target_name).await?,
+    };
 
     let part = part_to_copy(plan, source_validity);
     let (uids, checkpointed) = pending_uids(
@@ -191,9 +197,17 @@ async fn attempt(
         let metas = copier.fetch_metadata(chunk).await?;
         for batch in body_batches(&metas, job.max_message_size, &job.tuning) {
             lease.check()?;
-            copier.copy_batch(&batch).await?;
+            let confirmed = copier.copy_batch(&batch).await?;
             let last_uid = batch.last().map_or(0, |m| m.uid);
-            let mark = target_uid_mark(copier.target, &plan.target_name).await?;
+            let before = mark;
+            mark = target_uid_mark(copier.target, &plan.target_name).await?;
+            check_kept(
+                &copier.target.server,
+                &plan.target_name,
+                before,
+                mark,
+                confirmed,
+            )?;
             let checkpoint = FolderCheckpoint {
                 source_uidvalidity: source_validity,
                 last_source_uid: last_uid,
@@ -271,7 +285,8 @@ impl Copier<'_> {
         Ok(metas)
     }
 
-    async fn copy_batch(&mut self, batch: &[&MessageMeta]) -> Result<(), WorkerError> {
+    /// Copies `batch`; returns how many messages the target confirmed appended.
+    async fn copy_batch(&mut self, batch: &[&MessageMeta]) -> Result<u32, WorkerError> {
         // A message the target refused earlier in this task is not offered again on a retry:
         // it would be refused again, and Exchange Online ends a session at its tenth error
         // (FAULTS.md, "Exchange Online as the target"), so a batch holding ten such messages
@@ -304,22 +319,40 @@ impl Copier<'_> {
                 }
                 continue;
             }
+            if self.run.uncheckpointed_appends.take_one(&fingerprint) {
+                self.not_kept(meta, body);
+            }
             to_append.push((meta, body, fingerprint));
         }
-        self.append(&to_append).await?;
+        let confirmed = self.append(&to_append).await?;
         self.job
             .progress
             .advanced(&self.user.email, batch.len() as u64);
-        Ok(())
+        Ok(confirmed)
+    }
+
+    /// An earlier attempt of this task had the target confirm this message's APPEND, yet the
+    /// target does not hold it (`WorkerError::NotStored` sent us here): it is appended again,
+    /// counted once, and the user's report says so, since a target that drops what it accepted
+    /// may drop more than a count can show.
+    fn not_kept(&mut self, meta: &MessageMeta, body: &[u8]) {
+        self.run.outcome.appended = self.run.outcome.appended.saturating_sub(1);
+        self.run.outcome.bytes = self.run.outcome.bytes.saturating_sub(body.len() as u64);
+        let reason =
+            "the target answered OK to its APPEND but did not store it; appended again".to_owned();
+        tracing::warn!(user = %self.user.email, folder = %self.plan.display_name, uid = meta.uid, %reason, "message not kept by the target");
+        let item = self.report_item(meta, body, reason);
+        self.run.outcome.warnings.push(item);
     }
 
     /// Appends the messages the target lacks, records each one the target confirmed, and skips
-    /// (reports) each one it refused. A failure of the connection stops the batch after the
-    /// confirmed ones are recorded, so a retry counts them as appended, not as found.
+    /// (reports) each one it refused; returns how many it confirmed. A failure of the
+    /// connection stops the batch after the confirmed ones are recorded, so a retry counts them
+    /// as appended, not as found.
     async fn append(
         &mut self,
         messages: &[(&MessageMeta, &[u8], Fingerprint)],
-    ) -> Result<(), WorkerError> {
+    ) -> Result<u32, WorkerError> {
         let mut appendables: Vec<Appendable> = Vec::with_capacity(messages.len());
         let mut not_kept: Vec<(usize, Vec<String>)> = Vec::new();
         let mut flagged: Vec<bool> = Vec::with_capacity(messages.len());
@@ -343,12 +376,14 @@ impl Copier<'_> {
             .append_batch(&self.plan.target_name, &appendables, store_flagged)
             .await;
         let mut failure = outcome.stopped;
+        let mut confirmed = 0;
         let mut to_flag: Vec<(usize, Option<u32>)> = Vec::new();
         for (index, ((meta, body, fingerprint), answer)) in
             messages.iter().zip(outcome.answers).enumerate()
         {
             match answer.map(|a| a.map_err(|e| from_imap(&self.target.server, "APPEND", e))) {
                 Some(Ok(())) => {
+                    confirmed += 1;
                     self.record_appended(*fingerprint, body.len() as u64);
                     if let Some((_, keywords)) = not_kept.iter().find(|(i, _)| *i == index) {
                         self.warn_keywords(meta, body, keywords);
@@ -373,7 +408,7 @@ impl Copier<'_> {
         if store_flagged {
             self.set_flagged_again(messages, &to_flag).await?;
         }
-        Ok(())
+        Ok(confirmed)
     }
 
     /// Where the target's profile says APPEND does not keep `\Flagged` reliably: sets it again
@@ -465,15 +500,20 @@ impl Copier<'_> {
             .run("UID SEARCH", |s| s.uid_search(format!("UID {set}")))
             .await?;
         self.source.confirm_complete("UID SEARCH")?;
-        if still_there.is_empty() {
+        // Only the UIDs asked about count: a server may name others.
+        let mut uids: Vec<u32> = still_there
+            .into_iter()
+            .filter(|uid| missing.binary_search(uid).is_ok())
+            .collect();
+        if uids.is_empty() {
             return Ok(());
         }
-        let mut uids: Vec<u32> = still_there.into_iter().collect();
         uids.sort_unstable();
         Err(WorkerError::Incomplete {
             server: self.source.server.clone(),
             reason: format!(
-                "no {what} returned for UIDs {} of folder {}",
+                "FETCH returned no {what} for UIDs {} of folder {}, which UID SEARCH still finds \
+                 (retried, never skipped: ARCHITECTURE.md, rule 5)",
                 uid_set(&uids),
                 self.plan.display_name
             ),
@@ -653,6 +693,31 @@ async fn target_uid_mark(target: &mut ImapConnection, name: &str) -> Result<u32,
     Ok(status.uid_next.map_or(0, |next| next.saturating_sub(1)))
 }
 
+/// The target's UIDs must have moved on by at least the messages it confirmed appended, from
+/// `before` to `after` (its highest UID around the batch): UIDs only grow, so a smaller step means
+/// it answered OK to APPENDs it did not store. Costs nothing: the STATUS after each batch is
+/// there for the checkpoint's mark anyway (ARCHITECTURE.md, rules 1 and 2: nothing lost).
+fn check_kept(
+    server: &str,
+    folder: &str,
+    before: u32,
+    after: u32,
+    confirmed: u32,
+) -> Result<(), WorkerError> {
+    let stored = after.saturating_sub(before);
+    if stored >= confirmed {
+        return Ok(());
+    }
+    Err(WorkerError::NotStored {
+        server: server.to_owned(),
+        folder: folder.to_owned(),
+        confirmed,
+        stored,
+        uid_next_before: before.saturating_add(1),
+        uid_next_after: after.saturating_add(1),
+    })
+}
+
 /// Splits metadata into batches whose bodies fit the memory budget (`tuning`'s messages and
 /// bytes). A message over `max_message_size` costs nothing: only its header is fetched.
 fn body_batches<'m>(
@@ -780,6 +845,28 @@ mod tests {
         // `20:*` on a folder whose highest UID is 12 answers 12.
         assert_eq!(sorted_within([12], 20, None), Vec::<u32>::new());
         assert_eq!(sorted_within([9, 3, 7, 30], 3, Some(9)), [3, 7, 9]);
+    }
+
+    #[test]
+    fn a_target_whose_uids_moved_on_less_than_it_confirmed_did_not_keep_them() {
+        let server = "target imap://127.0.0.1:143";
+        assert!(check_kept(server, "INBOX", 10, 14, 4).is_ok());
+        // Other clients' mail arriving meanwhile moves the UIDs on further: still fine.
+        assert!(check_kept(server, "INBOX", 10, 20, 4).is_ok());
+        assert!(check_kept(server, "INBOX", 10, 10, 0).is_ok());
+        let error = check_kept(server, "Archive", 10, 11, 4).unwrap_err();
+        assert!(
+            error.is_transient(),
+            "retried: the next attempt appends them again"
+        );
+        assert_eq!(
+            error.to_string(),
+            "target imap://127.0.0.1:143 confirmed 4 message(s) appended to Archive but holds at \
+             most 1 of them (its UIDNEXT went from 11 to 12): the target did not keep what it \
+             accepted"
+        );
+        // A folder re-created meanwhile (UIDNEXT back to 1) holds none of them either.
+        assert!(check_kept(server, "INBOX", 10, 0, 1).is_err());
     }
 
     #[test]

@@ -100,9 +100,32 @@ impl Pair {
         self.run_command_from(source_url, "migrate", csv, extra)
     }
 
+    /// `migrate` as [`Pair::migrate_command`] does, but between `source_url` and `target_url`
+    /// (proxies or scripted servers in front of either server).
+    pub fn migrate_command_between(
+        &self,
+        source_url: &str,
+        target_url: &str,
+        csv: &Path,
+        extra: &[&str],
+    ) -> Command {
+        self.command_between(source_url, target_url, "migrate", csv, extra)
+    }
+
     fn run_command_from(
         &self,
         source_url: &str,
+        subcommand: &str,
+        csv: &Path,
+        extra: &[&str],
+    ) -> Command {
+        self.command_between(source_url, &self.target.url(), subcommand, csv, extra)
+    }
+
+    fn command_between(
+        &self,
+        source_url: &str,
+        target_url: &str,
         subcommand: &str,
         csv: &Path,
         extra: &[&str],
@@ -115,7 +138,7 @@ impl Pair {
                 "--source",
                 source_url,
                 "--target",
-                &self.target.url(),
+                target_url,
                 "--state-dir",
             ])
             .arg(self.state_dir())
