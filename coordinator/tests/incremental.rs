@@ -538,6 +538,27 @@ async fn the_services_incremental_pass_mirrors_a_batch_with_mirror_deletions() {
     assert!(html.contains("No errors: no user failed."), "{html}");
     assert!(html.contains("No skipped items."), "{html}");
 
+    // verify reads both sides now: exact; the target-only message counted; m09's flag, set on
+    // the target only, kept by the pass and told apart, not a fault.
+    let verified: Value =
+        serde_json::from_str(&service.ok(&["verify", "wave-1", "--json"])).unwrap();
+    let checked = &verified["users"][0];
+    assert_eq!(checked["exact"], true, "{verified}");
+    assert_eq!(checked["target_only"], 1, "{verified}");
+    let differ = checked["flags_differ"].as_array().unwrap();
+    assert_eq!(differ.len(), 1, "{verified}");
+    assert_eq!(differ[0]["message"]["subject"], "m09", "{verified}");
+    assert_eq!(
+        differ[0]["source_flags"],
+        serde_json::json!([]),
+        "{verified}"
+    );
+    assert_eq!(
+        differ[0]["target_flags"],
+        serde_json::json!(["\\Flagged"]),
+        "{verified}"
+    );
+
     let source = pair.source_snapshot(0).await;
     let target = pair.target_snapshot(0).await;
     assert_same_mail(

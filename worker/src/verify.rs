@@ -4,8 +4,12 @@
 //! For each folder the batch migrates, both sides' messages are fingerprinted (one FETCH of
 //! the fingerprint's header fields and sizes per folder) and compared as multisets: a source
 //! message with fewer copies on the target is *missing*, one with more copies is *duplicated*.
-//! Messages only on the target (mail delivered there after the MX switch) are counted, not
-//! faulted; messages over the batch's size limit are expected to be missing.
+//! Messages only on the target (mail delivered there after the MX switch, or deleted on the
+//! source and kept) are counted, not faulted; messages over the batch's size limit are expected
+//! to be missing. A message once on each side whose system flags differ (read, answered,
+//! flagged, deleted, draft) is listed, not faulted: a pass carries the source's flag changes,
+//! but a change made on the target since is kept (ARCHITECTURE.md), so a difference is either
+//! that or a change the next pass has yet to carry.
 
 use std::collections::HashMap;
 
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::discovery::select_user_folders;
 use crate::error::WorkerError;
 use crate::imap::ImapConnection;
+use crate::imap::flags::flag_text;
 use crate::imap::quote::quotable;
 use crate::job::{Job, Side};
 use crate::target_index::fetch_fingerprints;
@@ -31,6 +36,22 @@ pub struct MessageSummary {
     /// INTERNALDATE's day (what `received_after` compares with).
     #[serde(skip)]
     pub received: Option<NaiveDate>,
+    /// Its system flags, in [`SYSTEM_FLAGS`] order (what [`FlagDifference`] compares).
+    #[serde(skip)]
+    pub flags: Vec<&'static str>,
+}
+
+/// The flags a user sees and a pass carries; keywords are left out, since a target may not
+/// keep them (its PERMANENTFLAGS, a server profile) and the report names those already.
+const SYSTEM_FLAGS: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+
+/// A message once on each side whose system flags differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagDifference {
+    pub folder: String,
+    pub message: MessageSummary,
+    pub source_flags: Vec<String>,
+    pub target_flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,10 +72,14 @@ pub struct UserVerification {
     pub duplicated: Vec<Discrepancy>,
     /// Missing because they exceed the batch's size limit (reported as skipped when synced).
     pub over_size_limit: u64,
-    /// On the target only (e.g. delivered there after the MX switch).
+    /// On the target only (delivered there after the MX switch, or deleted on the source and
+    /// kept without `--mirror-deletions`).
     pub target_only: u64,
     /// On the source, received before the batch's `received_after` day: not migrated.
     pub before_received_after: u64,
+    /// Messages once on each side whose system flags differ; not a fault (see the module).
+    #[serde(default)]
+    pub flags_differ: Vec<FlagDifference>,
 }
 
 impl UserVerification {
@@ -132,6 +157,16 @@ fn compare(
             }
         } else if on_target > *copies {
             result.duplicated.push(discrepancy(on_target - copies));
+        } else if let Some((1, copy)) = target.get(fingerprint).filter(|_| *copies == 1)
+            && copy.flags != message.flags
+        {
+            let names = |flags: &[&str]| flags.iter().map(|f| (*f).to_owned()).collect();
+            result.flags_differ.push(FlagDifference {
+                folder: folder.to_owned(),
+                message: message.clone(),
+                source_flags: names(&message.flags),
+                target_flags: names(&copy.flags),
+            });
         }
     }
     result.target_only += target
@@ -152,14 +187,24 @@ async fn index_folder(
     if mailbox.exists == 0 {
         return Ok(index);
     }
-    fetch_fingerprints(connection, 1, " INTERNALDATE", |fingerprint, fetch| {
-        let mut message = summary(
-            fetch.header().unwrap_or_default(),
-            u64::from(fetch.size.unwrap_or(0)),
-        );
-        message.received = fetch.internal_date().map(|d| d.date_naive());
-        index.entry(fingerprint).or_insert((0, message)).0 += 1;
-    })
+    fetch_fingerprints(
+        connection,
+        1,
+        " INTERNALDATE FLAGS",
+        |fingerprint, fetch| {
+            let mut message = summary(
+                fetch.header().unwrap_or_default(),
+                u64::from(fetch.size.unwrap_or(0)),
+            );
+            message.received = fetch.internal_date().map(|d| d.date_naive());
+            let flags: Vec<String> = fetch.flags().map(|flag| flag_text(&flag)).collect();
+            message.flags = SYSTEM_FLAGS
+                .into_iter()
+                .filter(|system| flags.iter().any(|f| f.eq_ignore_ascii_case(system)))
+                .collect();
+            index.entry(fingerprint).or_insert((0, message)).0 += 1;
+        },
+    )
     .await
     .map_err(|error| match error {
         WorkerError::Incomplete { server, reason } => WorkerError::Incomplete {
@@ -183,6 +228,7 @@ fn summary(header: &[u8], size: u64) -> MessageSummary {
         message_id: field("MESSAGE-ID"),
         size,
         received: None,
+        flags: Vec::new(),
     }
 }
 
@@ -200,6 +246,7 @@ mod tests {
                     message_id: None,
                     size,
                     received: None,
+                    flags: Vec::new(),
                 };
                 (Fingerprint([id; 16]), (copies, message))
             })
@@ -226,5 +273,32 @@ mod tests {
         assert_eq!((result.over_size_limit, result.target_only), (1, 2));
         assert_eq!((result.source_messages, result.target_messages), (5, 7));
         assert!(!result.is_exact());
+        assert!(result.flags_differ.is_empty());
+    }
+
+    #[test]
+    fn differing_system_flags_are_listed_without_making_a_user_inexact() {
+        let flagged = |mut index: FolderIndex, id: u8, flags: &[&'static str]| {
+            index.get_mut(&Fingerprint([id; 16])).unwrap().1.flags = flags.to_vec();
+            index
+        };
+        let source = flagged(
+            index(&[(1, 1, 10), (2, 1, 10)]),
+            1,
+            &["\\Seen", "\\Flagged"],
+        );
+        let target = flagged(index(&[(1, 1, 10), (2, 1, 10)]), 1, &["\\Seen"]);
+        let mut result = UserVerification::default();
+        let scope = Scope {
+            max_message_size: 100,
+            received_after: None,
+        };
+        compare("INBOX", &source, &target, scope, &mut result);
+        assert_eq!(result.flags_differ.len(), 1);
+        let difference = &result.flags_differ[0];
+        assert_eq!(difference.message.subject.as_deref(), Some("m1"));
+        assert_eq!(difference.source_flags, ["\\Seen", "\\Flagged"]);
+        assert_eq!(difference.target_flags, ["\\Seen"]);
+        assert!(result.is_exact(), "a flag difference is told, not a fault");
     }
 }

@@ -145,5 +145,23 @@ fn print_human(verified: &[Verified]) {
                 );
             }
         }
+        for item in &result.flags_differ {
+            println!(
+                "  flags differ in {}: {} | {} | source {} | target {}",
+                item.folder,
+                item.message.subject.as_deref().unwrap_or("(no subject)"),
+                item.message
+                    .message_id
+                    .as_deref()
+                    .unwrap_or("(no Message-ID)"),
+                flag_list(&item.source_flags),
+                flag_list(&item.target_flags),
+            );
+        }
     }
+}
+
+/// `(\Seen \Flagged)`, or `()` for none, as IMAP writes a flag list.
+fn flag_list(flags: &[String]) -> String {
+    format!("({})", flags.join(" "))
 }
