@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             if let Some(password) = typed_password(text) {
                 assert!(
-                    !error.to_string().contains(password),
+                    !without_scheme_names(&error.to_string()).contains(password),
                     "the password {password:?} shows in {error}"
                 );
             }
@@ -62,4 +62,14 @@ fn typed_password(text: &str) -> Option<&str> {
     let password = userinfo.split_once(':')?.1;
     let only_there = text.matches(password).count() == 1;
     (password.len() >= 6 && only_there).then_some(password)
+}
+
+/// The error without the scheme names its help text lists (`imap://, imap+starttls:// or
+/// imaps://`): a password such as `imap+sta` is in that text without having leaked (a finding
+/// of this target, kept in its seeds). An echoed password is still found: the URL shown in the
+/// error is masked, never removed, and `user:imap+sta@host` holds no scheme name.
+fn without_scheme_names(error: &str) -> String {
+    ["imap+starttls://", "imaps://", "imap://"]
+        .iter()
+        .fold(error.to_owned(), |text, scheme| text.replace(scheme, ""))
 }
