@@ -7,11 +7,14 @@
 mod common;
 
 use common::service::{SOURCE_ENDPOINT, ServiceCli, TARGET_ENDPOINT, batch_state};
+use std::path::Path;
 use std::process::Stdio;
 
 use common::{ADMIN, Pair, Running, mailfleet, run, user_result, wait_for_target_inbox};
 use mailfleet_testkit::corpus::CorpusSpec;
-use mailfleet_testkit::exchange_front::{AppOnlyLogins, Condition, ExchangeFront};
+use mailfleet_testkit::exchange_front::{
+    AppOnlyLogins, Condition, ExchangeFront, THROTTLE_BACKOFF_MS,
+};
 use mailfleet_testkit::identity::{IdentityProvider, TestKey};
 use mailfleet_testkit::{
     MailboxSnapshot, StartOptions, TokenAudience, assert_same_mail, connect_login,
@@ -238,13 +241,31 @@ async fn exchange_front(
         .unwrap()
 }
 
+/// How the app proves itself to Entra ID.
+enum Credential<'a> {
+    /// [`SECRET`], from the environment.
+    Secret,
+    /// A certificate with its key in this PEM file (`--target-client-certificate`); no secret
+    /// in the environment.
+    Certificate(&'a Path),
+}
+
 /// `mailfleet migrate --target-oauth2 microsoft` into `front` (profile `auto`: m365).
 fn migrate_into_exchange(
     pair: &Pair,
     idp: &IdentityProvider,
     front: &ExchangeFront,
 ) -> (i32, Value, String) {
-    let mut command = exchange_command(pair, idp, front);
+    migrate_into_exchange_with(pair, idp, front, Credential::Secret)
+}
+
+fn migrate_into_exchange_with(
+    pair: &Pair,
+    idp: &IdentityProvider,
+    front: &ExchangeFront,
+    credential: Credential,
+) -> (i32, Value, String) {
+    let mut command = exchange_command_with(pair, idp, front, credential);
     // The front and the identity provider run on this runtime's other thread meanwhile.
     tokio::task::block_in_place(|| run(&mut command))
 }
@@ -254,6 +275,15 @@ fn exchange_command(
     idp: &IdentityProvider,
     front: &ExchangeFront,
 ) -> std::process::Command {
+    exchange_command_with(pair, idp, front, Credential::Secret)
+}
+
+fn exchange_command_with(
+    pair: &Pair,
+    idp: &IdentityProvider,
+    front: &ExchangeFront,
+    credential: Credential,
+) -> std::process::Command {
     let csv = pair.write_csv();
     let mut command = mailfleet();
     command
@@ -262,9 +292,25 @@ fn exchange_command(
         .args(["--source", &pair.source.url(), "--target", &front.url()])
         .args(oauth2_flags(idp))
         .arg("--state-dir")
-        .arg(pair.state_dir())
-        .env("MAILFLEET_TARGET_CLIENT_SECRET", SECRET);
+        .arg(pair.state_dir());
+    match credential {
+        Credential::Secret => command.env("MAILFLEET_TARGET_CLIENT_SECRET", SECRET),
+        Credential::Certificate(pem) => command
+            .arg("--target-client-certificate")
+            .arg(pem)
+            .env_remove("MAILFLEET_TARGET_CLIENT_SECRET"),
+    };
     command
+}
+
+/// Messages flagged `\Flagged`, over every folder.
+fn flagged(snapshot: &MailboxSnapshot) -> usize {
+    snapshot
+        .folders
+        .values()
+        .flat_map(|folder| &folder.messages)
+        .filter(|message| message.flags.iter().any(|flag| flag == "\\Flagged"))
+        .count()
 }
 
 /// The source as Exchange keeps it: without the keywords the m365 profile reports and drops.
@@ -345,6 +391,59 @@ async fn a_token_expiring_mid_folder_is_refreshed_once_and_the_folder_resumes() 
         str::to_owned,
     );
     assert_eq!(idp.token_requests(), 2, "one token, then one refresh");
+}
+
+/// Exchange throttling every 11th APPEND (`NO Request is throttled. Suggested Backoff Time: …`,
+/// then `BYE`), two mailboxes, the app proving itself with a certificate: mailfleet waits the
+/// suggested backoff, reconnects and resumes — every message once, `\Flagged` set after the
+/// APPENDs that lost it, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_throttling_is_waited_out_with_a_certificate_login() {
+    let idp = IdentityProvider::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = TestKey::generate(keys.path()).unwrap();
+    idp.register_app_certificate(APP, &key, "contoso.com");
+    let pem = keys.path().join("app.pem");
+    std::fs::write(&pem, key.certificate_with_key()).unwrap();
+    let users = [
+        ("ida@contoso.com", "Ida-Pw-11"),
+        ("kit@contoso.com", "Kit-Pw-12"),
+    ];
+    for (user, _) in users {
+        idp.grant_full_access(APP, user);
+    }
+    let pair = exchange_pair(&users, 40).await;
+    let front = exchange_front(&pair, &idp, Condition::ThrottleEveryAppends(11)).await;
+
+    let (code, json, stderr) =
+        migrate_into_exchange_with(&pair, &idp, &front, Credential::Certificate(&pem));
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let mut source_flagged = 0;
+    for (i, (user, _)) in users.iter().enumerate() {
+        let result = user_result(&json, user);
+        assert!(
+            result["status"].as_str().unwrap().starts_with("Completed"),
+            "{result}"
+        );
+        let (source, target) = (pair.source_snapshot(i).await, pair.target_snapshot(i).await);
+        assert_eq!(flagged(&target), flagged(&source), "{user}: \\Flagged");
+        source_flagged += flagged(&source);
+        assert_same_mail(&without_keywords(source), &target, str::to_owned);
+    }
+    assert!(
+        source_flagged > 0,
+        "no \\Flagged message: the test proved nothing for it"
+    );
+    assert!(front.throttle_replies() >= 1, "the front never throttled");
+    // Each throttle was logged as a retry after the server's suggested backoff.
+    assert!(stderr.contains("is throttling:"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Suggested Backoff Time: {THROTTLE_BACKOFF_MS} milliseconds"
+        )),
+        "{stderr}"
+    );
+    assert!(!format!("{json}{stderr}").contains(&key.key_pem));
 }
 
 /// `kill -9` while copying into the Exchange front with an app-only token, then a re-run: the

@@ -32,10 +32,13 @@
 //! On request ([`Condition`]): a mailbox that is full (`NO Server Unavailable. 15` to every
 //! APPEND after the first few), one that is "authenticated but not connected" (every command
 //! after login answered so), a busy server (`* BYE Connection closed. 14` instead of every Nth
-//! APPEND), tokens that expire after the Nth APPEND, or a message size limit (an APPEND whose
-//! literal is over it refused at its command line, each refusal one of the session's errors).
+//! APPEND), a throttled one (every Nth APPEND answered `NO Request is throttled. Suggested
+//! Backoff Time: N milliseconds`, then `BYE`), tokens that expire after the Nth APPEND, or a
+//! message size limit (an APPEND whose literal is over it refused at its command line, each
+//! refusal one of the session's errors).
 //!
-//! Not reproduced: OAUTHBEARER, the `Request is throttled` replies, case-insensitivity beyond
+//! Not reproduced: OAUTHBEARER, throttling of commands other than APPEND (Exchange throttles
+//! any command, FETCH and SELECT included, sometimes with `BAD`), case-insensitivity beyond
 //! CREATE, `$MDNSent` shown as a category. Only synchronizing literals are
 //! understood from the client (`{n}`, what mailfleet sends), and a literal is read as soon as
 //! its line is forwarded: a server refusing an APPEND at its command line (instead of `+`)
@@ -71,10 +74,15 @@ const BUSY_BYE: &str = "* BYE Connection closed. 14\r\n";
 /// documented, so these are the front's own (a NO without a response code, as Exchange's are).
 pub const TOO_BIG: &str = "NO APPEND failed: the message exceeds the maximum message size";
 
+/// The backoff the front suggests with [`Condition::ThrottleEveryAppends`]. Exchange suggests
+/// minutes (imapsync's FAQ on Office 365 quotes 299961 ms); this is small so tests stay quick.
+pub const THROTTLE_BACKOFF_MS: u64 = 500;
+
 pub struct ExchangeFront {
     address: SocketAddr,
     accept_loop: JoinHandle<()>,
     error_limit_hits: Arc<AtomicUsize>,
+    throttle_replies: Arc<AtomicUsize>,
 }
 
 /// A state of the mailbox behind the front, on top of Exchange's ordinary behaviour.
@@ -89,6 +97,11 @@ pub enum Condition {
     /// Every Nth APPEND (over all connections) is answered `* BYE Connection closed. 14` and
     /// the connection closed, as a busy Exchange server does; the message never arrives.
     BusyEveryAppends(usize),
+    /// Every Nth APPEND (over all connections) is answered as a throttling Exchange does:
+    /// `<tag> NO Request is throttled. Suggested Backoff Time: <`[`THROTTLE_BACKOFF_MS`]`>
+    /// milliseconds`, then `* BYE Connection closed. 14` and the connection closed; the message
+    /// never arrives.
+    ThrottleEveryAppends(usize),
     /// Once this many APPENDs went in (over all connections), every token issued so far
     /// expires: sessions logged in with one end at their next command, and the token is
     /// refused at login. Only with [`ExchangeFront::start_app_only`].
@@ -135,14 +148,9 @@ impl ExchangeFront {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let mailbox = Mailbox {
-            condition,
-            appends: Arc::new(AtomicUsize::new(0)),
-            created: Arc::default(),
-            logins,
-            error_limit_hits: Arc::default(),
-        };
+        let mailbox = Mailbox::new(condition, logins);
         let error_limit_hits = mailbox.error_limit_hits.clone();
+        let throttle_replies = mailbox.throttle_replies.clone();
         let accept_loop = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mailbox = mailbox.clone();
@@ -155,7 +163,13 @@ impl ExchangeFront {
             address,
             accept_loop,
             error_limit_hits,
+            throttle_replies,
         })
+    }
+
+    /// APPENDs the front answered with a throttling reply ([`Condition::ThrottleEveryAppends`]).
+    pub fn throttle_replies(&self) -> usize {
+        self.throttle_replies.load(Ordering::SeqCst)
     }
 
     /// Sessions the front ended at their [`ERROR_LIMIT`]th error: that a client met the limit.
@@ -188,6 +202,8 @@ struct Mailbox {
     logins: Option<Arc<AppOnlyLogins>>,
     /// Sessions ended at their [`ERROR_LIMIT`]th error.
     error_limit_hits: Arc<AtomicUsize>,
+    /// APPENDs answered with a throttling reply.
+    throttle_replies: Arc<AtomicUsize>,
 }
 
 /// What the front says instead of the server.
@@ -196,11 +212,24 @@ enum Reply {
     Answer(String),
     /// An untagged BYE; the connection is closed.
     Bye(&'static str),
+    /// This tagged answer, then [`BUSY_BYE`]; the connection is closed.
+    AnswerThenBye(String),
     /// This line goes to the server instead of the client's.
     Forward(String),
 }
 
 impl Mailbox {
+    fn new(condition: Condition, logins: Option<Arc<AppOnlyLogins>>) -> Self {
+        Mailbox {
+            condition,
+            appends: Arc::default(),
+            created: Arc::default(),
+            logins,
+            error_limit_hits: Arc::default(),
+            throttle_replies: Arc::default(),
+        }
+    }
+
     /// Exchange's answer to a CREATE of a name equal but for case to an earlier one.
     fn name_taken(&self, tag: &str, verb: &str, line: &str) -> Option<Reply> {
         if !verb.eq_ignore_ascii_case("CREATE") {
@@ -225,6 +254,13 @@ impl Mailbox {
             ),
             (Condition::BusyEveryAppends(every), Some(count)) if count % every == 0 => {
                 Some(Reply::Bye(BUSY_BYE))
+            }
+            (Condition::ThrottleEveryAppends(every), Some(count)) if count % every == 0 => {
+                self.throttle_replies.fetch_add(1, Ordering::SeqCst);
+                Some(Reply::AnswerThenBye(format!(
+                    "{tag} NO Request is throttled. Suggested Backoff Time: \
+                     {THROTTLE_BACKOFF_MS} milliseconds\r\n"
+                )))
             }
             (Condition::SizeLimit(limit), Some(_))
                 if literal_size(line).is_some_and(|size| size > limit) =>
@@ -442,6 +478,12 @@ async fn client_to_server(
             .or_else(|| mailbox.name_taken(tag, verb, &line));
         let command = match reply {
             Some(Reply::Bye(bye)) => return to_client.bye(bye).await.map(drop),
+            Some(Reply::AnswerThenBye(answer)) => {
+                return to_client
+                    .bye(&format!("{answer}{BUSY_BYE}"))
+                    .await
+                    .map(drop);
+            }
             Some(Reply::Answer(answer)) => Command::Answer(answer),
             Some(Reply::Forward(line)) => Command::Forward(line),
             None => exchange_command(&line),
@@ -688,15 +730,71 @@ mod tests {
         assert_eq!(front.error_limit_hits(), 1);
     }
 
+    /// Every second APPEND is throttled as Exchange throttles: the tagged `NO` with its
+    /// suggested backoff, then `BYE`, the connection closed, and the message never sent on.
+    #[tokio::test]
+    async fn every_nth_append_is_throttled_then_the_connection_closed() {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = upstream.local_addr().unwrap();
+        let stored = Arc::new(AtomicUsize::new(0));
+        let upstream_stored = stored.clone();
+        tokio::spawn(async move {
+            let (socket, _) = upstream.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            write.write_all(b"* OK ready\r\n").await.unwrap();
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                let tag = line.split(' ').next().unwrap_or_default().to_owned();
+                if let Some(size) = literal_size(&line) {
+                    write.write_all(b"+ go\r\n").await.unwrap();
+                    let mut literal = vec![0; size + 2];
+                    reader.read_exact(&mut literal).await.unwrap();
+                    upstream_stored.fetch_add(1, Ordering::SeqCst);
+                }
+                let _ = write
+                    .write_all(format!("{tag} OK done\r\n").as_bytes())
+                    .await;
+                line.clear();
+            }
+        });
+        let front = ExchangeFront::start_with(address, Condition::ThrottleEveryAppends(2))
+            .await
+            .unwrap();
+        let client = TcpStream::connect(("127.0.0.1", front.port()))
+            .await
+            .unwrap();
+        let (read, mut write) = client.into_split();
+        let mut lines = BufReader::new(read).lines();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "* OK ready");
+        write.write_all(b"a1 APPEND INBOX {2}\r\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "+ go");
+        write.write_all(b"hi\r\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "a1 OK done");
+        write.write_all(b"a2 APPEND INBOX {2}\r\n").await.unwrap();
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            format!(
+                "a2 NO Request is throttled. Suggested Backoff Time: {THROTTLE_BACKOFF_MS} \
+                 milliseconds"
+            )
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            BUSY_BYE.trim_end()
+        );
+        assert_eq!(lines.next_line().await.unwrap(), None, "closed");
+        assert_eq!(front.throttle_replies(), 1);
+        assert_eq!(
+            stored.load(Ordering::SeqCst),
+            1,
+            "the throttled one not sent"
+        );
+    }
+
     #[test]
     fn appends_over_the_size_limit_are_refused_before_their_literal() {
-        let mailbox = Mailbox {
-            condition: Condition::SizeLimit(100),
-            appends: Arc::default(),
-            created: Arc::default(),
-            logins: None,
-            error_limit_hits: Arc::default(),
-        };
+        let mailbox = Mailbox::new(Condition::SizeLimit(100), None);
         let over = "A1 APPEND \"INBOX\" (\\Seen) {101}\r\n";
         assert!(matches!(
             mailbox.refusal("A1", "APPEND", over),

@@ -190,6 +190,19 @@ pub fn server_condition(server: &str, context: &str, reason: &str) -> Option<Wor
     }
 }
 
+/// What stopped a batch of commands, given what stopped it so far (`stopped`, if anything) and
+/// an error answer to one of its commands. A server that throttles or refuses a command and
+/// then closes the connection (Exchange: `NO Request is throttled. Suggested Backoff Time: N
+/// milliseconds`, then `* BYE`) stops the batch twice, and its answer says why: it wins over
+/// the lost connection, so the retry waits the server's backoff (ARCHITECTURE.md, rule 5).
+/// Otherwise the first error stands.
+pub fn batch_failure(stopped: Option<WorkerError>, answer: WorkerError) -> WorkerError {
+    match stopped {
+        None | Some(WorkerError::ConnectionLost { .. }) => answer,
+        Some(first) => first,
+    }
+}
+
 /// Words servers use when they ask a client to slow down: Exchange Online's
 /// "Request is throttled. Suggested Backoff Time: N", RFC 5530's `[THROTTLED]`, `[UNAVAILABLE]`,
 /// `[LIMIT]`-free "try again later" texts of Zimbra/Gmail.
@@ -341,6 +354,25 @@ fn cut(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Exchange's throttling answer, then its BYE: the batch fails as throttled (waiting the
+    /// suggested backoff), not as a lost connection (waiting the doubling delay).
+    #[test]
+    fn a_throttling_answer_before_the_lost_connection_is_what_stopped_the_batch() {
+        let reason = "Request is throttled. Suggested Backoff Time: 500 milliseconds";
+        let throttled = server_condition("t", "APPEND", reason).unwrap();
+        let lost = WorkerError::ConnectionLost {
+            server: "t".into(),
+            reason: "APPEND: server closed it".into(),
+        };
+        let failure = batch_failure(Some(lost), throttled);
+        assert!(matches!(&failure, WorkerError::Throttled { reason: r, .. } if r == reason));
+        let quota = server_condition("t", "APPEND", "Server Unavailable. 15").unwrap();
+        assert!(matches!(
+            batch_failure(Some(failure), quota),
+            WorkerError::Throttled { .. }
+        ));
+    }
 
     #[test]
     fn exchange_conditions_are_told_apart_from_refusals() {

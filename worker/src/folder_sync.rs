@@ -21,7 +21,7 @@ use mailfleet_shared::messages::{FolderOutcome, FolderPart, FolderPlan, MailboxU
 
 use crate::copy_map::record_copies;
 use crate::discovery::create_folder;
-use crate::error::{WorkerError, from_imap};
+use crate::error::{WorkerError, batch_failure, from_imap};
 use crate::flagged_repair::set_flagged_again;
 use crate::imap::ImapConnection;
 use crate::imap::append::Appendable;
@@ -398,7 +398,7 @@ impl Copier<'_> {
                 {
                     self.skip(meta, body, format!("target refused the message: {reason}"));
                 }
-                Some(Err(other)) => failure = failure.or(Some(other)),
+                Some(Err(other)) => failure = Some(batch_failure(failure, other)),
                 None => {}
             }
         }
