@@ -23,7 +23,7 @@ use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::DEFAULT_TENANT;
-use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
+use mailfleet_shared::user_query::{self, StateTally, UserPage, UserQuery};
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -365,7 +365,7 @@ impl StateStore for PostgresStateStore {
 
     async fn user_page(&self, batch: &str, query: &UserQuery) -> Result<UserPage, StoreError> {
         let (text, binds) = user_page_sql(Dialect::Postgres, VERSIONED_RECORD, query);
-        let mut select = sqlx::query_scalar::<_, Json<UserRecord>>(AssertSqlSafe(text))
+        let mut select = sqlx::query_as::<_, (i32, Json<UserRecord>)>(AssertSqlSafe(text))
             .bind(&*self.tenant)
             .bind(batch);
         for bind in binds {
@@ -375,13 +375,12 @@ impl StateStore for PostgresStateStore {
             };
         }
         let rows = select.fetch_all(&self.pool).await.map_err(pg)?;
-        let more = rows.len() > query.limit;
-        let users = rows
+        // Positions are never negative (counted from 0).
+        let rows = rows
             .into_iter()
-            .take(query.limit)
-            .map(|Json(user)| user)
+            .map(|(position, Json(user))| (position.unsigned_abs().into(), user))
             .collect();
-        Ok(UserPage { users, more })
+        Ok(user_query::page_of(rows, query))
     }
 
     async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {

@@ -21,7 +21,7 @@ use mailfleet_shared::lifecycle::{BatchRecord, UserRecord};
 use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore};
 use mailfleet_shared::store_error::StoreError;
 use mailfleet_shared::tenancy::{DEFAULT_TENANT, TenantRecord};
-use mailfleet_shared::user_query::{StateTally, UserPage, UserQuery};
+use mailfleet_shared::user_query::{self, StateTally, UserPage, UserQuery};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -592,8 +592,8 @@ impl StateStore for SqliteStateStore {
 
     async fn user_page(&self, batch: &str, query: &UserQuery) -> Result<UserPage, StoreError> {
         let (text, binds) = user_page_sql(Dialect::Sqlite, VERSIONED_RECORD, query);
-        let (batch, limit) = (batch.to_owned(), query.limit);
-        let mut users: Vec<UserRecord> = self
+        let batch = batch.to_owned();
+        let rows = self
             .with(move |db, tenant| {
                 let mut values = vec![Value::from(tenant.to_owned()), Value::from(batch)];
                 values.extend(binds.into_iter().map(|bind| match bind {
@@ -603,16 +603,18 @@ impl StateStore for SqliteStateStore {
                 let mut statement = db.prepare(&text).map_err(sql)?;
                 let rows = statement
                     .query_map(rusqlite::params_from_iter(values), |row| {
-                        row.get::<_, String>(0)
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
                     })
                     .map_err(sql)?;
-                rows.map(|row| from_json(&row.map_err(sql)?, None))
-                    .collect()
+                rows.map(|row| {
+                    let (position, record) = row.map_err(sql)?;
+                    // Positions are never negative (counted from 0).
+                    Ok((position.unsigned_abs(), from_json(&record, None)?))
+                })
+                .collect()
             })
             .await?;
-        let more = users.len() > limit;
-        users.truncate(limit);
-        Ok(UserPage { users, more })
+        Ok(user_query::page_of(rows, query))
     }
 
     async fn user_tally(&self, batch: &str) -> Result<Vec<StateTally>, StoreError> {

@@ -1,9 +1,11 @@
 //! The one query behind a page of a batch's users ([`UserQuery`]), for SQLite and PostgreSQL:
 //! filters and order on the `state`, `items_synced` and `items_skipped` columns (generated from
 //! the record, and indexed), so a page of 50 costs an index walk and 50 records decoded, not
-//! the batch's 50,000. Ties go by CSV position, as `user_query::select` keeps them.
+//! the batch's 50,000. Ties go by CSV position, as `user_query::select` keeps them. A page
+//! starts at its cursor by seeking the order's index to the cursor's key (keyset paging): no
+//! user before it is read, however deep the page.
 
-use mailfleet_shared::user_query::{UserOrder, UserQuery};
+use mailfleet_shared::user_query::{SortKey, UserOrder, UserQuery};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Dialect {
@@ -33,26 +35,45 @@ impl Dialect {
         }
     }
 
-    /// Whether `column` with its ASCII letters lowered contains the (lowered) `text`.
-    fn contains_ascii_lowered(self, column: &str, text: &str) -> String {
+    /// Whether `column` with its ASCII letters lowered contains the (lowered) `text`, bound
+    /// by `bind`.
+    fn contains_ascii_lowered(
+        self,
+        column: &str,
+        text: &str,
+        bind: impl FnOnce(Bind) -> String,
+    ) -> String {
         match self {
             // SQLite's lower() folds ASCII letters only.
-            Dialect::Sqlite => format!("instr(lower({column}), {text}) > 0"),
+            Dialect::Sqlite => format!(
+                "instr(lower({column}), {}) > 0",
+                bind(Bind::Text(text.to_owned()))
+            ),
+            // The expression the trigram index `batch_users_by_address_text` is on (migration
+            // 0005), with LIKE, which that index answers.
             Dialect::Postgres => format!(
-                "strpos(translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
-                 'abcdefghijklmnopqrstuvwxyz'), {text}) > 0"
+                "translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+                 'abcdefghijklmnopqrstuvwxyz') LIKE {}",
+                bind(Bind::Text(format!("%{}%", like_escaped(text))))
             ),
         }
     }
 }
 
-/// `SELECT {record} FROM batch_users …` for `query`, one row more than the page to tell
-/// whether more follow, and the values to bind after the tenant and the batch.
-///
-/// On PostgreSQL the page is chosen by address first and its records read after (a deferred
-/// join): with `OFFSET` it computes the select list of every row it skips, and building each
-/// record (`record || jsonb_build_object(…)`) for the 25,000 rows before a middle page took
-/// 300 ms at the 99th percentile, 53 ms after (`loadtest bench api --state postgres`).
+/// `text` matched literally by LIKE, whose default escape character is the backslash.
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// `SELECT position, {record} FROM batch_users …` for `query`, one row more than the page to
+/// tell whether more follow, and the values to bind after the tenant and the batch.
 pub(crate) fn user_page_sql(
     dialect: Dialect,
     record: &str,
@@ -63,49 +84,66 @@ pub(crate) fn user_page_sql(
         binds.push(bind);
         dialect.placeholder(binds.len() + 2)
     };
-    let in_batch = format!(
+    let mut selection = format!(
         "tenant = {} AND batch = {}",
         dialect.placeholder(1),
         dialect.placeholder(2)
     );
-    let mut selection = in_batch.clone();
     if let Some(state) = query.state {
         selection += &format!(" AND state = {}", next(Bind::Text(state.to_string())));
     }
     if let Some(text) = &query.contains {
-        let text = next(Bind::Text(text.to_ascii_lowercase()));
-        selection += &format!(" AND {}", dialect.contains_ascii_lowered("email", &text));
+        let text = text.to_ascii_lowercase();
+        selection += &format!(
+            " AND {}",
+            dialect.contains_ascii_lowered("email", &text, &mut next)
+        );
     }
-    let direction = if query.descending { " DESC" } else { "" };
     let key = match query.order {
         UserOrder::Email => dialect.bytewise("email"),
         UserOrder::State => dialect.bytewise("state"),
         UserOrder::ItemsSynced => "items_synced".to_owned(),
         UserOrder::ItemsSkipped => "items_skipped".to_owned(),
     };
+    if let Some(after) = &query.after {
+        let beyond = if query.descending { "<" } else { ">" };
+        let after_key = next(match &after.key {
+            SortKey::Text(text) => Bind::Text(text.clone()),
+            SortKey::Count(count) => Bind::Integer(clamped(*count)),
+        });
+        selection += &match query.order {
+            // Addresses are unique in a batch.
+            UserOrder::Email => format!(" AND {key} {beyond} {after_key}"),
+            // A row value, which both databases compare through the (key, position) index.
+            _ => format!(
+                " AND ({key}, position) {beyond} ({after_key}, {})",
+                next(Bind::Integer(clamped(after.position)))
+            ),
+        };
+    }
+    let direction = if query.descending { " DESC" } else { "" };
     let mut order = format!("{key}{direction}");
     if query.order != UserOrder::Email {
         order += &format!(", position{direction}");
     }
     let limit = next(Bind::Integer(clamped(query.limit.saturating_add(1))));
-    let offset = next(Bind::Integer(clamped(query.offset)));
-    let sql = match dialect {
-        // SQLite steps over skipped rows without building their records, and planned the
-        // deferred join badly (the items order went from 5 to 140 ms): one query.
-        Dialect::Sqlite => format!(
-            "SELECT {record} FROM batch_users WHERE {selection} \
-             ORDER BY {order} LIMIT {limit} OFFSET {offset}"
-        ),
-        Dialect::Postgres => format!(
-            "SELECT {record} FROM batch_users WHERE {in_batch} AND email IN (\
-                 SELECT email FROM batch_users WHERE {selection} \
-                 ORDER BY {order} LIMIT {limit} OFFSET {offset}) \
-             ORDER BY {order}"
-        ),
-    };
+    let sql = format!(
+        "SELECT position, {record} FROM batch_users WHERE {selection} ORDER BY {order} LIMIT {limit}"
+    );
     (sql, binds)
 }
 
-fn clamped(value: usize) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+fn clamped<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_escaped;
+
+    #[test]
+    fn like_patterns_match_their_text_literally() {
+        assert_eq!(like_escaped("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(like_escaped("user042@"), "user042@");
+    }
 }

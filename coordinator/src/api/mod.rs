@@ -18,6 +18,7 @@ pub mod problem;
 pub mod rate_limit;
 mod tenants;
 mod tokens;
+mod user_cursor;
 mod users;
 mod whoami;
 

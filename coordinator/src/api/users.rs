@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::InTenant;
 use super::problem::Problem;
+use super::user_cursor;
 use crate::error::CliError;
 use crate::records;
 
@@ -29,7 +30,7 @@ pub struct UsersQuery {
     pub q: Option<String>,
     /// email (default), state, items_synced or items_skipped; `-` first for descending.
     pub sort: Option<String>,
-    /// From a previous answer's next_cursor.
+    /// From a previous answer's next_cursor, with the same sort.
     pub cursor: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
@@ -67,16 +68,21 @@ pub async fn list(
         .user_page(&batch.name, &selection)
         .await?;
     let next_cursor = page
-        .more
-        .then(|| (selection.offset + page.users.len()).to_string());
+        .next
+        .map(|place| user_cursor::encode(sort(&query), &place));
     Ok(Json(UserPage {
         users: page.users,
         next_cursor,
     }))
 }
 
+/// The request's sort, `email` when it names none.
+fn sort(query: &UsersQuery) -> &str {
+    query.sort.as_deref().unwrap_or("email")
+}
+
 /// The store's query for the list's parameters; `None` when no user can match (a state that
-/// does not exist). The cursor is the number of users before the page.
+/// does not exist).
 fn selection(query: &UsersQuery) -> Result<Option<UserQuery>, CliError> {
     let state = match query.state.as_deref() {
         Some(name) => match UserState::named(name) {
@@ -85,7 +91,7 @@ fn selection(query: &UsersQuery) -> Result<Option<UserQuery>, CliError> {
         },
         None => None,
     };
-    let sort = query.sort.as_deref().unwrap_or("email");
+    let sort = sort(query);
     let (descending, key) = match sort.strip_prefix('-') {
         Some(key) => (true, key),
         None => (false, sort),
@@ -101,18 +107,17 @@ fn selection(query: &UsersQuery) -> Result<Option<UserQuery>, CliError> {
             )));
         }
     };
-    let offset = match &query.cursor {
-        Some(cursor) => cursor
-            .parse()
-            .map_err(|_| CliError::Invalid(format!("cursor {cursor:?} is not one of ours")))?,
-        None => 0,
+    let counted = matches!(order, UserOrder::ItemsSynced | UserOrder::ItemsSkipped);
+    let after = match &query.cursor {
+        Some(cursor) => Some(user_cursor::decode(cursor, sort, counted)?),
+        None => None,
     };
     Ok(Some(UserQuery {
         state,
         contains: query.q.clone(),
         order,
         descending,
-        offset,
+        after,
         limit: query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
     }))
 }

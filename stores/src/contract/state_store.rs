@@ -12,7 +12,7 @@ use mailfleet_shared::lifecycle::{
 };
 use mailfleet_shared::state::{ChangedUser, EndpointRecord, StateStore, update_batch};
 use mailfleet_shared::store_error::{StoreError, StoreErrorKind};
-use mailfleet_shared::user_query::{self, UserOrder, UserQuery};
+use mailfleet_shared::user_query::{self, UserOrder, UserPage, UserQuery};
 
 /// A batch as `batch create` makes it, not stored yet.
 pub fn new_batch(name: &str) -> BatchRecord {
@@ -150,8 +150,23 @@ pub async fn batches_and_users_round_trip_in_order(store: &dyn StateStore) {
     assert_eq!(store.batch("no-such-batch").await.unwrap(), None);
 }
 
-/// A page of users (every filter, order and direction, at the start, inside and past the end)
-/// is what `user_query::select` picks from all the batch's users; a user is found by address
+/// The addresses on each page of `query`'s selection, as `page` answers, each page asked for
+/// with the cursor of the one before.
+async fn walk(query: &UserQuery, page: impl AsyncFn(&UserQuery) -> UserPage) -> Vec<Vec<String>> {
+    let mut query = query.clone();
+    let mut pages = Vec::new();
+    loop {
+        let answer = page(&query).await;
+        pages.push(answer.users.iter().map(|u| u.email.clone()).collect());
+        match answer.next {
+            Some(next) => query.after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+/// The pages of users (every filter, order and direction, walked with their cursors) are what
+/// `user_query::select` picks from all the batch's users; a user is found by address
 /// in any ASCII case; the counts are `user_query::tally`'s. Users written after the batch was
 /// created are found by their new state and items, and come after the others among ties.
 pub async fn user_pages_and_counts_are_the_selections_of_every_user(store: &dyn StateStore) {
@@ -198,24 +213,46 @@ pub async fn user_pages_and_counts_are_the_selections_of_every_user(store: &dyn 
                 (Some(UserState::Synced), Some("@example.")),
                 (Some(UserState::Stopped), None),
             ] {
-                for (offset, limit) in [(0, 5), (5, 5), (20, 10), (30, 5), (0, 100)] {
+                for limit in [5, 10, 100] {
                     let query = UserQuery {
                         state,
                         contains: contains.map(str::to_owned),
                         order,
                         descending,
-                        offset,
+                        after: None,
                         limit,
                     };
                     assert_eq!(
-                        store.user_page("paged", &query).await.unwrap(),
-                        user_query::select(all.clone(), &query),
+                        walk(&query, async |q| store.user_page("paged", q).await.unwrap()).await,
+                        walk(&query, async |q| user_query::select(all.clone(), q)).await,
                         "{query:?}"
                     );
                 }
             }
         }
     }
+    // A page's cursor is a place, not a count: a user added before it shifts nothing after.
+    let by_email = UserQuery {
+        state: None,
+        contains: None,
+        order: UserOrder::Email,
+        descending: false,
+        after: None,
+        limit: 10,
+    };
+    let first_page = store.user_page("paged", &by_email).await.unwrap();
+    let after_first = UserQuery {
+        after: first_page.next,
+        ..by_email
+    };
+    let second_page = store.user_page("paged", &after_first).await.unwrap();
+    let mut early = [UserRecord::queued("Aaron@example.org", "a", None)];
+    store.put_users("paged", &mut early).await.unwrap();
+    assert_eq!(
+        store.user_page("paged", &after_first).await.unwrap(),
+        second_page
+    );
+    let all = store.users("paged").await.unwrap();
     let first = &all[0];
     assert_eq!(
         store.user("paged", &first.email).await.unwrap().as_ref(),
