@@ -101,6 +101,20 @@ async fn every_route_keeps_tenants_apart_and_roles_and_revocation_hold() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed[0]["name"], "wave");
     assert_eq!(listed[0]["counts"]["total"], 1);
+    // A tenant's token naming another tenant is refused, not quietly kept in its own; naming
+    // its own is what it does anyway.
+    for (named, expected) in [("acme", StatusCode::FORBIDDEN), ("globex", StatusCode::OK)] {
+        let (status, answer) = api
+            .as_provider_in(
+                named,
+                Method::GET,
+                "/api/v1/batches",
+                &globex_admin,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, expected, "{named}: {answer}");
+    }
 
     // The document lists every route; each is tried with three tokens that must not get in.
     let document: Value = reqwest::get(format!("{}/api/v1/openapi.json", api.base))
@@ -293,19 +307,20 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
         csv.push_str(&format!("{user},{user},{password}\n"));
     }
     let broken = format!("{csv}not-an-address,x,pw\n");
-    let batch = |csv: &str| {
-        json!({ "name": "wave-1", "source_endpoint": "old", "target_endpoint": "new",
-        "csv": csv, "incremental_interval": "1h", "completion_window": "1s" })
-    };
-    let problem = api
-        .expect(
-            StatusCode::UNPROCESSABLE_ENTITY,
+    // Batch wave-1 from `csv`, answered with `status`.
+    let create = async |status, csv: &str| {
+        let batch = json!({ "name": "wave-1", "source_endpoint": "old", "target_endpoint": "new",
+            "csv": csv, "incremental_interval": "1h", "completion_window": "1s" });
+        api.expect(
+            status,
             Method::POST,
             "/api/v1/batches",
             &operator,
-            Some(batch(&broken)),
+            Some(batch),
         )
-        .await;
+        .await
+    };
+    let problem = create(StatusCode::UNPROCESSABLE_ENTITY, &broken).await;
     assert_eq!(problem["errors"][0]["line"], 4, "{problem}");
     assert!(
         problem["detail"].as_str().unwrap().contains("line 4"),
@@ -320,15 +335,7 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
     }
     largest.push_str("not-an-address,x,pw\n");
     assert!(largest.len() > 2 << 20, "{} bytes", largest.len());
-    let problem = api
-        .expect(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Method::POST,
-            "/api/v1/batches",
-            &operator,
-            Some(batch(&largest)),
-        )
-        .await;
+    let problem = create(StatusCode::UNPROCESSABLE_ENTITY, &largest).await;
     assert_eq!(
         problem["errors"][0]["line"], 50_001,
         "{}",
@@ -342,14 +349,7 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
         None,
     )
     .await;
-    api.expect(
-        StatusCode::CREATED,
-        Method::POST,
-        "/api/v1/batches",
-        &operator,
-        Some(batch(&csv)),
-    )
-    .await;
+    create(StatusCode::CREATED, &csv).await;
 
     // Events: the stream is open before the start, and tells of the batch's change and of
     // its users as the pass writes them.
@@ -439,6 +439,15 @@ async fn a_batch_is_created_started_completed_and_reported_through_the_api_alone
         .await;
     assert_eq!(page["users"][0]["email"], alice, "{page}");
     assert_eq!(page["next_cursor"], Value::Null);
+    // A cursor is a place in one order: another sort refuses it.
+    api.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Method::GET,
+        &format!("/api/v1/batches/wave-1/users?state=completed&limit=1&sort=email&cursor={next}"),
+        &operator,
+        None,
+    )
+    .await;
     let detail = api
         .expect(
             StatusCode::OK,

@@ -1,6 +1,7 @@
 //! Who is calling: `Authorization: Bearer mf_{id}_{secret}` → the stored token by its id, the
 //! presented text checked against its SHA-256 in constant time (`token_matches`). A tenant token
-//! acts in its tenant; a provider token in the tenant its `Mailfleet-Tenant` header names.
+//! acts in its tenant (403 if its `Mailfleet-Tenant` header names another); a provider token in
+//! the tenant that header names.
 //!
 //! Unknown, malformed or revoked: 401 (the same answer, so nothing is learnt by guessing).
 //! Over the rate limit: 429. A role too weak: 403 ([`Caller::require`]). Another tenant's
@@ -85,18 +86,28 @@ impl FromRequestParts<Shared> for InTenant {
 
     async fn from_request_parts(parts: &mut Parts, api: &Shared) -> Result<Self, Problem> {
         let caller = Caller::from_request_parts(parts, api).await?;
+        let named = parts
+            .headers
+            .get(TENANT_HEADER)
+            .and_then(|value| value.to_str().ok());
         let tenant = match &caller.tenant {
+            // Said rather than ignored: `--as-tenant` with a tenant's token would otherwise
+            // act, unnoticed, in the token's tenant instead of the one asked for.
+            Some(tenant) if named.is_some_and(|named| named != tenant) => {
+                return Err(Problem::forbidden(format!(
+                    "token {} acts in tenant {tenant} only, not in {} ({TENANT_HEADER}); only \
+                     a provider token chooses its tenant",
+                    caller.token_id,
+                    named.unwrap_or_default()
+                )));
+            }
             Some(tenant) => tenant.clone(),
             None => {
-                let named = parts
-                    .headers
-                    .get(TENANT_HEADER)
-                    .and_then(|value| value.to_str().ok())
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!(
-                            "a provider token names the tenant it acts in: {TENANT_HEADER}: NAME"
-                        ))
-                    })?;
+                let named = named.ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "a provider token names the tenant it acts in: {TENANT_HEADER}: NAME"
+                    ))
+                })?;
                 if api.control.tenant(named).await?.is_none() {
                     return Err(Problem::not_found(format!("no tenant named {named}")));
                 }
