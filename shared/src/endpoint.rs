@@ -169,6 +169,31 @@ pub enum MicrosoftCredential {
     Certificate,
 }
 
+/// How `endpoint list` and `show` name the provider: which identity service, and for Microsoft
+/// the tenant, the app and the kind of secret (never the secret).
+impl fmt::Display for TokenProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenProviderKind::Microsoft {
+                tenant,
+                client_id,
+                credential,
+            } => {
+                let credential = match credential {
+                    MicrosoftCredential::Secret => "a client secret",
+                    MicrosoftCredential::Certificate => "a certificate",
+                };
+                write!(
+                    f,
+                    "Microsoft Entra ID tenant {tenant}, app {client_id}, with {credential}"
+                )
+            }
+            TokenProviderKind::Google => f.write_str("Google service account"),
+            TokenProviderKind::TokenFile { path } => write!(f, "token file {}", path.display()),
+        }
+    }
+}
+
 /// Which SASL mechanism carries the token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,6 +385,24 @@ fn parse_bool(value: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn providers_are_named_in_words() {
+        let microsoft = TokenProviderKind::Microsoft {
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "11111111-2222".into(),
+            credential: MicrosoftCredential::Certificate,
+        };
+        assert_eq!(
+            microsoft.to_string(),
+            "Microsoft Entra ID tenant contoso.onmicrosoft.com, app 11111111-2222, with a \
+             certificate"
+        );
+        assert_eq!(
+            TokenProviderKind::Google.to_string(),
+            "Google service account"
+        );
+    }
 
     #[test]
     fn schemes_and_default_ports() {

@@ -106,10 +106,13 @@ pub async fn create(stores: &TenantStores, spec: EndpointSpec) -> Result<Endpoin
     Ok(record)
 }
 
-async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
+/// The server `endpoint create`'s flags describe, after the checks every create makes, here
+/// or over `--api` (so both print the same messages): the name, the authentication, the URL,
+/// the admin login and its password, the OAuth2 flags and their secret.
+pub fn checked_server(args: &EndpointCreateArgs) -> Result<ServerInput, CliError> {
     check_name(&args.name)?;
     check_authentication(&args.authentication)?;
-    let server = input::server(
+    input::server(
         ("--server", &args.server),
         (
             args.admin.as_deref(),
@@ -117,7 +120,11 @@ async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Resul
             ADMIN_PASSWORD_VARIABLE,
         ),
         (&args.oauth2.flags(), EndpointOAuth2Args::SECRET_VARIABLE),
-    )?;
+    )
+}
+
+async fn create_command(args: &EndpointCreateArgs, settings: &Settings) -> Result<(), CliError> {
+    let server = checked_server(args)?;
     let stores = stores(settings, &args.state).await?;
     let spec = EndpointSpec {
         name: args.name.clone(),
@@ -212,8 +219,8 @@ pub fn print_removed(name: &str) {
 pub fn describe(record: &EndpointRecord) -> String {
     let endpoint = &record.endpoint;
     let admin = match (&endpoint.admin, endpoint.oauth2()) {
-        (_, Some(oauth2)) => format!(", OAuth2 ({:?})", oauth2.provider),
-        (Some(admin), None) => format!(", admin {} ({:?})", admin.user, admin.format),
+        (_, Some(oauth2)) => format!(", OAuth2 ({})", oauth2.provider),
+        (Some(admin), None) => format!(", admin {} ({})", admin.user, admin.format),
         (None, None) => String::new(),
     };
     format!(
