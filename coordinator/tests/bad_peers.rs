@@ -13,11 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Pair, Running, run, user_result};
-use futures_util::TryStreamExt;
 use mailfleet_testkit::corpus::CorpusSpec;
 use mailfleet_testkit::fault_proxy::{Action, FaultProxy};
 use mailfleet_testkit::scripted_server::{HOSTILE_NAMES, Misbehaviour, ScriptedServer};
-use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
+use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, client, connect_login};
 use serde_json::Value;
 
 /// The process's peak resident memory may not pass this (a normal run needs a few tens of MiB).
@@ -485,26 +484,11 @@ async fn a_uidvalidity_that_differs_between_status_and_examine_copies_once() {
     assert_eq!(target.folders["INBOX"].messages.len(), 1, "{target:?}");
 }
 
-/// Marks `uids` of `folder` deleted and expunges them, as another client of the mailbox would.
+/// Deletes UIDs `uids` of `folder` as another client of the mailbox would.
 async fn expunge(port: u16, (login, password): (&str, &str), folder: &str, uids: &str) {
     let mut session = connect_login(port, login, password).await.unwrap();
     session.select(folder).await.unwrap();
-    let stored: Vec<_> = session
-        .uid_store(uids, "+FLAGS.SILENT (\\Deleted)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    drop(stored);
-    let expunged: Vec<_> = session
-        .expunge()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    drop(expunged);
+    client::delete_uids(&mut session, uids).await.unwrap();
     session.logout().await.unwrap();
 }
 

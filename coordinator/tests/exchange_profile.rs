@@ -122,15 +122,7 @@ fn reasons(result: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m365_profile_keeps_every_message_and_reports_each_rule_it_applied() {
-    let pair = Pair::from_servers(
-        StartOptions::users(&[USER]).with_layout(Layout::CyrusLike),
-        StartOptions::users(&[USER]),
-        &[USER],
-    );
-    seed(&pair).await;
-    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
-        .await
-        .unwrap();
+    let (pair, front) = pair_and_front(Condition::Healthy).await;
 
     let (code, json, stderr) = migrate(&pair, &front);
     assert_eq!(code, 0, "{stderr}\n{json}");
@@ -189,11 +181,25 @@ async fn pair_and_front(condition: Condition) -> (Pair, ExchangeFront) {
         &[USER],
     );
     seed(&pair).await;
-    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
-    let front = ExchangeFront::start_with(upstream, condition)
-        .await
-        .unwrap();
+    let front = front_before_target(&pair, condition).await;
     (pair, front)
+}
+
+/// The front in `condition` before `pair`'s target.
+async fn front_before_target(pair: &Pair, condition: Condition) -> ExchangeFront {
+    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
+    ExchangeFront::start_with(upstream, condition)
+        .await
+        .unwrap()
+}
+
+/// Two plain Dovecot servers with [`USER`] on each.
+fn plain_pair() -> Pair {
+    Pair::from_servers(
+        StartOptions::users(&[USER]),
+        StartOptions::users(&[USER]),
+        &[USER],
+    )
 }
 
 fn only_error(result: &Value) -> String {
@@ -289,9 +295,7 @@ async fn m365_renames_slashes_and_names_equal_but_for_case_without_losing_mail()
         append_all(&mut session, source, &messages).await.unwrap();
     }
     session.logout().await.unwrap();
-    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
-        .await
-        .unwrap();
+    let front = front_before_target(&pair, Condition::Healthy).await;
 
     let (code, json, stderr) = migrate(&pair, &front);
     assert_eq!(code, 0, "{stderr}\n{json}");
@@ -342,11 +346,7 @@ fn sized_message(subject: &str, oversized: bool) -> NewMessage {
 /// a skipped item naming the target's words; the user completes with warnings, exit status 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_without_them() {
-    let pair = Pair::from_servers(
-        StartOptions::users(&[USER]),
-        StartOptions::users(&[USER]),
-        &[USER],
-    );
+    let pair = plain_pair();
     let oversized = |i: usize| i % 3 == 2;
     let messages: Vec<NewMessage> = (0..36)
         .map(|i| sized_message(&format!("m{i:02}"), oversized(i)))
@@ -356,10 +356,7 @@ async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_withou
         .unwrap();
     append_all(&mut session, "INBOX", &messages).await.unwrap();
     session.logout().await.unwrap();
-    let upstream = ([127, 0, 0, 1], pair.target.port()).into();
-    let front = ExchangeFront::start_with(upstream, Condition::SizeLimit(SIZE_LIMIT))
-        .await
-        .unwrap();
+    let front = front_before_target(&pair, Condition::SizeLimit(SIZE_LIMIT)).await;
 
     let (code, json, stderr) = migrate(&pair, &front);
     assert_eq!(code, 0, "{stderr}\n{json}");
@@ -415,11 +412,7 @@ async fn target_inbox(pair: &Pair) -> Vec<(String, Vec<String>)> {
 /// and flags it. A message the user flagged on the target only stays flagged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_left_unflagged_by_a_crash_is_flagged_by_the_next_run() {
-    let pair = Pair::from_servers(
-        StartOptions::users(&[USER]),
-        StartOptions::users(&[USER]),
-        &[USER],
-    );
+    let pair = plain_pair();
     let mut source = connect_login(pair.source.port(), USER.0, USER.1)
         .await
         .unwrap();
@@ -428,9 +421,7 @@ async fn a_copy_left_unflagged_by_a_crash_is_flagged_by_the_next_run() {
         message("flagged-on-target", &["\\Seen"]),
     ];
     append_all(&mut source, "INBOX", &first).await.unwrap();
-    let front = ExchangeFront::start(([127, 0, 0, 1], pair.target.port()).into())
-        .await
-        .unwrap();
+    let front = front_before_target(&pair, Condition::Healthy).await;
     let (code, json, stderr) = migrate(&pair, &front);
     assert_eq!(code, 0, "{stderr}\n{json}");
 

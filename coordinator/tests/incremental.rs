@@ -7,7 +7,7 @@ mod common;
 use common::fleet::Fleet;
 use common::{Pair, run, user_result};
 use futures_util::TryStreamExt;
-use mailfleet_testkit::client::Session;
+use mailfleet_testkit::client::{self, Session};
 use mailfleet_testkit::{
     MailboxSnapshot, NewMessage, StartOptions, append_all, assert_same_mail, connect_login,
 };
@@ -82,13 +82,7 @@ async fn store_set(session: &mut Session, set: &str, change: &str) {
 }
 
 async fn expunge(session: &mut Session) {
-    let _: Vec<_> = session
-        .expunge()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    client::expunge(session).await.unwrap();
 }
 
 /// What a user does on the source between two passes.

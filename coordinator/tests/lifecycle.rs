@@ -11,12 +11,11 @@ use std::time::Duration;
 use chrono::{FixedOffset, TimeZone};
 use common::service::{ServiceCli, batch_state, html_report_row, user};
 use common::{Pair, Running};
-use futures_util::TryStreamExt;
 use mailfleet_shared::checkpoint::CheckpointStore;
 use mailfleet_stores::crypto::SecretBox;
 use mailfleet_stores::sqlite::SqliteStore;
 use mailfleet_testkit::corpus::CorpusSpec;
-use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, connect_login};
+use mailfleet_testkit::{NewMessage, append_all, assert_same_mail, client, connect_login};
 use serde_json::Value;
 
 fn stop(service: Running) {
@@ -82,18 +81,7 @@ async fn tamper_with_target(pair: &Pair, user: usize) -> (String, String) {
         .await
         .unwrap();
     session.select("INBOX").await.unwrap();
-    let _: Vec<_> = session
-        .uid_store(first.uid.to_string(), "+FLAGS (\\Deleted)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let _: Vec<_> = session
-        .expunge()
-        .await
-        .unwrap()
-        .try_collect()
+    client::delete_uids(&mut session, &first.uid.to_string())
         .await
         .unwrap();
     let again = NewMessage {

@@ -22,6 +22,23 @@ pub async fn connect_login(port: u16, login: &str, password: &str) -> Result<Ses
         .map_err(|(e, _)| format!("login {login}: {e}").into())
 }
 
+/// Expunges the messages of the selected folder marked `\Deleted`.
+pub async fn expunge(session: &mut Session) -> Result<()> {
+    session.expunge().await?.try_collect::<Vec<_>>().await?;
+    Ok(())
+}
+
+/// Marks `uids` (a UID set such as `2,5,7`) of the selected folder `\Deleted` and expunges
+/// them, as another client of the mailbox would.
+pub async fn delete_uids(session: &mut Session, uids: &str) -> Result<()> {
+    session
+        .uid_store(uids, "+FLAGS.SILENT (\\Deleted)")
+        .await?
+        .try_collect::<Vec<_>>()
+        .await?;
+    expunge(session).await
+}
+
 /// One message to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {

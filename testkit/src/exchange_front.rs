@@ -640,6 +640,23 @@ fn mailbox_end(rest: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// A client of `front`, past the upstream's greeting (`* OK ready`): its lines, and its
+    /// half to write to.
+    async fn greeted_client(
+        front: &ExchangeFront,
+    ) -> (
+        tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+        tokio::net::tcp::OwnedWriteHalf,
+    ) {
+        let client = TcpStream::connect(("127.0.0.1", front.port()))
+            .await
+            .unwrap();
+        let (read, write) = client.into_split();
+        let mut lines = BufReader::new(read).lines();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "* OK ready");
+        (lines, write)
+    }
+
     fn forwarded(line: &str) -> String {
         match exchange_command(line) {
             Command::Forward(line) => line,
@@ -702,12 +719,7 @@ mod tests {
             }
         });
         let front = ExchangeFront::start(address).await.unwrap();
-        let client = TcpStream::connect(("127.0.0.1", front.port()))
-            .await
-            .unwrap();
-        let (read, mut write) = client.into_split();
-        let mut lines = BufReader::new(read).lines();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "* OK ready");
+        let (mut lines, mut write) = greeted_client(&front).await;
         for n in 1..=ERROR_LIMIT {
             write
                 .write_all(format!("a{n} NOOP\r\n").as_bytes())
@@ -761,12 +773,7 @@ mod tests {
         let front = ExchangeFront::start_with(address, Condition::ThrottleEveryAppends(2))
             .await
             .unwrap();
-        let client = TcpStream::connect(("127.0.0.1", front.port()))
-            .await
-            .unwrap();
-        let (read, mut write) = client.into_split();
-        let mut lines = BufReader::new(read).lines();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "* OK ready");
+        let (mut lines, mut write) = greeted_client(&front).await;
         write.write_all(b"a1 APPEND INBOX {2}\r\n").await.unwrap();
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "+ go");
         write.write_all(b"hi\r\n").await.unwrap();

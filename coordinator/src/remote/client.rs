@@ -111,22 +111,23 @@ impl ApiClient {
 
     /// The JSON answer of `request`.
     pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, CliError> {
-        let url = self.base.clone();
-        self.send(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| CliError::failed(format!("reading the API's answer from {url}"), e))
+        self.answer(request, Response::json::<T>).await
     }
 
     /// The text answer of `request` (a report).
     pub async fn text(&self, request: RequestBuilder) -> Result<String, CliError> {
-        let url = self.base.clone();
-        self.send(request)
-            .await?
-            .text()
-            .await
-            .map_err(|e| CliError::failed(format!("reading the API's answer from {url}"), e))
+        self.answer(request, Response::text).await
+    }
+
+    /// The answer of `request`, as `read` reads it from the response.
+    async fn answer<T, Read: Future<Output = reqwest::Result<T>>>(
+        &self,
+        request: RequestBuilder,
+        read: impl FnOnce(Response) -> Read,
+    ) -> Result<T, CliError> {
+        read(self.send(request).await?).await.map_err(|e| {
+            CliError::failed(format!("reading the API's answer from {}", self.base), e)
+        })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T, CliError> {

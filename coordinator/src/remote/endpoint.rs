@@ -7,8 +7,7 @@ use secrecy::ExposeSecret;
 use super::{ApiClient, not_available};
 use crate::api::{EndpointView, NewEndpoint, TestRequest};
 use crate::cli::admin::{EndpointCommand, EndpointCreateArgs, EndpointTestArgs};
-use crate::cli::args::EndpointOAuth2Args;
-use crate::commands::endpoint::{self, ADMIN_PASSWORD_VARIABLE, Check, USER_PASSWORD_VARIABLE};
+use crate::commands::endpoint::{self, Check, USER_PASSWORD_VARIABLE};
 use crate::error::CliError;
 use crate::input;
 
@@ -42,17 +41,7 @@ async fn create(args: &EndpointCreateArgs, api: &ApiClient) -> Result<(), CliErr
             "the API takes an admin password only; create it without --api",
         ));
     }
-    endpoint::check_name(&args.name)?;
-    endpoint::check_authentication(&args.authentication)?;
-    let server = input::server(
-        ("--server", &args.server),
-        (
-            args.admin.as_deref(),
-            args.admin_format.as_deref(),
-            ADMIN_PASSWORD_VARIABLE,
-        ),
-        (&args.oauth2.flags(), EndpointOAuth2Args::SECRET_VARIABLE),
-    )?;
+    let server = endpoint::checked_server(args)?;
     let new = NewEndpoint {
         name: args.name.clone(),
         url: args.server.clone(),
