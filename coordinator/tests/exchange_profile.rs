@@ -5,8 +5,9 @@
 //! `\Flagged` is right, and each rule applied is a warning in the `--json` report; a re-run
 //! copies nothing. A full mailbox and one that is "authenticated but not connected" fail the
 //! user with words a person can act on. Exchange's disconnect at a session's tenth error is
-//! met and recovered from, and a copy left without `\Flagged` (a crash between its APPEND and
-//! the STORE) is flagged by the next pass.
+//! met and recovered from, a long folder throttled time and again goes on while it moves, and a
+//! copy left without `\Flagged` (a crash between its APPEND and the STORE) is flagged by the
+//! next pass.
 
 mod common;
 
@@ -66,6 +67,16 @@ fn migrate(pair: &Pair, front: &ExchangeFront) -> (i32, Value, String) {
 }
 
 fn migrate_as(pair: &Pair, front: &ExchangeFront, profile: &str) -> (i32, Value, String) {
+    migrate_with(pair, front, profile, &[])
+}
+
+/// [`migrate_as`] with `settings` as `MAILFLEET_*` variables.
+fn migrate_with(
+    pair: &Pair,
+    front: &ExchangeFront,
+    profile: &str,
+    settings: &[(&str, &str)],
+) -> (i32, Value, String) {
     let csv = pair.write_csv();
     let mut command = mailfleet();
     command
@@ -73,7 +84,8 @@ fn migrate_as(pair: &Pair, front: &ExchangeFront, profile: &str) -> (i32, Value,
         .arg(&csv)
         .args(["--source", &pair.source.url(), "--target", &front.url()])
         .args(["--target-profile", profile, "--state-dir"])
-        .arg(pair.state_dir());
+        .arg(pair.state_dir())
+        .envs(settings.iter().copied());
     // The front runs on this runtime's other thread while this one waits.
     tokio::task::block_in_place(|| run(&mut command))
 }
@@ -398,6 +410,48 @@ async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_withou
     assert_eq!(code, 0, "{stderr}\n{json}");
     assert_eq!(user_result(&json, USER.0)["items_copied"], 0, "{json}");
     assert_same_mail(&taken, &pair.target_snapshot(0).await, str::to_owned);
+}
+
+/// Exchange throttles a long folder again and again while it moves on. Each throttle is waited
+/// out, and the folder's attempts are counted from its last checkpoint: twenty throttles in one
+/// folder, more than a stuck folder's attempts in the discovery's small-folder copy and then
+/// in its own task (7 retries each), still end with every message there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_throttled_more_often_than_its_attempts_goes_on_while_it_moves() {
+    let pair = plain_pair();
+    // Messages of about 200 KB in batches of 1 MiB: a checkpoint every five, a throttle every
+    // sixth APPEND.
+    let line = format!("{}\r\n", "x".repeat(76));
+    let messages: Vec<NewMessage> = (0..100)
+        .map(|i| {
+            let mut message = message(&format!("long-{i:03}"), &["\\Seen"]);
+            message.bytes.extend(line.repeat(2_600).into_bytes());
+            message
+        })
+        .collect();
+    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    append_all(&mut session, "INBOX", &messages).await.unwrap();
+    session.logout().await.unwrap();
+    let front = front_before_target(&pair, Condition::ThrottleEveryAppends(6)).await;
+
+    let settings = [("MAILFLEET_TASK_BUFFER_MB", "1")];
+    let (code, json, stderr) = migrate_with(&pair, &front, "m365", &settings);
+    assert_eq!(code, 0, "{stderr}\n{json}");
+    let result = user_result(&json, USER.0);
+    assert_eq!(result["status"], "Completed", "{result}");
+    assert!(
+        front.throttle_replies() > 16,
+        "throttled {} times: no more than a stuck folder's attempts",
+        front.throttle_replies()
+    );
+    assert!(!stderr.contains("small folder left"), "{stderr}");
+    assert_same_mail(
+        &pair.source_snapshot(0).await,
+        &pair.target_snapshot(0).await,
+        str::to_owned,
+    );
 }
 
 /// Subject → sorted flags of every message in the target's INBOX.

@@ -87,19 +87,28 @@ async fn copy_with_retries(
 ) -> Result<FolderSynced, WorkerError> {
     let mut run = FolderRun::default();
     let mut attempt_number = 1;
+    let mut checkpoints_before = 0;
     loop {
-        match attempt(job, user, plan, lease, &mut run).await {
+        let error = match attempt(job, user, plan, lease, &mut run).await {
             Ok(part) => {
                 return Ok(FolderSynced {
                     outcome: run.outcome,
                     next_part: part.next(),
                 });
             }
-            Err(error) if job.tuning.retry.backoff(what, attempt_number, &error).await => {
-                attempt_number += 1;
-            }
-            Err(error) => return Err(error),
+            Err(error) => error,
+        };
+        // An attempt that moved the checkpoint on starts the count again: a long folder that
+        // the server throttles now and then (Exchange Online does) is carried through, and
+        // only a folder that stops moving runs out of attempts (ARCHITECTURE.md, rule 5).
+        if run.checkpoints_advanced > checkpoints_before {
+            checkpoints_before = run.checkpoints_advanced;
+            attempt_number = 1;
         }
+        if !job.tuning.retry.backoff(what, attempt_number, &error).await {
+            return Err(error);
+        }
+        attempt_number += 1;
     }
 }
 
@@ -113,6 +122,9 @@ struct FolderRun {
     skipped_uids: HashSet<u32>,
     /// Messages at or below the starting checkpoint, counted once as present.
     counted_checkpointed: bool,
+    /// Batches whose checkpoint was saved (after `check_kept`): the folder's progress, which
+    /// a retry counts its attempts from.
+    checkpoints_advanced: u64,
 }
 
 /// One source message's metadata, fetched before its body so size limits apply without
@@ -216,6 +228,7 @@ async fn attempt(
             };
             job.checkpoints.advance(&key, checkpoint).await?;
             copier.run.uncheckpointed_appends.clear();
+            copier.run.checkpoints_advanced += 1;
         }
     }
     if let Some(upper) = part.upper_uid() {
