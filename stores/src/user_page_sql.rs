@@ -35,25 +35,18 @@ impl Dialect {
         }
     }
 
-    /// Whether `column` with its ASCII letters lowered contains the (lowered) `text`, bound
-    /// by `bind`.
-    fn contains_ascii_lowered(
-        self,
-        column: &str,
-        text: &str,
-        bind: impl FnOnce(Bind) -> String,
-    ) -> String {
+    /// Whether the address with its ASCII letters lowered contains the (lowered) `text`,
+    /// bound by `bind`.
+    fn address_contains(self, text: &str, bind: impl FnOnce(Bind) -> String) -> String {
         match self {
             // SQLite's lower() folds ASCII letters only.
             Dialect::Sqlite => format!(
-                "instr(lower({column}), {}) > 0",
+                "instr(lower(email), {}) > 0",
                 bind(Bind::Text(text.to_owned()))
             ),
-            // The expression the trigram index `batch_users_by_address_text` is on (migration
-            // 0005), with LIKE, which that index answers.
+            // The address's ASCII-lowered column and its trigram index (migration 0005).
             Dialect::Postgres => format!(
-                "translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
-                 'abcdefghijklmnopqrstuvwxyz') LIKE {}",
+                "address_folded LIKE {}",
                 bind(Bind::Text(format!("%{}%", like_escaped(text))))
             ),
         }
@@ -94,10 +87,7 @@ pub(crate) fn user_page_sql(
     }
     if let Some(text) = &query.contains {
         let text = text.to_ascii_lowercase();
-        selection += &format!(
-            " AND {}",
-            dialect.contains_ascii_lowered("email", &text, &mut next)
-        );
+        selection += &format!(" AND {}", dialect.address_contains(&text, &mut next));
     }
     let key = match query.order {
         UserOrder::Email => dialect.bytewise("email"),
