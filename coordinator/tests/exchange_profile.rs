@@ -197,6 +197,15 @@ async fn pair_and_front(condition: Condition) -> (Pair, ExchangeFront) {
     (pair, front)
 }
 
+/// Appends `messages` to the source's INBOX.
+async fn source_inbox(pair: &Pair, messages: &[NewMessage]) {
+    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
+        .await
+        .unwrap();
+    append_all(&mut session, "INBOX", messages).await.unwrap();
+    session.logout().await.unwrap();
+}
+
 /// The front in `condition` before `pair`'s target.
 async fn front_before_target(pair: &Pair, condition: Condition) -> ExchangeFront {
     let upstream = ([127, 0, 0, 1], pair.target.port()).into();
@@ -363,11 +372,7 @@ async fn the_tenth_refused_append_ends_the_session_and_the_folder_resumes_withou
     let messages: Vec<NewMessage> = (0..36)
         .map(|i| sized_message(&format!("m{i:02}"), oversized(i)))
         .collect();
-    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
-        .await
-        .unwrap();
-    append_all(&mut session, "INBOX", &messages).await.unwrap();
-    session.logout().await.unwrap();
+    source_inbox(&pair, &messages).await;
     let front = front_before_target(&pair, Condition::SizeLimit(SIZE_LIMIT)).await;
 
     let (code, json, stderr) = migrate(&pair, &front);
@@ -429,11 +434,7 @@ async fn a_folder_throttled_more_often_than_its_attempts_goes_on_while_it_moves(
             message
         })
         .collect();
-    let mut session = connect_login(pair.source.port(), USER.0, USER.1)
-        .await
-        .unwrap();
-    append_all(&mut session, "INBOX", &messages).await.unwrap();
-    session.logout().await.unwrap();
+    source_inbox(&pair, &messages).await;
     let front = front_before_target(&pair, Condition::ThrottleEveryAppends(6)).await;
 
     let settings = [("MAILFLEET_TASK_BUFFER_MB", "1")];
