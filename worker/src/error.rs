@@ -7,6 +7,7 @@
 use mailfleet_shared::store_error::StoreError;
 
 use crate::imap::guard::{LimitHit, printable_excerpt};
+use crate::imap::refusal::server_words;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -249,12 +250,14 @@ pub fn from_imap(server: &str, context: &str, error: async_imap::error::Error) -
     let server = server.to_owned();
     let context = context.to_owned();
     match error {
-        E::No(reason) | E::Bad(reason) => server_condition(&server, &context, &reason)
-            .unwrap_or_else(|| WorkerError::Refused {
+        E::No(reason) | E::Bad(reason) => {
+            let reason = server_words(&reason);
+            server_condition(&server, &context, &reason).unwrap_or_else(|| WorkerError::Refused {
                 server,
                 context,
                 reason: cut(&reason),
-            }),
+            })
+        }
         E::Io(e) => from_io(&server, &context, e),
         E::ConnectionLost => WorkerError::ConnectionLost {
             server,

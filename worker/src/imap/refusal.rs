@@ -1,9 +1,11 @@
-//! What a server's tagged NO or BAD says, read from its response code where it gives one.
+//! What a server's tagged NO or BAD says, in its own words and by its response code.
 //!
-//! async-imap keeps the parsed answer in its error text, `code: Some(TryCreate), info: ...`;
-//! [`answer`] writes our own exchanges' refusals the same way, so one reader serves both.
-//! imap-proto knows RFC 3501's `[TRYCREATE]` and leaves codes it does not know, RFC 5530's
-//! `[ALREADYEXISTS]` among them, at the start of the information text.
+//! async-imap keeps the parsed answer in its error text in Rust's Debug form, `code:
+//! Some(TryCreate), info: Some("Mailbox doesn't exist")`; [`answer`] writes our own exchanges'
+//! refusals the same way. [`server_words`] turns both back into what the server sent, `[TRYCREATE]
+//! Mailbox doesn't exist`, for errors a person reads and for [`RefusalCode::of`]. imap-proto
+//! knows RFC 3501's codes and leaves others, RFC 5530's `[ALREADYEXISTS]` among them, at the
+//! start of the information text, where they read the same.
 
 use async_imap::error::Error as ImapError;
 use async_imap::imap_proto::{Outcome, Status};
@@ -18,37 +20,95 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    /// The code of the refusal whose text (as async-imap or [`answer`] wrote it) is `reason`.
+    /// The code of the refusal whose text (async-imap's, [`answer`]'s, or [`server_words`]) is
+    /// `reason`.
     pub fn of(reason: &str) -> Option<RefusalCode> {
-        let code = reason
-            .strip_prefix("code: Some(")
-            .and_then(|rest| rest.split(')').next());
-        match code {
-            Some("TryCreate") => return Some(RefusalCode::TryCreate),
-            Some(_) => return None,
-            None => {}
+        let words = server_words(reason);
+        match response_code(&words) {
+            Some(code) if code.eq_ignore_ascii_case("TRYCREATE") => Some(RefusalCode::TryCreate),
+            Some(code) if code.eq_ignore_ascii_case("ALREADYEXISTS") => {
+                Some(RefusalCode::AlreadyExists)
+            }
+            Some(_) => None,
+            // Text only where a server gives no code: those built on go-imap v1 answer CREATE
+            // of an existing folder with "mailbox already exists" alone. Dovecot sends
+            // `NO [ALREADYEXISTS] Mailbox already exists`; TRYCREATE is RFC 3501's own.
+            None => words
+                .to_ascii_lowercase()
+                .contains("already exists")
+                .then_some(RefusalCode::AlreadyExists),
         }
-        let info = reason
-            .split_once("info: Some(\"")
-            .map_or(reason, |(_, info)| info);
-        if starts_with_code(info, "[ALREADYEXISTS]") {
-            return Some(RefusalCode::AlreadyExists);
-        }
-        if starts_with_code(info, "[TRYCREATE]") {
-            return Some(RefusalCode::TryCreate);
-        }
-        // Text only where a server gives no RFC 5530 code: those built on go-imap v1 answer
-        // CREATE of an existing folder with "mailbox already exists" alone. Dovecot sends
-        // `NO [ALREADYEXISTS] Mailbox already exists`; TRYCREATE is RFC 3501's own.
-        info.to_ascii_lowercase()
-            .contains("already exists")
-            .then_some(RefusalCode::AlreadyExists)
     }
 }
 
-fn starts_with_code(info: &str, code: &str) -> bool {
-    info.get(..code.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(code))
+/// The response code a refusal's words start with: `TRYCREATE` of `[TRYCREATE] …`.
+fn response_code(words: &str) -> Option<&str> {
+    let (inside, _) = words.strip_prefix('[')?.split_once(']')?;
+    inside.split(' ').next()
+}
+
+/// A refusal as the server sent it (`[CODE] text`), from the Debug form async-imap and
+/// [`answer`] write it in; any other text as it is.
+pub fn server_words(reason: &str) -> String {
+    let Some((code, info)) = reason
+        .strip_prefix("code: ")
+        .and_then(|rest| rest.split_once(", info: "))
+    else {
+        return reason.to_owned();
+    };
+    let code = code
+        .strip_prefix("Some(")
+        .and_then(|code| code.strip_suffix(')'))
+        .map(code_name);
+    let info = info
+        .strip_prefix("Some(\"")
+        .and_then(|info| info.strip_suffix("\")"))
+        .map(unescaped);
+    match (code, info) {
+        (Some(code), Some(info)) => format!("[{code}] {info}"),
+        (Some(code), None) => format!("[{code}]"),
+        (None, Some(info)) => info,
+        (None, None) => "(no text)".to_owned(),
+    }
+}
+
+/// A response code's name from its Debug form: `TRYCREATE` of `TryCreate`, `OVERQUOTA` of
+/// `Other("OVERQUOTA", None)`, `UIDNEXT` of `UidNext(5)`.
+fn code_name(debug: &str) -> String {
+    if let Some(other) = debug.strip_prefix("Other(\"") {
+        return other.split('"').next().unwrap_or_default().to_owned();
+    }
+    debug
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// The text of a Debug-escaped string (`\"`, `\\`, `\n`, `\u{…}`…).
+fn unescaped(debug: &str) -> String {
+    let mut text = String::with_capacity(debug.len());
+    let mut chars = debug.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => text.push('\n'),
+            Some('r') => text.push('\r'),
+            Some('t') => text.push('\t'),
+            Some('0') => text.push('\0'),
+            Some('u') => {
+                let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                let decoded = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                text.push(decoded.unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            Some(other) => text.push(other),
+            None => {}
+        }
+    }
+    text
 }
 
 /// A tagged answer to one of our own commands: `Ok(Ok)` done, `Ok(Err)` refused (NO or BAD),
@@ -101,6 +161,31 @@ mod tests {
         assert_eq!(RefusalCode::of(courier), Some(RefusalCode::AlreadyExists));
         let other = "code: None, info: Some(\"[CANNOT] Invalid mailbox name\")";
         assert_eq!(RefusalCode::of(other), None);
+    }
+
+    #[test]
+    fn refusals_read_as_the_server_sent_them() {
+        let exchange = "code: None, info: Some(\"Request is throttled. Suggested Backoff Time: \
+                        500 milliseconds\")";
+        assert_eq!(
+            server_words(exchange),
+            "Request is throttled. Suggested Backoff Time: 500 milliseconds"
+        );
+        let quoted =
+            "code: Some(Other(\"OVERQUOTA\", None)), info: Some(\"say \\\"no\\\" \\u{e9}\")";
+        assert_eq!(server_words(quoted), "[OVERQUOTA] say \"no\" \u{e9}");
+        assert_eq!(server_words("code: Some(Alert), info: None"), "[ALERT]");
+        assert_eq!(server_words("code: None, info: None"), "(no text)");
+        assert_eq!(server_words("plain words"), "plain words");
+        let dovecot = "code: Some(TryCreate), info: Some(\"Mailbox doesn't exist: Lost\")";
+        assert_eq!(
+            server_words(dovecot),
+            "[TRYCREATE] Mailbox doesn't exist: Lost"
+        );
+        assert_eq!(
+            RefusalCode::of(&server_words(dovecot)),
+            Some(RefusalCode::TryCreate)
+        );
     }
 
     #[test]
