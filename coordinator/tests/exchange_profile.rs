@@ -247,9 +247,11 @@ async fn a_full_target_mailbox_fails_the_user_at_once_as_quota_exceeded() {
         );
         assert!(error.contains("Server Unavailable. 15"), "{error}");
     }
-    // Not a skip per message: the refusal fails the user; what went in is there once.
+    // Not a skip per message: the refusal fails the user; what went in is there once, and the
+    // failed user's result counts it.
     assert_eq!(result["items_skipped"], 0, "{result}");
     assert_eq!(pair.target_snapshot(0).await.message_count(), 2);
+    assert_eq!(result["items_synced"], 2, "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,6 +271,10 @@ pub enum Report {
         user: String,
         folder: Option<String>,
         error: String,
+        /// What the task did before it failed: messages it appended are on the target and
+        /// count in the user's report (and are found present by the next pass).
+        #[serde(default, skip_serializing_if = "FolderOutcome::is_empty")]
+        outcome: FolderOutcome,
     },
 }
 

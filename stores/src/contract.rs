@@ -9,7 +9,7 @@ use mailfleet_shared::checkpoint::{CheckpointKey, CheckpointStore, FolderCheckpo
 use mailfleet_shared::credentials::{CredentialId, CredentialStore};
 use mailfleet_shared::endpoint::Endpoint;
 use mailfleet_shared::job_spec::{DEFAULT_FOLDER_PART_MESSAGES, JobSpec, JobSpecStore};
-use mailfleet_shared::messages::{MailboxUser, Report, Task};
+use mailfleet_shared::messages::{FolderOutcome, MailboxUser, Report, Task};
 use mailfleet_shared::queue::TaskQueue;
 use mailfleet_shared::uid_map::{MappedMessage, UidMap};
 use secrecy::{ExposeSecret, SecretString};
@@ -219,6 +219,12 @@ pub async fn task_queue_contract(queue: &dyn TaskQueue, batch: &str, close_queue
         user: "a@example.com".to_owned(),
         folder: None,
         error: "login rejected".to_owned(),
+        // What a task did before it failed travels with the report.
+        outcome: FolderOutcome {
+            appended: 2,
+            bytes: 4_096,
+            ..FolderOutcome::default()
+        },
     };
     queue.publish_report(&report).await.unwrap();
     queue.ack(&again).await.unwrap();

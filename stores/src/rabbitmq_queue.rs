@@ -28,7 +28,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, Consumer};
-use mailfleet_shared::messages::{Report, Task};
+use mailfleet_shared::messages::{FolderOutcome, Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
 use mailfleet_shared::store_error::StoreError;
 use tokio::sync::Mutex as AsyncMutex;
@@ -222,6 +222,7 @@ impl RabbitMqQueue {
                     "{}: task failed on every delivery and was dead-lettered",
                     task.user().email
                 ),
+                outcome: FolderOutcome::default(),
             });
         // If this ack is lost with its link, the task comes back and is reported twice: the
         // collector counts a task's report once.

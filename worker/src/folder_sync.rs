@@ -44,13 +44,30 @@ pub struct FolderSynced {
     pub next_part: Option<FolderPart>,
 }
 
+/// A folder task that failed for good, with what it did before: the messages it appended are
+/// on the target, and the user's report counts them.
+#[derive(Debug)]
+pub struct FolderFailed {
+    pub error: WorkerError,
+    pub outcome: FolderOutcome,
+}
+
+impl From<WorkerError> for FolderFailed {
+    fn from(error: WorkerError) -> Self {
+        FolderFailed {
+            error,
+            outcome: FolderOutcome::default(),
+        }
+    }
+}
+
 /// Copies every message of `plan` (of its part, for a big folder) that the target lacks,
 /// retrying transient failures.
 pub async fn sync_folder(
     job: &Job,
     user: &MailboxUser,
     plan: &FolderPlan,
-) -> Result<FolderSynced, WorkerError> {
+) -> Result<FolderSynced, FolderFailed> {
     let what = format!("{} folder {}", user.email, plan.display_name);
     // The lease is the task's first store write: a store that is reconnecting (a Redis
     // restarted mid-batch) is retried like the copy itself, not reported as the user's failure.
@@ -84,7 +101,7 @@ async fn copy_with_retries(
     plan: &FolderPlan,
     lease: &FolderLease,
     what: &str,
-) -> Result<FolderSynced, WorkerError> {
+) -> Result<FolderSynced, FolderFailed> {
     let mut run = FolderRun::default();
     let mut attempt_number = 1;
     let mut checkpoints_before = 0;
@@ -106,7 +123,10 @@ async fn copy_with_retries(
             attempt_number = 1;
         }
         if !job.tuning.retry.backoff(what, attempt_number, &error).await {
-            return Err(error);
+            return Err(FolderFailed {
+                error,
+                outcome: run.outcome,
+            });
         }
         attempt_number += 1;
     }

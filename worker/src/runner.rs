@@ -15,12 +15,12 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use mailfleet_shared::messages::{FolderPlan, MailboxUser, Report, Task};
+use mailfleet_shared::messages::{FolderOutcome, FolderPlan, MailboxUser, Report, Task};
 use mailfleet_shared::queue::{Delivery, TaskQueue};
 use mailfleet_shared::store_error::StoreError;
 
 use crate::discovery::discover;
-use crate::folder_sync::sync_folder;
+use crate::folder_sync::{FolderFailed, sync_folder};
 use crate::job::Job;
 use crate::job_source::JobSource;
 use crate::shutdown::Shutdown;
@@ -232,11 +232,9 @@ impl Worker {
     ) -> Result<Report, StoreError> {
         let synced = match sync_folder(job, user, folder).await {
             Ok(synced) => synced,
-            Err(error) => {
-                return Ok(failed(
-                    task,
-                    format!("folder {}: {error}", folder.display_name),
-                ));
+            Err(FolderFailed { error, outcome }) => {
+                let error = format!("folder {}: {error}", folder.display_name);
+                return Ok(failed_after(task, error, outcome));
             }
         };
         let continued = synced.next_part.is_some();
@@ -308,6 +306,11 @@ fn log_outcome(report: &Report) {
 /// A failure report whose text names the user (and the folder, when there is one), since it is
 /// read in logs and reports far from the task that produced it.
 fn failed(task: &Task, error: String) -> Report {
+    failed_after(task, error, FolderOutcome::default())
+}
+
+/// [`failed`], for a task that did `outcome` before it failed.
+fn failed_after(task: &Task, error: String, outcome: FolderOutcome) -> Report {
     let folder = match task {
         Task::SyncFolder { folder, .. } => Some(folder.display_name.clone()),
         Task::DiscoverUser { .. } => None,
@@ -321,6 +324,7 @@ fn failed(task: &Task, error: String) -> Report {
         user: task.user().email.clone(),
         folder,
         error,
+        outcome,
     }
 }
 

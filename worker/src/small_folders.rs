@@ -16,7 +16,7 @@
 
 use mailfleet_shared::messages::{FolderOutcome, FolderPlan, MailboxUser};
 
-use crate::folder_sync::sync_folder;
+use crate::folder_sync::{FolderFailed, sync_folder};
 use crate::job::Job;
 
 /// A folder with at most this many messages is small: its task's fixed cost would outweigh it.
@@ -72,7 +72,9 @@ pub async fn copy_small_folders(
     for folder in folders.by_ref() {
         match sync_folder(job, user, &folder).await {
             Ok(synced) => copied.outcome.add(synced.outcome),
-            Err(error) => {
+            // What the attempt appended is found present by the folder's own task, which
+            // counts it then.
+            Err(FolderFailed { error, .. }) => {
                 tracing::warn!(user = %user.email, folder = %folder.display_name, %error,
                     "small folder left for its own task");
                 copied.left_for_tasks.push(folder);

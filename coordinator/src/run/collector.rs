@@ -195,12 +195,18 @@ impl Collector {
                 }
                 user.result.count(outcome);
             }
-            Report::Failed { folder, error, .. } => {
+            Report::Failed {
+                folder,
+                error,
+                outcome,
+                ..
+            } => {
                 match folder {
                     Some(_) => user.folder_reports += 1,
                     None => user.discovery_failed = true,
                 }
                 user.result.errors.push(error);
+                user.result.count(outcome);
             }
         }
         user.result.status = status_of(user);
@@ -310,10 +316,37 @@ mod tests {
             user: "a@x.org".into(),
             folder: None,
             error: "login rejected".into(),
+            outcome: FolderOutcome::default(),
         };
         assert_eq!(collector.apply(failure), Some("a@x.org".into()));
         assert_eq!(collector.results()[0].status, UserStatus::Failed);
         assert!(!collector.all_finished());
+    }
+
+    /// A folder task that failed after appending messages: they are on the target and count.
+    #[test]
+    fn a_failed_folder_counts_what_it_copied_before_it_failed() {
+        let mut collector = Collector::new(PASS, ["a@x.org"]);
+        assert_eq!(collector.apply(discovered("a@x.org", 2)), None);
+        assert_eq!(collector.apply(synced("a@x.org", "INBOX", 3)), None);
+        let failure = Report::Failed {
+            task_id: "b/a@x.org/Sent".into(),
+            batch: "b".into(),
+            pass: PASS.into(),
+            user: "a@x.org".into(),
+            folder: Some("Sent".into()),
+            error: "a@x.org: folder Sent: connection lost".into(),
+            outcome: FolderOutcome {
+                appended: 5,
+                bytes: 5_000,
+                ..FolderOutcome::default()
+            },
+        };
+        assert_eq!(collector.apply(failure), Some("a@x.org".into()));
+        let result = &collector.results()[0];
+        assert_eq!(result.status, UserStatus::Failed);
+        assert_eq!((result.items_copied, result.items_synced), (8, 8));
+        assert_eq!(result.bytes_copied, 5_000);
     }
 
     #[test]
