@@ -69,6 +69,11 @@ pub struct StateTally {
 }
 
 impl UserOrder {
+    /// Whether this order's keys are counts ([`SortKey::Count`]) rather than text.
+    pub fn counts(self) -> bool {
+        matches!(self, UserOrder::ItemsSynced | UserOrder::ItemsSkipped)
+    }
+
     /// `user`'s value of this order's key.
     pub fn key_of(self, user: &UserRecord) -> SortKey {
         match self {

@@ -107,9 +107,8 @@ fn selection(query: &UsersQuery) -> Result<Option<UserQuery>, CliError> {
             )));
         }
     };
-    let counted = matches!(order, UserOrder::ItemsSynced | UserOrder::ItemsSkipped);
     let after = match &query.cursor {
-        Some(cursor) => Some(user_cursor::decode(cursor, sort, counted)?),
+        Some(cursor) => Some(user_cursor::decode(cursor, sort, order.counts())?),
         None => None,
     };
     Ok(Some(UserQuery {
