@@ -28,10 +28,19 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             if let Some(password) = typed_password(text) {
-                assert!(
-                    !without_scheme_names(&error.to_string()).contains(password),
-                    "the password {password:?} shows in {error}"
-                );
+                let error = error.to_string();
+                if without_scheme_names(&error).contains(password) {
+                    // Text that only spells the password out (the error's own words around the
+                    // masked URL, which the fuzzer can copy into a password) is the same for
+                    // another password of its length; an echoed password is not.
+                    let other = text.replacen(password, &"x".repeat(password.chars().count()), 1);
+                    let other_error = Endpoint::from_url(&other).err().map(|e| e.to_string());
+                    assert_eq!(
+                        other_error.as_deref(),
+                        Some(error.as_str()),
+                        "the password {password:?} shows in {error}"
+                    );
+                }
             }
         }
     }
